@@ -1,0 +1,1 @@
+"""Who is calling: JWTs signed by the user-notification service, verified with its public key."""

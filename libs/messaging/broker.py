@@ -1,0 +1,53 @@
+"""Opening broker connections, and the back-off used by every reconnect loop."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+
+import pika
+from pika.adapters.blocking_connection import BlockingConnection
+from pika.exceptions import AMQPError
+
+from messaging.config import MessagingConfig
+
+logger = logging.getLogger("messaging.broker")
+
+# Errors after which a worker drops its broker connection and opens a new one.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (AMQPError, OSError)
+
+
+def connect(config: MessagingConfig, *, name: str) -> BlockingConnection:
+    params = pika.URLParameters(config.broker_url)
+    params.heartbeat = config.heartbeat
+    params.blocked_connection_timeout = 60
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.client_properties = {"connection_name": f"{config.service}:{name}"}
+    return pika.BlockingConnection(params)
+
+
+def backoff_delays(base: float = 0.2, cap: float = 10.0) -> Iterator[float]:
+    """Exponential back-off with jitter: 0.2 s, 0.4 s, … up to ``cap``, forever."""
+    delay = base
+    while True:
+        yield delay * random.uniform(0.5, 1.0)
+        delay = min(delay * 2, cap)
+
+
+def broker_problem(url: str, timeout: float = 3.0) -> str | None:
+    """Why the broker at ``url`` cannot be reached, or None when it can."""
+    params = pika.URLParameters(url)
+    params.connection_attempts = 1
+    params.socket_timeout = timeout
+    try:
+        pika.BlockingConnection(params).close()
+    except Exception as exc:  # any failure is reported, never raised
+        return f"{type(exc).__name__}: {exc}".strip(": ")
+    return None
+
+
+def sleep_quietly(seconds: float) -> None:
+    time.sleep(seconds)

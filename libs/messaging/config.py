@@ -1,0 +1,43 @@
+"""Messaging settings, read from Django settings with defaults that work on a laptop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from messaging.topology import Names
+
+
+@dataclass(frozen=True)
+class MessagingConfig:
+    service: str
+    broker_url: str
+    prefix: str
+    handlers_path: str | None
+    prefetch: int
+    retry_delays_ms: tuple[int, ...]
+    heartbeat: int
+
+    @property
+    def names(self) -> Names:
+        return Names(self.prefix)
+
+    @property
+    def max_attempts(self) -> int:
+        """The first delivery plus one try per retry delay."""
+        return len(self.retry_delays_ms) + 1
+
+
+def get_config() -> MessagingConfig:
+    return MessagingConfig(
+        service=settings.MESSAGING_SERVICE,
+        broker_url=getattr(
+            settings, "MESSAGING_BROKER_URL", "amqp://guest:guest@localhost:5672/%2F"
+        ),
+        prefix=getattr(settings, "MESSAGING_PREFIX", ""),
+        handlers_path=getattr(settings, "MESSAGING_HANDLERS", None),
+        prefetch=int(getattr(settings, "MESSAGING_PREFETCH", 50)),
+        retry_delays_ms=tuple(getattr(settings, "MESSAGING_RETRY_DELAYS_MS", (1000, 5000, 30000))),
+        heartbeat=int(getattr(settings, "MESSAGING_HEARTBEAT", 30)),
+    )

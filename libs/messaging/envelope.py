@@ -1,0 +1,83 @@
+"""The envelope every message travels in, and its strict decoding."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from messaging import schemas
+
+MAX_BODY_BYTES = 1_000_000
+
+
+class MalformedMessage(Exception):
+    """A message that can never be processed: it goes to the dead-letter queue at once."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    type: str
+    data: dict[str, Any]
+    source: str
+    correlation_id: str
+    causation_id: str | None = None
+    version: int = 1
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @classmethod
+    def new(
+        cls,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        source: str,
+        correlation_id: str,
+        causation_id: str | None = None,
+    ) -> Envelope:
+        """Build an envelope for an outgoing event; its payload must match the schema."""
+        version = schemas.current_version(event_type)
+        schemas.validate(event_type, version, data)
+        return cls(
+            type=event_type,
+            data=data,
+            source=source,
+            correlation_id=str(correlation_id),
+            causation_id=str(causation_id) if causation_id else None,
+            version=version,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+
+def decode(body: bytes) -> Envelope:
+    """Parse and validate a message body, or raise :class:`MalformedMessage` saying why."""
+    if len(body) > MAX_BODY_BYTES:
+        raise MalformedMessage(f"body of {len(body)} bytes exceeds the {MAX_BODY_BYTES} limit")
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedMessage(f"body is not JSON: {exc}") from exc
+    problem = schemas.envelope_problem(raw)
+    if problem:
+        raise MalformedMessage(f"invalid envelope: {problem}")
+    if not schemas.is_known(raw["type"], raw["version"]):
+        raise MalformedMessage(f"unknown event type {raw['type']!r} version {raw['version']}")
+    try:
+        schemas.validate(raw["type"], raw["version"], raw["data"])
+    except schemas.SchemaViolation as exc:
+        raise MalformedMessage(str(exc)) from exc
+    return Envelope(
+        type=raw["type"],
+        data=raw["data"],
+        source=raw["source"],
+        correlation_id=raw["correlation_id"],
+        causation_id=raw.get("causation_id"),
+        version=raw["version"],
+        id=raw["id"],
+        occurred_at=raw["occurred_at"],
+    )

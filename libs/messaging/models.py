@@ -1,0 +1,45 @@
+from django.db import models
+from django.db.models import Q
+
+
+class OutboxMessage(models.Model):
+    """An event written in the same transaction as the change that caused it.
+
+    The relay publishes unsent rows with publisher confirms and sets ``sent_at`` only after the
+    broker has acknowledged the message.
+    """
+
+    message_id = models.UUIDField(unique=True)
+    exchange = models.CharField(max_length=200)
+    routing_key = models.CharField(max_length=200)
+    body = models.TextField()
+    correlation_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], name="outbox_unsent", condition=Q(sent_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.routing_key} {self.message_id}"
+
+
+class InboxMessage(models.Model):
+    """A message a consumer has applied; written in the same transaction as its effect."""
+
+    consumer = models.CharField(max_length=100)
+    message_id = models.UUIDField()
+    message_type = models.CharField(max_length=100)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["consumer", "message_id"], name="inbox_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.consumer} {self.message_type} {self.message_id}"

@@ -1,0 +1,53 @@
+"""Writing events: one outbox row in the caller's transaction, and a wake-up for the relay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+
+from messaging.config import get_config
+from messaging.envelope import Envelope
+from messaging.models import OutboxMessage
+
+NOTIFY_CHANNEL = "messaging_outbox"
+
+
+class OutsideTransaction(RuntimeError):
+    """publish_event must share the transaction of the state change it announces."""
+
+
+def publish_event(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    correlation_id: str,
+    causation: Envelope | None = None,
+) -> Envelope:
+    """Record ``event_type`` for publication when, and only if, the current transaction commits.
+
+    The payload is validated against its schema now, so a bad event fails the transaction that
+    would have caused it rather than reaching a consumer.
+    """
+    if not connection.in_atomic_block:
+        raise OutsideTransaction(f"publish_event({event_type!r}) called outside transaction.atomic")
+    config = get_config()
+    envelope = Envelope.new(
+        event_type,
+        data,
+        source=config.service,
+        correlation_id=correlation_id,
+        causation_id=causation.id if causation else None,
+    )
+    OutboxMessage.objects.create(
+        message_id=envelope.id,
+        exchange=config.names.exchange(config.service),
+        routing_key=event_type,
+        body=envelope.to_json(),
+        correlation_id=envelope.correlation_id,
+    )
+    if connection.vendor == "postgresql":
+        # Delivered to the relay's LISTEN at commit, and dropped on rollback.
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return envelope

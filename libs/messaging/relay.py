@@ -1,0 +1,165 @@
+"""The outbox relay: publishes unsent outbox rows with publisher confirms, then marks them sent.
+
+It wakes on commit through PostgreSQL's LISTEN/NOTIFY (``publish_event`` sends the NOTIFY in
+the writer's transaction), with a slow poll as a safety net; on SQLite it polls quickly. Rows
+are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` so several relays can run side by side.
+A row is marked sent only after the broker confirmed it; a row published but not yet marked
+when the relay dies is published again, and the consumers' inbox absorbs the duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pika
+import psycopg
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.utils import timezone
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.exceptions import NackError, UnroutableError
+
+from messaging import topology
+from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
+from messaging.config import MessagingConfig, get_config
+from messaging.models import OutboxMessage
+from messaging.outbox import NOTIFY_CHANNEL
+
+logger = logging.getLogger("messaging.relay")
+
+SAFETY_POLL_SECONDS = 1.0
+SQLITE_POLL_SECONDS = 0.05
+
+
+class _CommitWaiter:
+    """Blocks until a writer commits an outbox row (PostgreSQL NOTIFY) or a timeout passes."""
+
+    def __init__(self) -> None:
+        self._listener: psycopg.Connection[Any] | None = None
+        if connection.vendor == "postgresql":
+            params = connection.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            self._listener = psycopg.connect(**params, autocommit=True)
+            self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+    def drain(self) -> None:
+        if self._listener is not None:
+            for _ in self._listener.notifies(timeout=0):
+                pass
+
+    def wait(self, broker: BlockingConnection) -> None:
+        if self._listener is None:
+            broker.sleep(SQLITE_POLL_SECONDS)
+            return
+        broker.process_data_events(time_limit=0)  # keeps heartbeats flowing
+        for _ in self._listener.notifies(timeout=SAFETY_POLL_SECONDS, stop_after=1):
+            pass
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+
+
+class OutboxRelay:
+    def __init__(self, config: MessagingConfig | None = None, *, batch_size: int = 200) -> None:
+        self.config = config or get_config()
+        self.batch_size = batch_size
+        self.stop_event = threading.Event()
+        self.published = 0
+
+    def run_forever(self) -> None:
+        """Relay until stopped, reconnecting to the broker and the database as needed."""
+        delays = backoff_delays()
+        while not self.stop_event.is_set():
+            broker: BlockingConnection | None = None
+            waiter: _CommitWaiter | None = None
+            try:
+                close_old_connections()
+                broker = connect(self.config, name="outbox-relay")
+                channel = broker.channel()
+                topology.declare_all(channel, self.config.names, self.config.retry_delays_ms)
+                channel.confirm_delivery()
+                waiter = _CommitWaiter()
+                logger.info("outbox relay connected", extra={"service": self.config.service})
+                delays = backoff_delays()
+                self._relay_until_stopped(broker, channel, waiter)
+            except (*CONNECTION_ERRORS, DatabaseError, psycopg.Error) as exc:
+                delay = next(delays)
+                logger.warning("outbox relay lost a connection (%s); retrying in %.1fs", exc, delay)
+                self.stop_event.wait(delay)
+            finally:
+                _close_quietly(waiter, broker)
+                connection.close()
+
+    def _relay_until_stopped(
+        self, broker: BlockingConnection, channel: BlockingChannel, waiter: _CommitWaiter
+    ) -> None:
+        while not self.stop_event.is_set():
+            waiter.drain()
+            published = self.relay_batch(channel)
+            if published < self.batch_size:
+                waiter.wait(broker)
+
+    def relay_batch(self, channel: BlockingChannel) -> int:
+        """Publish one batch of unsent rows; return how many the broker confirmed."""
+        close_old_connections()
+        failure: BaseException | None = None
+        confirmed: list[int] = []
+        with transaction.atomic():
+            rows = list(
+                OutboxMessage.objects.select_for_update(skip_locked=True)
+                .filter(sent_at__isnull=True)
+                .order_by("id")[: self.batch_size]
+            )
+            for row in rows:
+                try:
+                    self._publish(channel, row)
+                except (UnroutableError, NackError) as exc:
+                    # Kept unsent; the layout is declared again before the next attempt.
+                    OutboxMessage.objects.filter(pk=row.pk).update(
+                        attempts=row.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+                    )
+                    failure = exc
+                    break
+                except CONNECTION_ERRORS as exc:
+                    failure = exc
+                    break
+                confirmed.append(row.pk)
+            if confirmed:
+                OutboxMessage.objects.filter(pk__in=confirmed).update(sent_at=timezone.now())
+        self.published += len(confirmed)
+        if isinstance(failure, UnroutableError | NackError):
+            logger.error("broker refused an outbox message: %s", failure)
+            topology.declare_all(channel, self.config.names, self.config.retry_delays_ms)
+            self.stop_event.wait(1.0)
+        elif failure is not None:
+            raise failure
+        return len(confirmed)
+
+    def _publish(self, channel: BlockingChannel, row: OutboxMessage) -> None:
+        channel.basic_publish(
+            exchange=row.exchange,
+            routing_key=row.routing_key,
+            body=row.body.encode(),
+            properties=pika.BasicProperties(
+                content_type="application/json",
+                delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=str(row.message_id),
+                correlation_id=row.correlation_id,
+                type=row.routing_key,
+                app_id=self.config.service,
+            ),
+            mandatory=True,
+        )
+
+
+def _close_quietly(waiter: _CommitWaiter | None, broker: BlockingConnection | None) -> None:
+    for close in (waiter.close if waiter else None, broker.close if broker else None):
+        if close is None:
+            continue
+        try:
+            close()
+        except Exception:  # already broken; nothing left to release
+            logger.debug("ignored error while closing", exc_info=True)

@@ -1,0 +1,40 @@
+"""One error shape for every API: ``{"detail": "...", "code": "...", "errors": {...}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    code = getattr(exc, "default_code", "error")
+    if isinstance(data, dict) and set(data) == {"detail"}:
+        response.data = {
+            "detail": str(data["detail"]),
+            "code": getattr(data["detail"], "code", code),
+        }
+    else:
+        response.data = {"detail": _summary(data), "code": code, "errors": data}
+    return response
+
+
+def _summary(errors: Any) -> str:
+    """The first message in a nested DRF error structure, prefixed by where it applies."""
+    path: list[str] = []
+    node = errors
+    while True:
+        if isinstance(node, dict) and node:
+            key, node = next(iter(node.items()))
+            path.append(str(key))
+        elif isinstance(node, list) and node:
+            node = next((item for item in node if item), node[0])
+        else:
+            break
+    where = ".".join(p for p in path if p != "non_field_errors")
+    return f"{where}: {node}" if where else str(node)

@@ -1,0 +1,130 @@
+"""Settings every service shares, read from the environment in one place.
+
+A service's settings module calls :func:`build` and adds what is its own. Every variable is
+documented in ``.env.example``; with none set, a service runs on a laptop: SQLite under
+``var/``, RabbitMQ on localhost, keys generated under ``var/keys``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VAR_DIR = Path(os.environ.get("VAR_DIR", REPO_ROOT / "var"))
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def database(service: str) -> dict[str, Any]:
+    """``DATABASE_URL`` when set, else an SQLite file per service under ``var/``."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        config = dj_database_url.parse(url, conn_max_age=None, conn_health_checks=True)
+        config.setdefault("OPTIONS", {})
+        return config
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(VAR_DIR / f"{service}.sqlite3"),
+        "OPTIONS": {
+            # WAL lets readers work while a writer commits; IMMEDIATE takes the write lock at
+            # BEGIN, which serialises writers instead of failing them half-way.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        },
+        "CONN_MAX_AGE": None,
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
+    debug = env_bool("DJANGO_DEBUG", False)
+    return {
+        "SECRET_KEY": env_str("DJANGO_SECRET_KEY", f"insecure-local-only-{service}"),
+        "DEBUG": debug,
+        "ALLOWED_HOSTS": env_list(
+            "DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"]
+        ),
+        "INSTALLED_APPS": [
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "rest_framework",
+            "messaging",
+            *apps,
+        ],
+        "MIDDLEWARE": [
+            "django.middleware.security.SecurityMiddleware",
+            "django.middleware.common.CommonMiddleware",
+        ],
+        "ROOT_URLCONF": urlconf,
+        "TEMPLATES": [
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "DIRS": [],
+                "APP_DIRS": True,
+                "OPTIONS": {"context_processors": []},
+            }
+        ],
+        "DATABASES": {"default": database(service)},
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "USE_TZ": True,
+        "TIME_ZONE": "UTC",
+        "LANGUAGE_CODE": "en-us",
+        "REST_FRAMEWORK": {
+            "DEFAULT_AUTHENTICATION_CLASSES": ["identity.authentication.JWTAuthentication"],
+            "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+            "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+            "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+            "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+            "PAGE_SIZE": 50,
+            "UNAUTHENTICATED_USER": None,
+            "EXCEPTION_HANDLER": "service_runtime.errors.exception_handler",
+        },
+        "JWT_PUBLIC_KEY_FILE": env_str(
+            "JWT_PUBLIC_KEY_FILE", str(VAR_DIR / "keys" / "jwt_public.pem")
+        ),
+        "JWT_ALGORITHM": "RS256",
+        "MESSAGING_SERVICE": service,
+        "MESSAGING_BROKER_URL": env_str("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F"),
+        "MESSAGING_PREFIX": env_str("MESSAGING_PREFIX", ""),
+        "MESSAGING_PREFETCH": env_int("MESSAGING_PREFETCH", 50),
+        "MESSAGING_RETRY_DELAYS_MS": tuple(
+            int(ms) for ms in env_list("MESSAGING_RETRY_DELAYS_MS", ["1000", "5000", "30000"])
+        ),
+        "LOGGING": {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {
+                "plain": {"format": f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"}
+            },
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+            "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+            "loggers": {"pika": {"level": "WARNING"}},
+        },
+    }
