@@ -1,0 +1,45 @@
+# Two commands run everything: `make up` (the whole system as local processes) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SERVICES := inventory orders user-notification
+PYTEST_ARGS ?=
+
+.PHONY: up test lint format typecheck test-libs test-services test-e2e install clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+up: install
+	$(BIN)/python -m service_runtime.local_run
+
+test: install lint test-libs test-services test-e2e
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd libs && ../$(BIN)/mypy --config-file ../pyproject.toml .
+	set -e; for s in $(SERVICES); do (cd services/$$s && ../../$(BIN)/mypy --config-file ../../pyproject.toml .); done
+	$(BIN)/mypy tests
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test-libs: install
+	cd libs && ../$(BIN)/pytest $(PYTEST_ARGS)
+
+test-services: install
+	set -e; for s in $(SERVICES); do (cd services/$$s && ../../$(BIN)/pytest $(PYTEST_ARGS)); done
+
+test-e2e: install
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+clean:
+	rm -rf var/*.sqlite3* var/e2e

@@ -1,0 +1,106 @@
+"""``make up``: check the broker, create keys, migrate, then run and watch every process.
+
+Output of every process is printed with its label; a process that exits is started again
+after a pause. Ctrl-C (or SIGTERM) stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from identity.keys import ensure_keypair
+from messaging.broker import broker_problem
+from service_runtime.settings import VAR_DIR
+from service_runtime.system import SERVICES, LocalSystem, ManagedProcess
+
+DEFAULT_BROKER = "amqp://guest:guest@localhost:5672/%2F"
+RESTART_PAUSE_SECONDS = 2.0
+
+
+def _pump(managed: ManagedProcess, lock: threading.Lock) -> None:
+    assert managed.process is not None and managed.process.stdout is not None
+    width = max(len(f"{s.name}:run_order_deadlines") for s in SERVICES)
+    for line in managed.process.stdout:
+        with lock:
+            sys.stdout.write(f"{managed.label:<{width}} | {line}")
+            sys.stdout.flush()
+
+
+def _start(managed: ManagedProcess, lock: threading.Lock) -> None:
+    managed.start()
+    threading.Thread(target=_pump, args=(managed, lock), daemon=True).start()
+
+
+def main() -> int:
+    broker_url = os.environ.get("AMQP_URL", DEFAULT_BROKER)
+    problem = broker_problem(broker_url)
+    if problem:
+        print(
+            f"RabbitMQ is not reachable at {broker_url} ({problem}). "
+            "Start it with `rabbitmq-server -detached` (or set AMQP_URL) and run `make up` again.",
+            file=sys.stderr,
+        )
+        return 1
+    keys = VAR_DIR / "keys"
+    private_key = os.environ.get("JWT_PRIVATE_KEY_FILE", str(keys / "jwt_private.pem"))
+    public_key = os.environ.get("JWT_PUBLIC_KEY_FILE", str(keys / "jwt_public.pem"))
+    if not os.environ.get("JWT_PRIVATE_KEY") and ensure_keypair(
+        Path(private_key), Path(public_key)
+    ):
+        print(f"created a JWT signing key pair in {keys}")
+
+    system = LocalSystem()
+    print("applying migrations …", flush=True)
+    try:
+        system.prepare()
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    system.build_processes()
+    lock = threading.Lock()
+    for managed in system.processes:
+        _start(managed, lock)
+
+    stopping = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+
+    try:
+        system.wait_ready(timeout=60)
+    except RuntimeError as exc:
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        system.stop()
+        return 1
+    with lock:
+        print("\nThe system is up:")
+        for service in SERVICES:
+            print(f"  {service.name:<18} {system.url(service.name)}/api/")
+        print("Press Ctrl-C to stop.\n", flush=True)
+
+    while not stopping.wait(1.0):
+        for managed in system.processes:
+            if not managed.running():
+                with lock:
+                    print(
+                        f"{managed.label} exited "
+                        f"({managed.process and managed.process.returncode}); restarting"
+                    )
+                time.sleep(RESTART_PAUSE_SECONDS)
+                managed.restarts += 1
+                _start(managed, lock)
+    print("stopping …", flush=True)
+    system.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

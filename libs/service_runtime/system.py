@@ -1,0 +1,208 @@
+"""The whole system as local processes: every service's web server, consumer and relay.
+
+Used by ``make up`` (through ``python -m service_runtime.local_run``) and by the end-to-end
+tests, so that what the tests start is exactly what a developer runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from service_runtime.settings import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    port: int
+    workers: tuple[str, ...]  # management commands run as long-lived processes
+    setup: tuple[tuple[str, ...], ...] = ()  # management commands run once after migrate
+
+    @property
+    def directory(self) -> Path:
+        return REPO_ROOT / "services" / self.name
+
+    @property
+    def env_prefix(self) -> str:
+        return self.name.upper().replace("-", "_")
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("inventory", 8001, ("run_consumer", "run_relay")),
+    ServiceSpec("orders", 8002, ("run_consumer", "run_relay", "run_order_deadlines")),
+    ServiceSpec(
+        "user-notification", 8003, ("run_consumer", "run_relay"), setup=(("ensure_superuser",),)
+    ),
+)
+
+
+@dataclass
+class ManagedProcess:
+    service: ServiceSpec
+    role: str  # "web" or a worker command
+    argv: list[str]
+    env: dict[str, str]
+    log: IO[str] | None = None
+    process: subprocess.Popen[str] | None = None
+    restarts: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.service.name}:{self.role}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=self.service.directory,
+            env=self.env,
+            stdout=self.log if self.log else subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # signals to the group reach gunicorn's workers too
+        )
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.running():
+            assert self.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.running():
+            return
+        assert self.process is not None
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait(5)
+
+
+@dataclass
+class LocalSystem:
+    """Prepares and runs every service; ``env`` applies to all, ``service_env`` to one each."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    ports: Mapping[str, int] = field(default_factory=dict)
+    web_workers: int = 2
+    log_dir: Path | None = None
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def port(self, service: ServiceSpec) -> int:
+        return self.ports.get(service.name, service.port)
+
+    def url(self, name: str) -> str:
+        service = next(s for s in SERVICES if s.name == name)
+        return f"http://127.0.0.1:{self.port(service)}"
+
+    def environment(self, service: ServiceSpec) -> dict[str, str]:
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        own_db = os.environ.get(f"{service.env_prefix}_DATABASE_URL")
+        if own_db:
+            env["DATABASE_URL"] = own_db
+        else:
+            env.pop("DATABASE_URL", None)  # one database per service: never share one URL
+        env.update(self.service_env.get(service.name, {}))
+        return env
+
+    def manage(self, service: ServiceSpec, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=service.directory,
+            env=self.environment(service),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def prepare(self) -> None:
+        """Apply migrations and run set-up commands; raise with the output when one fails."""
+        for service in SERVICES:
+            for command in (("migrate", "--noinput"), *service.setup):
+                result = self.manage(service, *command)
+                if result.returncode != 0:
+                    raise RuntimeError(
+                        f"{service.name}: manage.py {' '.join(command)} failed:\n"
+                        f"{result.stdout}{result.stderr}"
+                    )
+
+    def build_processes(self) -> None:
+        self.processes = []
+        for service in SERVICES:
+            env = self.environment(service)
+            web = [
+                sys.executable, "-m", "gunicorn", "config.wsgi:application",
+                "--bind", f"127.0.0.1:{self.port(service)}",
+                "--workers", str(self.web_workers),
+                "--worker-class", "sync",
+                "--access-logfile", "-",
+                "--graceful-timeout", "5",
+            ]  # fmt: skip
+            self.processes.append(self._process(service, "web", web, env))
+            for worker in service.workers:
+                argv = [sys.executable, "manage.py", worker]
+                self.processes.append(self._process(service, worker, argv, env))
+
+    def _process(
+        self, service: ServiceSpec, role: str, argv: list[str], env: dict[str, str]
+    ) -> ManagedProcess:
+        log = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log = (self.log_dir / f"{service.name}.{role}.log").open("a", buffering=1)
+        return ManagedProcess(service, role, argv, env, log)
+
+    def start(self) -> None:
+        if not self.processes:
+            self.build_processes()
+        for managed in self.processes:
+            managed.start()
+
+    def find(self, service: str, role: str) -> ManagedProcess:
+        return next(p for p in self.processes if p.service.name == service and p.role == role)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until every web server answers HTTP; raise if one does not in time."""
+        deadline = time.monotonic() + timeout
+        for service in SERVICES:
+            url = f"{self.url(service.name)}/api/"
+            while True:
+                crashed = [p.label for p in self.processes if p.process and not p.running()]
+                if crashed:
+                    raise RuntimeError(f"processes exited during start-up: {', '.join(crashed)}")
+                try:
+                    urllib.request.urlopen(url, timeout=2)  # noqa: S310 - our own localhost URL
+                    break
+                except urllib.error.HTTPError:
+                    break  # any HTTP answer means the server is up
+                except (urllib.error.URLError, OSError):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{service.name} did not answer at {url}") from None
+                    time.sleep(0.2)
+
+    def stop(self) -> None:
+        threads = [threading.Thread(target=p.stop) for p in self.processes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for managed in self.processes:
+            if managed.log:
+                managed.log.close()

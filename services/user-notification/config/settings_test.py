@@ -1,0 +1,23 @@
+"""Settings for this service's tests: real PostgreSQL, a key pair of their own, fast hashing."""
+
+import os
+
+from identity.keys import ensure_keypair
+from service_runtime.settings import REPO_ROOT
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/user_notification")
+
+TEST_KEYS_DIR = REPO_ROOT / "var" / "test-keys" / "user-notification"
+TEST_PRIVATE_KEY_FILE = TEST_KEYS_DIR / "jwt_private.pem"
+TEST_PUBLIC_KEY_FILE = TEST_KEYS_DIR / "jwt_public.pem"
+ensure_keypair(TEST_PRIVATE_KEY_FILE, TEST_PUBLIC_KEY_FILE)
+os.environ["JWT_PRIVATE_KEY_FILE"] = str(TEST_PRIVATE_KEY_FILE)
+os.environ["JWT_PUBLIC_KEY_FILE"] = str(TEST_PUBLIC_KEY_FILE)
+# PEM text in the environment would win over the files: the tests must use their own pair.
+os.environ.pop("JWT_PRIVATE_KEY", None)
+os.environ.pop("JWT_PUBLIC_KEY", None)
+
+from config.settings import *  # noqa: E402, F403
+
+# Hashing strength is not under test; the default hasher costs half a second per password.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
