@@ -38,8 +38,8 @@ test-libs: install
 test-services: install
 	set -e; for s in $(SERVICES); do (cd services/$$s && ../../$(BIN)/pytest $(PYTEST_ARGS)); done
 
-test-e2e: install
-	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+test-e2e: install  # end-to-end and deployment checks under tests/
+	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 clean:
 	rm -rf var/*.sqlite3* var/e2e

@@ -41,8 +41,10 @@ SIMPLE_JWT = {
     "ALGORITHM": _base["JWT_ALGORITHM"],
     "SIGNING_KEY": read_key("JWT_PRIVATE_KEY", JWT_PRIVATE_KEY_FILE),
     "VERIFYING_KEY": read_key("JWT_PUBLIC_KEY", _public_key_file),
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_TOKEN_MINUTES", 15)),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_TOKEN_DAYS", 7)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_TOKEN_LIFETIME_SECONDS", 900)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(
+        seconds=env_int("JWT_REFRESH_TOKEN_LIFETIME_SECONDS", 86400)
+    ),
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
     "TOKEN_TYPE_CLAIM": "token_type",
@@ -50,5 +52,4 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
     "ROTATE_REFRESH_TOKENS": False,
     "UPDATE_LAST_LOGIN": False,
-    "TOKEN_OBTAIN_SERIALIZER": "accounts.tokens.TokenObtainSerializer",
 }

@@ -1,0 +1,67 @@
+from typing import cast
+
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from identity.authentication import TokenUser
+from notifications.models import Notification
+from notifications.selectors import (
+    notification_get,
+    notification_list,
+    notification_unread_count,
+)
+from notifications.services import notification_mark_all_read, notification_mark_read
+
+
+def _caller_id(request: Request) -> int:
+    return cast(TokenUser, request.user).id
+
+
+class NotificationOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = ("id", "kind", "title", "body", "order_id", "product_id", "created_at", "read_at")
+        read_only_fields = fields
+
+
+class NotificationListApi(APIView):
+    class Pagination(PageNumberPagination):
+        page_size = 20
+        page_size_query_param = "page_size"
+        max_page_size = 100
+
+    class FilterSerializer(serializers.Serializer):
+        unread = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        user_id = _caller_id(request)
+        notifications = notification_list(user_id=user_id, unread=filters.validated_data["unread"])
+        paginator = self.Pagination()
+        page = paginator.paginate_queryset(notifications, request, view=self)
+        response = paginator.get_paginated_response(
+            NotificationOutputSerializer(page, many=True).data
+        )
+        response.data["unread_count"] = notification_unread_count(user_id=user_id)
+        return response
+
+
+class NotificationReadApi(APIView):
+    def post(self, request: Request, notification_id: int) -> Response:
+        notification = notification_get(
+            user_id=_caller_id(request), notification_id=notification_id
+        )
+        if notification is None:
+            raise NotFound("No such notification.")
+        notification = notification_mark_read(notification=notification)
+        return Response(NotificationOutputSerializer(notification).data)
+
+
+class NotificationReadAllApi(APIView):
+    def post(self, request: Request) -> Response:
+        return Response({"marked": notification_mark_all_read(user_id=_caller_id(request))})
