@@ -14,7 +14,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None
     data = response.data
     code = getattr(exc, "default_code", "error")
-    if isinstance(data, dict) and set(data) == {"detail"}:
+    if isinstance(data, dict) and "detail" in data and not isinstance(data["detail"], dict | list):
+        # simplejwt adds "messages" beside "detail"; the detail alone is the answer.
         response.data = {
             "detail": str(data["detail"]),
             "code": getattr(data["detail"], "code", code),

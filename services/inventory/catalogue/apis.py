@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.correlation import correlation_id
+from api.pagination import paginated_response
+from catalogue.models import Category, Product
+from catalogue.selectors import category_list, product_get, product_list
+from catalogue.services import (
+    category_create,
+    category_delete,
+    category_update,
+    product_create,
+    product_deactivate,
+    product_update,
+)
+from identity.permissions import IsStaffOrReadOnly
+
+
+class CategoryOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+
+
+class CategoryInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class CategoryListApi(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+    OutputSerializer = CategoryOutputSerializer
+    InputSerializer = CategoryInputSerializer
+
+    def get(self, request: Request) -> Response:
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=category_list(),
+            serializer_class=self.OutputSerializer,
+        )
+
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        category = category_create(**serializer.validated_data)
+        return Response(self.OutputSerializer(category).data, status=status.HTTP_201_CREATED)
+
+
+class CategoryDetailApi(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+    OutputSerializer = CategoryOutputSerializer
+    InputSerializer = CategoryInputSerializer
+
+    def get(self, request: Request, category_id: int) -> Response:
+        category = get_object_or_404(Category, pk=category_id)
+        return Response(self.OutputSerializer(category).data)
+
+    def put(self, request: Request, category_id: int) -> Response:
+        return self._update(request, category_id, partial=False)
+
+    def patch(self, request: Request, category_id: int) -> Response:
+        return self._update(request, category_id, partial=True)
+
+    def delete(self, request: Request, category_id: int) -> Response:
+        category_delete(category=get_object_or_404(Category, pk=category_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _update(self, request: Request, category_id: int, *, partial: bool) -> Response:
+        category = get_object_or_404(Category, pk=category_id)
+        serializer = self.InputSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        category = category_update(
+            category=category,
+            data=serializer.validated_data,
+            correlation_id=correlation_id(request),
+        )
+        return Response(self.OutputSerializer(category).data)
+
+
+class ProductOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    category = serializers.IntegerField(source="category_id", allow_null=True)
+    category_name = serializers.CharField(source="category.name", default=None)
+    active = serializers.BooleanField()
+    low_stock_threshold = serializers.IntegerField()
+    on_hand = serializers.IntegerField()
+    reserved = serializers.IntegerField()
+    available = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class ProductInputSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
+    category = serializers.PrimaryKeyRelatedField(
+        queryset=Category.objects.all(), required=False, allow_null=True, default=None
+    )
+    active = serializers.BooleanField(required=False, default=True)
+    low_stock_threshold = serializers.IntegerField(min_value=0, required=False, default=0)
+
+
+class ProductListApi(APIView):
+    """Anyone may browse the catalogue and its availability; only staff may add to it."""
+
+    permission_classes = [IsStaffOrReadOnly]
+    OutputSerializer = ProductOutputSerializer
+    InputSerializer = ProductInputSerializer
+
+    class FilterSerializer(serializers.Serializer):
+        category = serializers.IntegerField(required=False)
+        active = serializers.BooleanField(required=False)
+        sku = serializers.CharField(required=False)
+
+    def get(self, request: Request) -> Response:
+        # A plain dict: from a QueryDict, DRF would read an absent boolean as False.
+        filters = self.FilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=product_list(filters=filters.validated_data),
+            serializer_class=self.OutputSerializer,
+        )
+
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        product = product_create(
+            **serializer.validated_data, correlation_id=correlation_id(request)
+        )
+        return Response(
+            self.OutputSerializer(_annotated(product.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+
+class ProductDetailApi(APIView):
+    permission_classes = [IsStaffOrReadOnly]
+    OutputSerializer = ProductOutputSerializer
+    InputSerializer = ProductInputSerializer
+
+    def get(self, request: Request, product_id: int) -> Response:
+        return Response(self.OutputSerializer(_annotated(product_id)).data)
+
+    def put(self, request: Request, product_id: int) -> Response:
+        return self._update(request, product_id, partial=False)
+
+    def patch(self, request: Request, product_id: int) -> Response:
+        return self._update(request, product_id, partial=True)
+
+    def delete(self, request: Request, product_id: int) -> Response:
+        product = get_object_or_404(Product, pk=product_id)
+        product_deactivate(product=product, correlation_id=correlation_id(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _update(self, request: Request, product_id: int, *, partial: bool) -> Response:
+        product = get_object_or_404(Product, pk=product_id)
+        serializer = self.InputSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        product_update(
+            product=product, data=serializer.validated_data, correlation_id=correlation_id(request)
+        )
+        return Response(self.OutputSerializer(_annotated(product_id)).data)
+
+
+def _annotated(product_id: int) -> Any:
+    product = product_get(product_id=product_id)
+    if product is None:
+        raise Http404("No such product.")
+    return product

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.db import models
+from django.db.models import Q
+
+if TYPE_CHECKING:
+    from django.db.models.fields.related_descriptors import RelatedManager
+
+    from stock.models import StockLevel
+
+
+class Category(models.Model):
+    name: models.CharField[str, str] = models.CharField(max_length=100, unique=True)
+    description: models.TextField[str, str] = models.TextField(blank=True, default="")
+
+    products: RelatedManager[Product]
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    """A thing we sell; its stock lives in :class:`stock.models.StockLevel`."""
+
+    sku: models.CharField[str, str] = models.CharField(max_length=64, unique=True)
+    name: models.CharField[str, str] = models.CharField(max_length=200)
+    description: models.TextField[str, str] = models.TextField(blank=True, default="")
+    price: models.DecimalField[Decimal, Decimal] = models.DecimalField(
+        max_digits=10, decimal_places=2
+    )
+    category: models.ForeignKey[Category | None, Category | None] = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, related_name="products"
+    )
+    category_id: int | None
+    active: models.BooleanField[bool, bool] = models.BooleanField(default=True)
+    low_stock_threshold: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
+        default=0
+    )
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now=True)
+
+    stock: StockLevel
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="product_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}"

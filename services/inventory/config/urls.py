@@ -1,0 +1,6 @@
+from django.urls import include, path
+
+urlpatterns = [
+    path("api/", include("catalogue.urls")),
+    path("api/", include("stock.urls")),
+]

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.correlation import correlation_id
+from api.pagination import paginated_response
+from catalogue.models import Product
+from identity.permissions import IsStaff
+from stock.selectors import stock_ledger_list, stock_level_get
+from stock.services import stock_adjust
+
+
+class LedgerEntryOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    product_id = serializers.IntegerField()
+    kind = serializers.CharField()
+    delta_on_hand = serializers.IntegerField()
+    delta_reserved = serializers.IntegerField()
+    reason = serializers.CharField()
+    order_id = serializers.UUIDField(allow_null=True)
+    actor_id = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class StockAdjustmentApi(APIView):
+    """A staff correction of on_hand: deliveries in, breakage and stocktake differences out."""
+
+    permission_classes = [IsStaff]
+
+    class InputSerializer(serializers.Serializer):
+        delta = serializers.IntegerField(min_value=-1_000_000_000, max_value=1_000_000_000)
+        reason = serializers.CharField(max_length=500)
+
+    class OutputSerializer(serializers.Serializer):
+        entry = LedgerEntryOutputSerializer()
+        on_hand = serializers.IntegerField()
+        reserved = serializers.IntegerField()
+        available = serializers.IntegerField()
+
+    def post(self, request: Request, product_id: int) -> Response:
+        product = get_object_or_404(Product, pk=product_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        entry = stock_adjust(
+            product_id=product.pk,
+            **serializer.validated_data,
+            actor_id=getattr(request.user, "id", None),
+            correlation_id=correlation_id(request),
+        )
+        level = stock_level_get(product_id=product.pk)
+        data = {
+            "entry": entry,
+            "on_hand": level.on_hand,
+            "reserved": level.reserved,
+            "available": level.available,
+        }
+        return Response(self.OutputSerializer(data).data, status=status.HTTP_201_CREATED)
+
+
+class StockLedgerApi(APIView):
+    permission_classes = [IsStaff]
+    OutputSerializer = LedgerEntryOutputSerializer
+
+    def get(self, request: Request, product_id: int) -> Response:
+        product = get_object_or_404(Product, pk=product_id)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=stock_ledger_list(product_id=product.pk),
+            serializer_class=self.OutputSerializer,
+        )

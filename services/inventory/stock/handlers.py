@@ -1,0 +1,36 @@
+"""What inventory does when the orders service speaks: event type -> handler, in one place."""
+
+from __future__ import annotations
+
+from messaging.consumer import Handler, RejectMessage
+from messaging.envelope import Envelope
+from stock.services import ReservationMissing, stock_release, stock_reserve, stock_ship
+
+
+def order_created(envelope: Envelope) -> None:
+    data = envelope.data
+    stock_reserve(
+        order_id=data["order_id"], user_id=data["user_id"], lines=data["lines"], cause=envelope
+    )
+
+
+def order_cancelled(envelope: Envelope) -> None:
+    data = envelope.data
+    stock_release(
+        order_id=data["order_id"], user_id=data["user_id"], reason=data["reason"], cause=envelope
+    )
+
+
+def order_shipped(envelope: Envelope) -> None:
+    try:
+        stock_ship(order_id=envelope.data["order_id"], cause=envelope)
+    except ReservationMissing as exc:
+        # Orders ships only what we confirmed, so retrying cannot help: an operator must look.
+        raise RejectMessage(str(exc)) from exc
+
+
+HANDLERS: dict[str, Handler] = {
+    "order.created": order_created,
+    "order.cancelled": order_cancelled,
+    "order.shipped": order_shipped,
+}

@@ -1,0 +1,174 @@
+"""Every change to stock: counters, ledger, reservations and the events they announce, together.
+
+The handlers' services use ``atomic(savepoint=False)``: they run inside the consumer's
+transaction, which is already the unit of work, and a savepoint would cost two round trips per
+message while rolling back nothing that the outer transaction does not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from catalogue.models import Product
+from messaging.envelope import Envelope
+from messaging.outbox import publish_event
+from stock import movements
+from stock.availability import Offer, merge_lines, rejection_reason, shortfalls
+from stock.models import Reservation, StockLedgerEntry, StockLevel
+
+logger = logging.getLogger(__name__)
+
+
+class ReservationMissing(Exception):
+    """An order inventory has never reserved anything for."""
+
+
+def stock_level_create(*, product: Product) -> StockLevel:
+    return StockLevel.objects.create(product=product)
+
+
+@transaction.atomic(savepoint=False)
+def stock_reserve(
+    *, order_id: str, user_id: int, lines: Iterable[Mapping[str, int]], cause: Envelope
+) -> Reservation:
+    """Reserve every line of an order, or none, and announce which it was."""
+    existing = Reservation.objects.filter(order_id=order_id).first()
+    if existing is not None:
+        logger.info("order %s already has a %s reservation", order_id, existing.status)
+        return existing
+    wanted = merge_lines(lines)
+    levels = movements.lock_levels(wanted)
+    offers = {pid: Offer(level.available, level.product.active) for pid, level in levels.items()}
+    found = shortfalls(wanted, offers)
+    if found:
+        reason = rejection_reason(found, len(wanted))
+        reservation = Reservation.objects.create(
+            order_id=order_id,
+            user_id=user_id,
+            status=Reservation.Status.REJECTED,
+            lines=_as_lines(wanted),
+            reason=reason,
+        )
+        data = {
+            "order_id": order_id,
+            "reason": reason,
+            "lines": [shortfall.as_event_line() for shortfall in found],
+        }
+        publish_event("stock.rejected", data, correlation_id=cause.correlation_id, causation=cause)
+        return reservation
+
+    before = {pid: level.available for pid, level in levels.items()}
+    movements.apply(
+        levels,
+        {pid: (0, quantity) for pid, quantity in wanted.items()},
+        kind=StockLedgerEntry.Kind.RESERVE,
+        reason="reserved for an order",
+        order_id=order_id,
+    )
+    reservation = Reservation.objects.create(
+        order_id=order_id,
+        user_id=user_id,
+        status=Reservation.Status.RESERVED,
+        lines=_as_lines(wanted),
+    )
+    data = {"order_id": order_id, "lines": _as_lines(wanted)}
+    publish_event("stock.reserved", data, correlation_id=cause.correlation_id, causation=cause)
+    movements.announce_low_stock(levels, before, correlation_id=cause.correlation_id, cause=cause)
+    return reservation
+
+
+@transaction.atomic(savepoint=False)
+def stock_release(*, order_id: str, user_id: int, reason: str, cause: Envelope) -> Reservation:
+    """Give back what an order reserved; remember a cancel that came before its order."""
+    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None:
+        # order.cancelled overtook order.created: this tombstone makes the late one a no-op.
+        return Reservation.objects.create(
+            order_id=order_id, user_id=user_id, status=Reservation.Status.CANCELLED, reason=reason
+        )
+    if reservation.status != Reservation.Status.RESERVED:
+        logger.info("order %s cancelled; its reservation is %s", order_id, reservation.status)
+        return reservation
+    quantities = reservation.quantities()
+    movements.apply(
+        movements.lock_levels(quantities),
+        {pid: (0, -quantity) for pid, quantity in quantities.items()},
+        kind=StockLedgerEntry.Kind.RELEASE,
+        reason="released: order cancelled",
+        order_id=order_id,
+    )
+    _set_status(reservation, Reservation.Status.RELEASED, reason=reason)
+    data = {"order_id": order_id, "reason": reason}
+    publish_event("stock.released", data, correlation_id=cause.correlation_id, causation=cause)
+    return reservation
+
+
+@transaction.atomic(savepoint=False)
+def stock_ship(*, order_id: str, cause: Envelope) -> Reservation:
+    """Turn an order's reservation into a shipment: the goods leave, on_hand goes down."""
+    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+    if reservation is None:
+        raise ReservationMissing(f"order {order_id} was shipped but never reserved here")
+    if reservation.status != Reservation.Status.RESERVED:
+        log = logger.info if reservation.status == Reservation.Status.SHIPPED else logger.warning
+        log("order %s shipped; its reservation is %s, nothing to do", order_id, reservation.status)
+        return reservation
+    quantities = reservation.quantities()
+    movements.apply(
+        movements.lock_levels(quantities),
+        {pid: (-quantity, -quantity) for pid, quantity in quantities.items()},
+        kind=StockLedgerEntry.Kind.SHIP,
+        reason="shipped",
+        order_id=order_id,
+    )
+    _set_status(reservation, Reservation.Status.SHIPPED)
+    return reservation
+
+
+@transaction.atomic
+def stock_adjust(
+    *, product_id: int, delta: int, reason: str, actor_id: int | None, correlation_id: str
+) -> StockLedgerEntry:
+    """A counted correction of on_hand (delivery, breakage, stocktake), written to the ledger."""
+    if delta == 0:
+        raise ValidationError({"delta": "delta must not be 0: an adjustment changes the stock."})
+    if not reason.strip():
+        raise ValidationError({"reason": "reason is required."})
+    levels = movements.lock_levels([product_id])
+    level = levels[product_id]
+    if level.on_hand + delta < 0:
+        problem = f"only {level.on_hand} on hand, it cannot go below 0."
+        raise ValidationError({"delta": f"cannot remove {-delta}: {problem}"})
+    if level.on_hand + delta < level.reserved:
+        problem = (
+            f"{level.reserved} of the {level.on_hand} on hand are reserved for orders, "
+            f"so at most {level.available} can be removed."
+        )
+        raise ValidationError({"delta": f"cannot remove {-delta}: {problem}"})
+    before = {product_id: level.available}
+    [entry] = movements.apply(
+        levels,
+        {product_id: (delta, 0)},
+        kind=StockLedgerEntry.Kind.ADJUSTMENT,
+        reason=reason.strip(),
+        actor_id=actor_id,
+    )
+    movements.announce_low_stock(levels, before, correlation_id=correlation_id)
+    return entry
+
+
+def _set_status(reservation: Reservation, status: str, *, reason: str | None = None) -> None:
+    reservation.status = status
+    fields = ["status", "updated_at"]
+    if reason is not None:
+        reservation.reason = reason
+        fields.append("reason")
+    reservation.save(update_fields=fields)
+
+
+def _as_lines(wanted: Mapping[int, int]) -> list[dict[str, int]]:
+    return [{"product_id": pid, "quantity": quantity} for pid, quantity in wanted.items()]

@@ -1,0 +1,45 @@
+"""Messages as the orders service would send them, and what inventory wrote to its outbox."""
+
+from __future__ import annotations
+
+import uuid
+
+from messaging.envelope import Envelope, decode
+from messaging.models import OutboxMessage
+
+STAFF_ID = 1
+CUSTOMER_ID = 42
+
+
+def order_created(lines: list[tuple[int, int]], order_id: str | None = None) -> Envelope:
+    order_id = order_id or str(uuid.uuid4())
+    data = {
+        "order_id": order_id,
+        "user_id": CUSTOMER_ID,
+        "lines": [{"product_id": pid, "quantity": quantity} for pid, quantity in lines],
+    }
+    return Envelope.new("order.created", data, source="orders", correlation_id=order_id)
+
+
+def order_cancelled(order_id: str, reason: str = "customer changed their mind") -> Envelope:
+    data = {"order_id": order_id, "user_id": CUSTOMER_ID, "reason": reason}
+    return Envelope.new("order.cancelled", data, source="orders", correlation_id=order_id)
+
+
+def order_shipped(order_id: str) -> Envelope:
+    data = {"order_id": order_id, "user_id": CUSTOMER_ID}
+    return Envelope.new("order.shipped", data, source="orders", correlation_id=order_id)
+
+
+def as_body(envelope: Envelope) -> bytes:
+    return envelope.to_json().encode()
+
+
+def published(event_type: str) -> list[Envelope]:
+    """Events of this type in the outbox, oldest first, each re-validated against its schema."""
+    rows = OutboxMessage.objects.filter(routing_key=event_type).order_by("id")
+    return [decode(row.body.encode()) for row in rows]
+
+
+def published_types() -> list[str]:
+    return list(OutboxMessage.objects.order_by("id").values_list("routing_key", flat=True))

@@ -1,0 +1,74 @@
+"""Real threads, real transactions: the last units go to exactly as many orders as they fill."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from messaging.consumer import MessageProcessor
+from stock.handlers import HANDLERS
+from stock.models import Reservation, StockLevel
+from stock.selectors import stock_ledger_mismatches
+from tests import factories
+from tests.factories import as_body
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREADS = 20
+
+
+def process_all_at_once(bodies):
+    """Each body on its own thread and connection, released together; returns the outcomes."""
+    processor = MessageProcessor(consumer="inventory", handlers=HANDLERS, max_attempts=3)
+    start = threading.Barrier(len(bodies))
+    outcomes, errors = [], []
+
+    def work(body):
+        try:
+            start.wait()
+            outcomes.append(processor.process(body))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    return outcomes
+
+
+def statuses():
+    return sorted(Reservation.objects.values_list("status", flat=True))
+
+
+def test_twenty_orders_for_the_last_five_units_reserve_exactly_five(make_product):
+    hammer = make_product(on_hand=5)
+    bodies = [as_body(factories.order_created([(hammer.pk, 1)])) for _ in range(THREADS)]
+
+    outcomes = process_all_at_once(bodies)
+
+    assert [o.action for o in outcomes] == ["ack"] * THREADS
+    assert statuses() == ["REJECTED"] * 15 + ["RESERVED"] * 5
+    stock = StockLevel.objects.get(product=hammer)
+    assert (stock.on_hand, stock.reserved) == (5, 5)
+    assert stock_ledger_mismatches() == []
+
+
+def test_orders_locking_products_in_opposite_orders_do_not_deadlock(make_product):
+    left, right = make_product(on_hand=10), make_product(on_hand=10)
+    bodies = [
+        as_body(factories.order_created(lines))
+        for n in range(THREADS)
+        for lines in [[(left.pk, 1), (right.pk, 1)] if n % 2 else [(right.pk, 1), (left.pk, 1)]]
+    ]
+
+    outcomes = process_all_at_once(bodies)
+
+    assert [o.action for o in outcomes] == ["ack"] * THREADS
+    assert statuses() == ["REJECTED"] * 10 + ["RESERVED"] * 10
+    assert [s.reserved for s in StockLevel.objects.order_by("product_id")] == [10, 10]
+    assert stock_ledger_mismatches() == []
