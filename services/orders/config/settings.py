@@ -1,0 +1,15 @@
+"""Settings of the orders service: the shared base (``service_runtime``) plus its own.
+
+Every value comes from the environment; with none set the service runs on a laptop.
+"""
+
+from service_runtime.settings import build, env_int
+
+globals().update(build("orders", apps=["product_replica", "orders"], urlconf="config.urls"))
+
+MESSAGING_HANDLERS = "orders.handlers.HANDLERS"
+
+# A PENDING order older than this is cancelled and its reservation (if any) released.
+ORDER_PENDING_DEADLINE_SECONDS = env_int("ORDER_PENDING_DEADLINE_SECONDS", 900)
+# How often ``run_order_deadlines`` looks for PENDING orders past their deadline.
+ORDER_DEADLINE_SCAN_SECONDS = env_int("ORDER_DEADLINE_SCAN_SECONDS", 15)

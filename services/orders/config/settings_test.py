@@ -1,0 +1,17 @@
+"""Settings for the test suite: real PostgreSQL and a throw-away RS256 key pair."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orders")
+
+from config.settings import *  # noqa: F403
+from identity.keys import ensure_keypair
+from service_runtime.settings import REPO_ROOT
+
+TEST_KEYS_DIR = REPO_ROOT / "var" / "test-keys"
+JWT_PRIVATE_KEY_FILE = str(TEST_KEYS_DIR / "jwt_private.pem")
+JWT_PUBLIC_KEY_FILE = str(TEST_KEYS_DIR / "jwt_public.pem")
+ensure_keypair(Path(JWT_PRIVATE_KEY_FILE), Path(JWT_PUBLIC_KEY_FILE))
+
+ORDER_PENDING_DEADLINE_SECONDS = 900

@@ -1,0 +1,207 @@
+"""The REST surface of orders: thin views, the rules live in services and selectors."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.http import Http404
+from django.urls import reverse
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from identity.authentication import TokenUser
+from identity.permissions import IsStaff
+from orders import selectors, services
+from orders.models import Order, OrderStatus
+
+MAX_LINES = 500  # what order.created can carry
+MAX_QUANTITY = 10_000
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The order's status does not allow this."
+    default_code = "invalid_transition"
+
+
+class IdempotencyKeyReused(APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "This Idempotency-Key was already used for a different order."
+    default_code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInvalid(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = (
+        f"The {IDEMPOTENCY_HEADER} header is required: a new unique value (e.g. a UUID) for "
+        f"each new order, at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters; "
+        "the same value again when retrying the same order."
+    )
+    default_code = "idempotency_key_required"
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, nothing else: no "3", no 3.0, no true."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class OrderLineOutputSerializer(serializers.Serializer):
+    product_id = serializers.IntegerField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    quantity = serializers.IntegerField()
+    line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class OrderOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    user_id = serializers.IntegerField()
+    status = serializers.CharField()
+    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    lines = OrderLineOutputSerializer(many=True)
+    rejection_reason = serializers.CharField()
+    rejected_lines = serializers.JSONField()
+    cancellation_reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    deadline = serializers.DateTimeField()
+
+
+class OrderStatusChangeOutputSerializer(serializers.Serializer):
+    from_status = serializers.CharField()
+    to_status = serializers.CharField()
+    reason = serializers.CharField()
+    at = serializers.DateTimeField()
+    caused_by_message_id = serializers.UUIDField(allow_null=True)
+    actor_user_id = serializers.IntegerField(allow_null=True)
+
+
+class OrderDetailOutputSerializer(OrderOutputSerializer):
+    history = OrderStatusChangeOutputSerializer(many=True, source="status_changes")
+
+
+class OrderPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _viewer(request: Request) -> TokenUser:
+    user = request.user
+    assert isinstance(user, TokenUser)
+    return user
+
+
+def _detail(order: Order, http_status: int = status.HTTP_200_OK) -> Response:
+    data = OrderDetailOutputSerializer(selectors.order_with_details(order)).data
+    return Response(data, status=http_status)
+
+
+def _visible_order(request: Request, order_id: uuid.UUID) -> Order:
+    order = selectors.order_get(viewer=_viewer(request), order_id=order_id)
+    if order is None:
+        raise Http404  # someone else's order is indistinguishable from a missing one
+    return order
+
+
+def _idempotency_key(request: Request) -> str:
+    key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise IdempotencyKeyInvalid()
+    return key
+
+
+class OrderListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        """Only product ids and quantities: price, status and owner are never the client's."""
+
+        class LineSerializer(serializers.Serializer):
+            product_id = StrictIntegerField(min_value=1)
+            quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+        lines = LineSerializer(many=True, allow_empty=False)
+
+        def validate_lines(self, lines: list[dict[str, int]]) -> list[dict[str, int]]:
+            if len(lines) > MAX_LINES:
+                raise serializers.ValidationError(f"At most {MAX_LINES} lines per order.")
+            return lines
+
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+        user_id = serializers.IntegerField(min_value=1, required=False)
+
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        orders = selectors.order_list(viewer=_viewer(request), **filters.validated_data)
+        paginator = OrderPagination()
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+
+    def post(self, request: Request) -> Response:
+        """202 with a new PENDING order; 200 with the earlier order when the key replays."""
+        key = _idempotency_key(request)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        lines = [services.LineRequest(**line) for line in serializer.validated_data["lines"]]
+        try:
+            placement = services.order_place(
+                user_id=_viewer(request).id, idempotency_key=key, lines=lines
+            )
+        except services.InvalidOrder as exc:
+            raise ValidationError(exc.errors) from exc
+        except services.IdempotencyKeyReused as exc:
+            raise IdempotencyKeyReused(str(exc)) from exc
+        order = placement.order
+        if placement.created:
+            response = _detail(order, status.HTTP_202_ACCEPTED)
+        else:
+            response = _detail(order, status.HTTP_200_OK)
+            response["Idempotent-Replayed"] = "true"
+        response["Location"] = reverse("order-detail", kwargs={"order_id": order.id})
+        return response
+
+
+class OrderDetailApi(APIView):
+    def get(self, request: Request, order_id: uuid.UUID) -> Response:
+        return _detail(_visible_order(request, order_id))
+
+
+class OrderCancelApi(APIView):
+    """The owner or staff: PENDING or CONFIRMED → CANCELLED; anything else is a 409."""
+
+    def post(self, request: Request, order_id: uuid.UUID) -> Response:
+        viewer = _viewer(request)
+        order = _visible_order(request, order_id)
+        reason = "cancelled by staff" if viewer.is_staff else "cancelled by the customer"
+        try:
+            order = services.order_cancel(order_id=order.id, reason=reason, actor_user_id=viewer.id)
+        except services.TransitionNotAllowed as exc:
+            raise Conflict(str(exc), code="order_not_cancellable") from exc
+        return _detail(order)
+
+
+class OrderShipApi(APIView):
+    """Staff only: CONFIRMED → SHIPPED; anything else is a 409."""
+
+    permission_classes = [IsStaff]
+
+    def post(self, request: Request, order_id: uuid.UUID) -> Response:
+        order = _visible_order(request, order_id)
+        try:
+            order = services.order_ship(order_id=order.id, actor_user_id=_viewer(request).id)
+        except services.TransitionNotAllowed as exc:
+            raise Conflict(str(exc), code="order_not_shippable") from exc
+        return _detail(order)

@@ -1,0 +1,46 @@
+"""Reads of orders. A customer only ever sees their own; staff see everyone's."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+
+from identity.authentication import TokenUser
+from orders.models import Order, OrderStatusChange
+
+
+def _history() -> Prefetch:
+    return Prefetch("status_changes", queryset=OrderStatusChange.objects.order_by("at", "id"))
+
+
+def orders_visible_to(viewer: TokenUser) -> QuerySet[Order]:
+    orders = Order.objects.all()
+    return orders if viewer.is_staff else orders.filter(user_id=viewer.id)
+
+
+def order_list(
+    *, viewer: TokenUser, status: str | None = None, user_id: int | None = None
+) -> QuerySet[Order]:
+    """Newest first, with lines. ``user_id`` narrows staff's view; a customer's is always own."""
+    orders = orders_visible_to(viewer)
+    if viewer.is_staff and user_id is not None:
+        orders = orders.filter(user_id=user_id)
+    if status:
+        orders = orders.filter(status=status)
+    return orders.prefetch_related("lines").order_by("-created_at", "-id")
+
+
+def order_get(*, viewer: TokenUser, order_id: uuid.UUID) -> Order | None:
+    """The order, or None when it is missing or not the viewer's."""
+    return orders_visible_to(viewer).filter(pk=order_id).first()
+
+
+def order_by_idempotency_key(*, user_id: int, idempotency_key: str) -> Order | None:
+    return Order.objects.filter(user_id=user_id, idempotency_key=idempotency_key).first()
+
+
+def order_with_details(order: Order) -> Order:
+    """Load the lines and history of an order already in hand (two queries)."""
+    prefetch_related_objects([order], "lines", _history())
+    return order

@@ -1,0 +1,346 @@
+"""Writes to orders. Every state change and the event announcing it share one transaction.
+
+Transitions are guarded by :data:`orders.models.TRANSITIONS` under a row lock, so a late or
+redelivered event never moves an order backwards and concurrent writers serialise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from messaging.envelope import Envelope
+from messaging.outbox import publish_event
+from orders.models import TRANSITIONS, Order, OrderLine, OrderStatus, OrderStatusChange
+from orders.selectors import order_by_idempotency_key
+from product_replica.models import ProductReplica
+from product_replica.selectors import product_replicas_by_id
+
+MAX_TOTAL = Decimal("9999999999.99")  # what the money schema of order.confirmed can carry
+DEADLINE_REASON = "deadline exceeded"
+
+
+class InvalidOrder(Exception):
+    """The request cannot become an order; ``errors`` is shaped like a serializer's."""
+
+    def __init__(self, errors: dict[str, Any]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+class IdempotencyKeyReused(Exception):
+    """The key already placed an order with a different body."""
+
+
+class TransitionNotAllowed(Exception):
+    """The order's status does not allow the requested change."""
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    order: Order
+    created: bool  # False when the idempotency key replayed an earlier placement
+
+
+def request_fingerprint(lines: Sequence[LineRequest]) -> str:
+    """The same lines in any order give the same fingerprint."""
+    canonical = sorted([line.product_id, line.quantity] for line in lines)
+    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
+
+
+def order_place(*, user_id: int, idempotency_key: str, lines: Sequence[LineRequest]) -> Placement:
+    """Place an order priced from the replica, or return the one this key already placed.
+
+    The order, its lines, its first history entry and ``order.created`` are written in one
+    transaction. Two concurrent requests with one key meet at the unique constraint on
+    ``(user_id, idempotency_key)``: the loser returns the winner's order.
+    """
+    fingerprint = request_fingerprint(lines)
+    existing = order_by_idempotency_key(user_id=user_id, idempotency_key=idempotency_key)
+    if existing is not None:
+        return _replay(existing, fingerprint)
+    priced = _price(lines, product_replicas_by_id(product_ids=[x.product_id for x in lines]))
+    try:
+        with transaction.atomic():
+            order = _order_create(
+                user_id=user_id,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                lines=priced,
+            )
+    except IntegrityError:
+        existing = order_by_idempotency_key(user_id=user_id, idempotency_key=idempotency_key)
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint)
+    return Placement(order=order, created=True)
+
+
+def _replay(order: Order, fingerprint: str) -> Placement:
+    if order.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different order; "
+            "use a new key for a new order."
+        )
+    return Placement(order=order, created=False)
+
+
+def _price(lines: Sequence[LineRequest], replicas: dict[int, ProductReplica]) -> list[OrderLine]:
+    if not lines:
+        raise InvalidOrder({"lines": ["An order needs at least one line."]})
+    errors: list[dict[str, list[str]]] = []
+    seen: set[int] = set()
+    priced = []
+    for line in lines:
+        problems: dict[str, list[str]] = {}
+        replica = replicas.get(line.product_id)
+        if line.product_id in seen:
+            problems["product_id"] = [
+                f"Product {line.product_id} appears twice; send one line per product."
+            ]
+        elif replica is None:
+            problems["product_id"] = [f"Product {line.product_id} does not exist."]
+        elif not replica.active:
+            problems["product_id"] = [f"Product {line.product_id} is not available."]
+        if line.quantity < 1:
+            problems["quantity"] = ["Ensure this value is greater than or equal to 1."]
+        seen.add(line.product_id)
+        errors.append(problems)
+        if replica is not None and not problems:
+            priced.append(
+                OrderLine(
+                    product_id=replica.product_id,
+                    sku=replica.sku,
+                    name=replica.name,
+                    unit_price=replica.price,
+                    quantity=line.quantity,
+                    line_total=replica.price * line.quantity,
+                )
+            )
+    if any(errors):
+        raise InvalidOrder({"lines": errors})
+    if sum((line.line_total for line in priced), Decimal(0)) > MAX_TOTAL:
+        raise InvalidOrder({"lines": [f"The order total may not exceed {MAX_TOTAL}."]})
+    return priced
+
+
+def _order_create(
+    *, user_id: int, idempotency_key: str, fingerprint: str, lines: list[OrderLine]
+) -> Order:
+    order = Order.objects.create(
+        user_id=user_id,
+        status=OrderStatus.PENDING,
+        total=sum((line.line_total for line in lines), Decimal("0.00")),
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+        deadline=timezone.now() + timedelta(seconds=settings.ORDER_PENDING_DEADLINE_SECONDS),
+    )
+    for line in lines:
+        line.order = order
+    OrderLine.objects.bulk_create(lines)
+    OrderStatusChange.objects.create(
+        order=order, to_status=OrderStatus.PENDING, reason="placed", actor_user_id=user_id
+    )
+    publish_event(
+        "order.created",
+        {
+            "order_id": str(order.id),
+            "user_id": user_id,
+            "lines": [{"product_id": x.product_id, "quantity": x.quantity} for x in lines],
+        },
+        correlation_id=str(order.id),
+    )
+    return order
+
+
+def _lock(order_id: uuid.UUID) -> Order:
+    """The order, row-locked until the transaction ends; ``Order.DoesNotExist`` if unknown."""
+    return Order.objects.select_for_update().get(pk=order_id)
+
+
+def _record(
+    order: Order,
+    *,
+    from_status: str,
+    reason: str,
+    causation: Envelope | None = None,
+    actor_user_id: int | None = None,
+) -> None:
+    OrderStatusChange.objects.create(
+        order=order,
+        from_status=from_status,
+        to_status=order.status,
+        reason=reason,
+        caused_by_message_id=causation.id if causation else None,
+        actor_user_id=actor_user_id,
+    )
+
+
+def _move(
+    order: Order,
+    to_status: str,
+    *,
+    reason: str,
+    causation: Envelope | None = None,
+    actor_user_id: int | None = None,
+    also_update: tuple[str, ...] = (),
+) -> None:
+    from_status = order.status
+    if to_status not in TRANSITIONS[from_status]:
+        raise TransitionNotAllowed(f"A {from_status} order cannot become {to_status}.")
+    order.status = to_status
+    order.save(update_fields=["status", "updated_at", *also_update])
+    _record(
+        order,
+        from_status=from_status,
+        reason=reason,
+        causation=causation,
+        actor_user_id=actor_user_id,
+    )
+
+
+def _publish_cancelled(order: Order, reason: str, causation: Envelope | None = None) -> None:
+    publish_event(
+        "order.cancelled",
+        {"order_id": str(order.id), "user_id": order.user_id, "reason": reason},
+        correlation_id=str(order.id),
+        causation=causation,
+    )
+
+
+def _cancel(order: Order, *, reason: str, actor_user_id: int | None = None) -> None:
+    if OrderStatus.CANCELLED not in TRANSITIONS[order.status]:
+        raise TransitionNotAllowed(
+            f"Only PENDING or CONFIRMED orders can be cancelled; this one is {order.status}."
+        )
+    order.cancellation_reason = reason
+    _move(
+        order,
+        OrderStatus.CANCELLED,
+        reason=reason,
+        actor_user_id=actor_user_id,
+        also_update=("cancellation_reason",),
+    )
+    _publish_cancelled(order, reason)
+
+
+@transaction.atomic
+def order_cancel(*, order_id: uuid.UUID, reason: str, actor_user_id: int | None = None) -> Order:
+    """PENDING or CONFIRMED → CANCELLED, and ``order.cancelled`` so inventory releases."""
+    order = _lock(order_id)
+    _cancel(order, reason=reason, actor_user_id=actor_user_id)
+    return order
+
+
+@transaction.atomic
+def order_ship(*, order_id: uuid.UUID, actor_user_id: int | None = None) -> Order:
+    """CONFIRMED → SHIPPED, and ``order.shipped`` so inventory ships the reserved stock."""
+    order = _lock(order_id)
+    if order.status != OrderStatus.CONFIRMED:
+        raise TransitionNotAllowed(
+            f"Only CONFIRMED orders can be shipped; this one is {order.status}."
+        )
+    _move(order, OrderStatus.SHIPPED, reason="shipped", actor_user_id=actor_user_id)
+    publish_event(
+        "order.shipped",
+        {"order_id": str(order.id), "user_id": order.user_id},
+        correlation_id=str(order.id),
+    )
+    return order
+
+
+@transaction.atomic(savepoint=False)  # inside the consumer's transaction
+def order_confirm_reservation(*, order_id: uuid.UUID, causation: Envelope) -> Order:
+    """``stock.reserved``: PENDING → CONFIRMED; a reservation for a dead order is released.
+
+    CANCELLED (cancel or deadline raced the reservation) or REJECTED: ``order.cancelled`` is
+    published again so inventory releases the stock (its release is idempotent). CONFIRMED or
+    SHIPPED: a repeat, nothing to do.
+    """
+    order = _lock(order_id)
+    if order.status == OrderStatus.PENDING:
+        _move(order, OrderStatus.CONFIRMED, reason="stock reserved", causation=causation)
+        publish_event(
+            "order.confirmed",
+            {"order_id": str(order.id), "user_id": order.user_id, "total": f"{order.total:.2f}"},
+            correlation_id=str(order.id),
+            causation=causation,
+        )
+    elif order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+        reason = f"stock reserved after the order was {order.status.lower()}; releasing it"
+        _record(order, from_status=order.status, reason=reason, causation=causation)
+        _publish_cancelled(order, reason, causation)
+    return order
+
+
+@transaction.atomic(savepoint=False)  # inside the consumer's transaction
+def order_reject_reservation(
+    *, order_id: uuid.UUID, reason: str, lines: list[dict[str, Any]], causation: Envelope
+) -> Order:
+    """``stock.rejected``: PENDING → REJECTED with the reasons; otherwise a late event, ignored."""
+    order = _lock(order_id)
+    if order.status == OrderStatus.PENDING:
+        order.rejection_reason = reason
+        order.rejected_lines = lines
+        _move(
+            order,
+            OrderStatus.REJECTED,
+            reason=reason,
+            causation=causation,
+            also_update=("rejection_reason", "rejected_lines"),
+        )
+        publish_event(
+            "order.rejected",
+            {"order_id": str(order.id), "user_id": order.user_id, "reason": reason},
+            correlation_id=str(order.id),
+            causation=causation,
+        )
+    return order
+
+
+@transaction.atomic(savepoint=False)  # inside the consumer's transaction
+def order_note_stock_released(*, order_id: uuid.UUID, reason: str, causation: Envelope) -> Order:
+    """``stock.released``: a history entry only; the status never changes."""
+    order = _lock(order_id)
+    _record(
+        order, from_status=order.status, reason=f"stock released: {reason}", causation=causation
+    )
+    return order
+
+
+def orders_expire_pending(*, now: datetime | None = None, batch_size: int = 100) -> int:
+    """Cancel PENDING orders past their deadline and release what they hold; how many.
+
+    Batches commit one by one; rows another worker holds (a reservation being confirmed right
+    now) are skipped and looked at again on the next run.
+    """
+    now = now or timezone.now()
+    expired = 0
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Order.objects.select_for_update(skip_locked=True)
+                .filter(status=OrderStatus.PENDING, deadline__lt=now)
+                .order_by("deadline", "id")[:batch_size]
+            )
+            for order in batch:
+                _cancel(order, reason=DEADLINE_REASON)
+        expired += len(batch)
+        if len(batch) < batch_size:
+            return expired

@@ -1,0 +1,325 @@
+"""POST /api/orders/: priced from the replica, idempotent, validated, one transaction."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from conftest import CUSTOMER_ID
+from django.db import connection
+from rest_framework.test import APIClient
+from support import outbox
+
+from messaging.models import OutboxMessage
+from orders import services
+from orders.models import Order, OrderLine, OrderStatusChange
+
+URL = "/api/orders/"
+pytestmark = pytest.mark.django_db
+
+
+def place(client: APIClient, payload: Any, key: str | None = "key-1") -> Any:
+    headers: dict[str, Any] = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
+    return client.post(URL, payload, format="json", **headers)
+
+
+ONE_OF_EACH = {"lines": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}]}
+
+
+class TestPlacing:
+    def test_answers_202_with_a_pending_order_priced_from_the_replica(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        response = place(customer, ONE_OF_EACH)
+
+        assert response.status_code == 202
+        data = response.json()
+        assert data["status"] == "PENDING"
+        assert data["user_id"] == CUSTOMER_ID
+        assert data["total"] == "28.25"  # 2 x 12.50 + 1 x 3.25
+        assert [(x["product_id"], x["unit_price"], x["line_total"]) for x in data["lines"]] == [
+            (1, "12.50", "25.00"),
+            (2, "3.25", "3.25"),
+        ]
+        assert data["lines"][0]["sku"] == "SKU-1"
+        assert [h["to_status"] for h in data["history"]] == ["PENDING"]
+        assert response["Location"] == f"/api/orders/{data['id']}/"
+        order = Order.objects.get(pk=data["id"])
+        assert order.total == Decimal("28.25")
+        assert order.deadline > order.created_at
+
+    def test_writes_a_valid_order_created_event(self, customer: APIClient, products: dict) -> None:
+        order_id = place(customer, ONE_OF_EACH).json()["id"]
+
+        [event] = outbox()
+        assert event.type == "order.created"
+        assert event.source == "orders"
+        assert event.correlation_id == order_id
+        assert event.data == {
+            "order_id": order_id,
+            "user_id": CUSTOMER_ID,
+            "lines": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 1}],
+        }
+
+    def test_ignores_price_status_and_owner_sent_by_the_client(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        payload = {
+            "lines": [{"product_id": 1, "quantity": 1, "unit_price": "0.01", "price": "0.01"}],
+            "status": "SHIPPED",
+            "user_id": 777,
+            "total": "0.01",
+            "id": str(uuid.uuid4()),
+        }
+
+        data = place(customer, payload).json()
+
+        assert data["status"] == "PENDING"
+        assert data["user_id"] == CUSTOMER_ID
+        assert data["total"] == "12.50"
+        assert data["lines"][0]["unit_price"] == "12.50"
+        assert data["id"] != payload["id"]
+
+    def test_order_and_event_are_one_transaction(
+        self, customer: APIClient, products: dict, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken_publish(*args: Any, **kwargs: Any) -> None:
+            OutboxMessage.objects.create(message_id=uuid.uuid4(), body="{}", correlation_id="x")
+            raise RuntimeError("the outbox write failed")
+
+        monkeypatch.setattr(services, "publish_event", broken_publish)
+
+        with pytest.raises(RuntimeError):
+            place(customer, ONE_OF_EACH)  # the test client re-raises the view's exception
+
+        assert Order.objects.count() == 0
+        assert OrderLine.objects.count() == 0
+        assert OrderStatusChange.objects.count() == 0
+        assert OutboxMessage.objects.count() == 0
+
+    def test_query_count_is_pinned(
+        self, customer: APIClient, products: dict, django_assert_num_queries: Any
+    ) -> None:
+        # key lookup, replica rows (one query), savepoint, order, lines (bulk), history,
+        # outbox, NOTIFY, release savepoint, then lines and history for the response.
+        with django_assert_num_queries(11):
+            response = place(customer, ONE_OF_EACH)
+        assert response.status_code == 202
+
+
+class TestIdempotency:
+    def test_same_key_and_body_returns_the_same_order_and_creates_nothing(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        first = place(customer, ONE_OF_EACH)
+        second = place(customer, ONE_OF_EACH)
+
+        assert first.status_code == 202
+        assert second.status_code == 200
+        assert second["Idempotent-Replayed"] == "true"
+        assert second.json()["id"] == first.json()["id"]
+        assert Order.objects.count() == 1
+        assert OrderLine.objects.count() == 2
+        assert len(outbox()) == 1
+
+    def test_replay_shows_the_current_state_of_the_order(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        order_id = place(customer, ONE_OF_EACH).json()["id"]
+        Order.objects.filter(pk=order_id).update(status="CONFIRMED")
+
+        assert place(customer, ONE_OF_EACH).json()["status"] == "CONFIRMED"
+
+    def test_same_lines_in_another_order_is_the_same_request(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        first = place(customer, ONE_OF_EACH)
+        reordered = {"lines": list(reversed(ONE_OF_EACH["lines"]))}
+
+        assert place(customer, reordered).json()["id"] == first.json()["id"]
+
+    def test_same_key_with_another_body_is_422(self, customer: APIClient, products: dict) -> None:
+        place(customer, ONE_OF_EACH)
+
+        response = place(customer, {"lines": [{"product_id": 1, "quantity": 5}]})
+
+        assert response.status_code == 422
+        assert response.json()["code"] == "idempotency_key_reused"
+        assert "different order" in response.json()["detail"]
+        assert Order.objects.count() == 1
+
+    def test_the_key_belongs_to_one_customer(
+        self, customer: APIClient, other_customer: APIClient, products: dict
+    ) -> None:
+        mine = place(customer, ONE_OF_EACH).json()["id"]
+        theirs = place(other_customer, ONE_OF_EACH)
+
+        assert theirs.status_code == 202
+        assert theirs.json()["id"] != mine
+
+    def test_a_rejected_request_does_not_use_up_the_key(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        assert place(customer, {"lines": [{"product_id": 404, "quantity": 1}]}).status_code == 400
+
+        assert place(customer, ONE_OF_EACH).status_code == 202
+
+    @pytest.mark.parametrize("key", [None, "", "   ", "k" * 256])
+    def test_missing_or_unusable_key_is_400(
+        self, customer: APIClient, products: dict, key: str | None
+    ) -> None:
+        response = place(customer, ONE_OF_EACH, key=key)
+
+        assert response.status_code == 400
+        assert response.json()["code"] == "idempotency_key_required"
+        assert "Idempotency-Key" in response.json()["detail"]
+        assert Order.objects.count() == 0
+
+
+def blind_first_lookup(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Make the first idempotency-key lookup see nothing; returns what each lookup found."""
+    real_lookup = services.order_by_idempotency_key
+    found: list[Any] = []
+
+    def lookup(**kwargs: Any) -> Any:
+        found.append(real_lookup(**kwargs) if found else None)
+        return found[-1]
+
+    monkeypatch.setattr(services, "order_by_idempotency_key", lookup)
+    return found
+
+
+class TestSameKeyRace:
+    def test_losing_the_insert_race_returns_the_winners_order(
+        self, products: dict, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        lines = [services.LineRequest(product_id=1, quantity=1)]
+        winner = services.order_place(user_id=5, idempotency_key="same", lines=lines).order
+        # The loser looked before the winner committed, then meets it at the unique constraint.
+        found = blind_first_lookup(monkeypatch)
+
+        loser = services.order_place(user_id=5, idempotency_key="same", lines=lines)
+
+        assert found == [None, winner]  # the second lookup came after the IntegrityError
+        assert loser == services.Placement(order=winner, created=False)
+        assert Order.objects.count() == 1
+        assert OutboxMessage.objects.count() == 1
+
+    def test_losing_the_race_with_another_body_is_refused(
+        self, products: dict, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        services.order_place(user_id=5, idempotency_key="same", lines=[services.LineRequest(1, 1)])
+        blind_first_lookup(monkeypatch)
+
+        with pytest.raises(services.IdempotencyKeyReused):
+            services.order_place(
+                user_id=5, idempotency_key="same", lines=[services.LineRequest(1, 2)]
+            )
+
+
+@pytest.mark.django_db(transaction=True)
+class TestConcurrentSameKey:
+    def test_two_requests_at_once_make_one_order(self, make_product: Any) -> None:
+        make_product(1, price="12.50")
+        lines = [services.LineRequest(product_id=1, quantity=1)]
+        barrier = threading.Barrier(2)
+        results: list[Any] = []
+
+        def place_once() -> None:
+            try:
+                barrier.wait()
+                results.append(services.order_place(user_id=5, idempotency_key="same", lines=lines))
+            except Exception as exc:  # reported below
+                results.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=place_once) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert all(isinstance(r, services.Placement) for r in results), results
+        assert {r.order.id for r in results} == {Order.objects.get().id}
+        assert sorted(r.created for r in results) == [False, True]
+        assert OutboxMessage.objects.count() == 1
+
+
+class TestValidation:
+    @pytest.mark.parametrize(
+        ("payload", "where"),
+        [
+            ({"lines": [{"product_id": 404, "quantity": 1}]}, "does not exist"),
+            ({"lines": [{"product_id": 3, "quantity": 1}]}, "not available"),
+            ({"lines": [{"product_id": 1, "quantity": 0}]}, "greater than or equal to 1"),
+            ({"lines": [{"product_id": 1, "quantity": -2}]}, "greater than or equal to 1"),
+            ({"lines": []}, "empty"),
+            ({}, "required"),
+            ({"lines": "1 of product 1"}, "list"),
+            ({"lines": [{"product_id": 1}]}, "required"),
+            ({"lines": [{"product_id": "1", "quantity": 1}]}, "valid integer"),
+            ({"lines": [{"product_id": 1, "quantity": 1.5}]}, "valid integer"),
+            ({"lines": [{"product_id": 1, "quantity": True}]}, "valid integer"),
+            ({"lines": [{"product_id": 1, "quantity": "two"}]}, "valid integer"),
+            ({"lines": [{"product_id": 0, "quantity": 1}]}, "greater than or equal to 1"),
+            ({"lines": [{"product_id": 1, "quantity": 10_001}]}, "less than or equal to 10000"),
+            (
+                {"lines": [{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]},
+                "appears twice",
+            ),
+            ([{"product_id": 1, "quantity": 1}], "dictionary"),
+        ],
+    )
+    def test_bad_requests_are_400_with_a_message(
+        self, customer: APIClient, products: dict, payload: Any, where: str
+    ) -> None:
+        response = place(customer, payload)
+
+        assert response.status_code == 400, response.json()
+        assert where in response.json()["detail"]
+        assert Order.objects.count() == 0
+        assert OutboxMessage.objects.count() == 0
+
+    def test_names_the_failing_line(self, customer: APIClient, products: dict) -> None:
+        payload = {"lines": [{"product_id": 1, "quantity": 1}, {"product_id": 404, "quantity": 1}]}
+
+        response = place(customer, payload)
+
+        assert response.json()["errors"]["lines"][1] == {
+            "product_id": ["Product 404 does not exist."]
+        }
+
+    def test_a_total_beyond_what_money_can_carry_is_400(
+        self, customer: APIClient, make_product: Any
+    ) -> None:
+        make_product(1, price="9999999999.99")
+
+        response = place(customer, {"lines": [{"product_id": 1, "quantity": 2}]})
+
+        assert response.status_code == 400
+        assert "may not exceed" in response.json()["detail"]
+
+    def test_malformed_json_is_400(self, customer: APIClient, products: dict) -> None:
+        response = customer.post(
+            URL, data="{not json", content_type="application/json", HTTP_IDEMPOTENCY_KEY="k"
+        )
+
+        assert response.status_code == 400
+
+
+class TestAuthentication:
+    def test_no_token_is_401(self, products: dict) -> None:
+        response = place(APIClient(), ONE_OF_EACH)
+
+        assert response.status_code == 401
+        assert Order.objects.count() == 0
+
+    def test_a_forged_token_is_401(self, products: dict) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION="Bearer not.a.jwt")
+
+        assert place(client, ONE_OF_EACH).status_code == 401

@@ -1,0 +1,58 @@
+"""Helpers for the orders tests: events as inventory would send them, the outbox decoded."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from messaging.envelope import Envelope, decode
+from messaging.models import OutboxMessage
+
+
+def product_upserted(
+    product_id: int,
+    *,
+    price: str = "10.00",
+    active: bool = True,
+    name: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    envelope = Envelope.new(
+        "product.upserted",
+        {
+            "product_id": product_id,
+            "sku": f"SKU-{product_id}",
+            "name": name or f"Product {product_id}",
+            "price": price,
+            "active": active,
+            "category": "tools",
+        },
+        source="inventory",
+        correlation_id=f"product-{product_id}",
+    )
+    if occurred_at is not None:
+        envelope = replace(envelope, occurred_at=occurred_at.isoformat())
+    return envelope
+
+
+def stock_event(event_type: str, order_id: uuid.UUID | str, **data: Any) -> Envelope:
+    return Envelope.new(
+        event_type,
+        {"order_id": str(order_id), **data},
+        source="inventory",
+        correlation_id=str(order_id),
+    )
+
+
+def outbox(event_type: str | None = None) -> list[Envelope]:
+    """The events written to the outbox, oldest first, decoded and validated."""
+    rows = OutboxMessage.objects.order_by("id")
+    if event_type:
+        rows = rows.filter(routing_key=event_type)
+    return [decode(row.body.encode()) for row in rows]
+
+
+def body(envelope: Envelope) -> bytes:
+    return envelope.to_json().encode()

@@ -1,0 +1,98 @@
+"""Rules that need no database: the transition table, fingerprints, request validation."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from support import product_upserted, stock_event
+
+from messaging.consumer import RejectMessage
+from orders.apis import OrderListCreateApi
+from orders.handlers import HANDLERS, on_product_upserted, on_stock_reserved
+from orders.models import TRANSITIONS, OrderStatus
+from orders.services import LineRequest, request_fingerprint
+
+
+class TestTransitions:
+    def test_every_status_has_an_entry(self) -> None:
+        assert set(TRANSITIONS) == set(OrderStatus.values)
+
+    @pytest.mark.parametrize(
+        "final", [OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.SHIPPED]
+    )
+    def test_final_states_have_no_way_out(self, final: str) -> None:
+        assert TRANSITIONS[final] == frozenset()
+
+    def test_nothing_leads_back_to_pending(self) -> None:
+        assert all(OrderStatus.PENDING not in targets for targets in TRANSITIONS.values())
+
+    def test_confirmed_only_ships_or_cancels(self) -> None:
+        assert TRANSITIONS[OrderStatus.CONFIRMED] == {OrderStatus.SHIPPED, OrderStatus.CANCELLED}
+
+
+class TestRequestFingerprint:
+    def test_ignores_the_order_of_lines(self) -> None:
+        a = [LineRequest(1, 2), LineRequest(5, 1)]
+
+        assert request_fingerprint(a) == request_fingerprint(list(reversed(a)))
+
+    def test_changes_with_a_quantity(self) -> None:
+        assert request_fingerprint([LineRequest(1, 2)]) != request_fingerprint([LineRequest(1, 3)])
+
+    def test_changes_with_a_product(self) -> None:
+        assert request_fingerprint([LineRequest(1, 2)]) != request_fingerprint([LineRequest(2, 2)])
+
+
+class TestPlaceInput:
+    def validate(self, payload: Any) -> tuple[bool, Any]:
+        serializer = OrderListCreateApi.InputSerializer(data=payload)
+        return serializer.is_valid(), serializer.errors or serializer.validated_data
+
+    def test_keeps_only_product_ids_and_quantities(self) -> None:
+        ok, data = self.validate(
+            {"lines": [{"product_id": 1, "quantity": 2, "price": "0.01"}], "status": "SHIPPED"}
+        )
+
+        assert ok
+        assert data == {"lines": [{"product_id": 1, "quantity": 2}]}
+
+    @pytest.mark.parametrize("value", ["2", 2.0, 2.5, True, None, [2], {"n": 2}])
+    def test_quantity_must_be_a_json_integer(self, value: Any) -> None:
+        ok, errors = self.validate({"lines": [{"product_id": 1, "quantity": value}]})
+
+        assert not ok
+        assert "quantity" in errors["lines"][0]
+
+    def test_at_most_500_lines(self) -> None:
+        lines = [{"product_id": i, "quantity": 1} for i in range(1, 502)]
+
+        ok, errors = self.validate({"lines": lines})
+
+        assert not ok
+        assert "lines" in errors
+
+
+class TestHandlersRefuseWhatCanNeverWork:
+    def test_all_consumed_events_have_a_handler(self) -> None:
+        from messaging.topology import CONSUMES
+
+        assert set(HANDLERS) == set(CONSUMES["orders"])
+
+    def test_an_order_id_that_is_not_a_uuid_is_rejected(self) -> None:
+        # The schema already refuses it; this guards a handler called with an unchecked envelope.
+        valid = stock_event(
+            "stock.reserved", uuid.uuid4(), lines=[{"product_id": 1, "quantity": 1}]
+        )
+        event = replace(valid, data={**valid.data, "order_id": "-" * 36})
+
+        with pytest.raises(RejectMessage, match="not a UUID"):
+            on_stock_reserved(event)
+
+    def test_an_unreadable_occurred_at_is_rejected(self) -> None:
+        event = replace(product_upserted(1), occurred_at="yesterday-ish")
+
+        with pytest.raises(RejectMessage, match="ISO 8601"):
+            on_product_upserted(event)
