@@ -3,10 +3,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import F, Q
+
+if TYPE_CHECKING:
+    from django.db.models.fields.related_descriptors import RelatedManager
 
 
 class OrderStatus(models.TextChoices):
@@ -30,6 +33,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class Order(models.Model):
+    lines: RelatedManager[OrderLine]
+    status_changes: RelatedManager[OrderStatusChange]
+
     id: models.UUIDField[uuid.UUID, uuid.UUID] = models.UUIDField(
         primary_key=True, default=uuid.uuid4, editable=False
     )
