@@ -49,7 +49,9 @@ class TestExpirePending:
         assert Order.objects.get(pk=on_time.pk).status == OrderStatus.PENDING
         [event] = outbox("order.cancelled")
         assert event.data == {"order_id": str(late.id), "user_id": 7, "reason": "deadline exceeded"}
-        assert stored.status_changes.order_by("-at").first().reason == "deadline exceeded"
+        last_change = stored.status_changes.order_by("-at").first()
+        assert last_change is not None
+        assert last_change.reason == "deadline exceeded"
 
     def test_leaves_orders_that_already_moved_on(self, products: dict) -> None:
         confirmed = overdue(place("confirmed"))
