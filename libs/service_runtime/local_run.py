@@ -55,6 +55,13 @@ def main() -> int:
         print(f"created a JWT signing key pair in {keys}")
 
     system = LocalSystem()
+    busy = system.ports_in_use()
+    if busy:
+        print(
+            f"Port(s) {', '.join(map(str, busy))} already in use: is the system already running?",
+            file=sys.stderr,
+        )
+        return 1
     print("applying migrations …", flush=True)
     try:
         system.prepare()

@@ -44,7 +44,9 @@ def database(service: str) -> dict[str, Any]:
     """``DATABASE_URL`` when set, else an SQLite file per service under ``var/``."""
     url = os.environ.get("DATABASE_URL")
     if url:
-        config = dj_database_url.parse(url, conn_max_age=None, conn_health_checks=True)
+        config: dict[str, Any] = dict(
+            dj_database_url.parse(url, conn_max_age=None, conn_health_checks=True)
+        )
         config.setdefault("OPTIONS", {})
         return config
     VAR_DIR.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,10 @@ tests, so that what the tests start is exactly what a developer runs.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +23,19 @@ from pathlib import Path
 from typing import IO
 
 from service_runtime.settings import REPO_ROOT
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM when the launcher dies, however it dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class ManagedProcess:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,  # signals to the group reach gunicorn's workers too
+            preexec_fn=_die_with_parent,
         )
 
     def running(self) -> bool:
@@ -168,6 +184,9 @@ class LocalSystem:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log = (self.log_dir / f"{service.name}.{role}.log").open("a", buffering=1)
         return ManagedProcess(service, role, argv, env, log)
+
+    def ports_in_use(self) -> list[int]:
+        return [self.port(s) for s in SERVICES if port_in_use(self.port(s))]
 
     def start(self) -> None:
         if not self.processes:
