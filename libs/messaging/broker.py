@@ -25,7 +25,8 @@ def connect(config: MessagingConfig, *, name: str) -> BlockingConnection:
     params.blocked_connection_timeout = 60
     params.connection_attempts = 1
     params.socket_timeout = 5
-    params.client_properties = {"connection_name": f"{config.service}:{name}"}
+    # Named so an operator (or a test) can tell this worker's connection apart from others.
+    params.client_properties = {"connection_name": f"{config.prefix}{config.service}:{name}"}
     return pika.BlockingConnection(params)
 
 

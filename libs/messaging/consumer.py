@@ -8,7 +8,8 @@ Outcome of one delivery:
 * the handler raised anything else: copied to the next retry queue (which dead-letters it
   back after its delay), then ack; after the last retry it goes to the dead-letter queue;
 * the database is unreachable: nothing is acked; the consumer waits with back-off, keeping
-  the broker connection alive, and tries the same delivery again.
+  the broker connection alive, and tries the same delivery again (if it is asked to stop
+  meanwhile, it leaves the delivery unacked and the broker hands it out again).
 
 A copy is acked only after the broker confirmed the copy, so a delivery is never lost.
 """
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pika
 from django.db import (
@@ -29,11 +31,13 @@ from django.db import (
     InterfaceError,
     OperationalError,
     close_old_connections,
+    models,
     transaction,
 )
 from django.db import connection as db_connection
 from django.utils.module_loading import import_string
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.exceptions import ConsumerCancelled
 from pika.spec import Basic, BasicProperties
 
 from messaging import topology
@@ -65,12 +69,8 @@ ACK = Outcome("ack")
 def record_in_inbox(consumer: str, envelope: Envelope) -> bool:
     """Insert the inbox row; False when this consumer has already applied the message."""
     table = InboxMessage._meta.db_table
-    message_id = InboxMessage._meta.get_field("message_id").get_db_prep_value(
-        envelope.id, db_connection
-    )
-    processed_at = InboxMessage._meta.get_field("processed_at").get_db_prep_value(
-        datetime.now(UTC), db_connection
-    )
+    message_id = _field("message_id").get_db_prep_value(envelope.id, db_connection)
+    processed_at = _field("processed_at").get_db_prep_value(datetime.now(UTC), db_connection)
     with db_connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (consumer, message_id, message_type, processed_at) "  # noqa: S608
@@ -78,6 +78,19 @@ def record_in_inbox(consumer: str, envelope: Envelope) -> bool:
             [consumer, message_id, envelope.type, processed_at],
         )
         return cursor.rowcount == 1
+
+
+def _field(name: str) -> models.Field[Any, Any]:
+    return cast("models.Field[Any, Any]", InboxMessage._meta.get_field(name))
+
+
+def attempt_of(properties: BasicProperties) -> int:
+    """The delivery attempt a message is on (1 for the first); a garbled header counts as 1."""
+    value = (properties.headers or {}).get(ATTEMPT_HEADER, 1)
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError, OverflowError):
+        return 1
 
 
 class MessageProcessor:
@@ -147,6 +160,7 @@ class Consumer:
                 )
                 channel.confirm_delivery()
                 channel.basic_qos(prefetch_count=self.config.prefetch)
+                channel.add_on_cancel_callback(self._on_cancelled_by_broker)
                 channel.basic_consume(self.queue, self._on_message)
                 logger.info("consuming %s", self.queue)
                 delays = backoff_delays()
@@ -164,6 +178,11 @@ class Consumer:
                         logger.debug("ignored error while closing", exc_info=True)
                 self._broker = None
 
+    def _on_cancelled_by_broker(self, method_frame: Any) -> None:
+        # The queue was deleted (or its node went away): without this the consumer would sit
+        # idle on an open connection forever. Reconnecting declares the queue again.
+        raise ConsumerCancelled(f"the broker cancelled consuming {self.queue}")
+
     def _on_message(
         self,
         channel: BlockingChannel,
@@ -171,9 +190,10 @@ class Consumer:
         properties: BasicProperties,
         body: bytes,
     ) -> None:
-        headers: dict[str, Any] = dict(properties.headers or {})
-        attempt = int(headers.get(ATTEMPT_HEADER, 1))
+        attempt = attempt_of(properties)
         outcome = self._process_until_database_answers(body, attempt)
+        if outcome is None:
+            return  # stopping: left unacked, the broker redelivers it once we disconnect
         if outcome.action == "retry":
             delay = self.config.retry_delays_ms[min(attempt, len(self.config.retry_delays_ms)) - 1]
             self._copy(
@@ -201,18 +221,30 @@ class Consumer:
         channel.basic_ack(method.delivery_tag)
         self.handled += 1
 
-    def _process_until_database_answers(self, body: bytes, attempt: int) -> Outcome:
+    def _process_until_database_answers(self, body: bytes, attempt: int) -> Outcome | None:
+        """The outcome, once the database answers; None if asked to stop before it does."""
         delays = backoff_delays()
         while True:
-            close_old_connections()
             try:
+                close_old_connections()
                 return self.processor.process(body, attempt)
             except DatabaseError as exc:
+                if self.stop_event.is_set():
+                    return None
                 delay = next(delays)
                 logger.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
-                db_connection.close()
-                assert self._broker is not None
-                self._broker.sleep(delay)  # keeps heartbeats going while we wait
+                _close_database_quietly()
+                self._sleep_unless_stopped(delay)
+
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        """Wait on the broker connection, so heartbeats keep flowing, until stopped."""
+        assert self._broker is not None
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._broker.sleep(min(remaining, 0.25))
 
     def _copy(
         self,
@@ -238,3 +270,10 @@ class Consumer:
             ),
             mandatory=True,
         )
+
+
+def _close_database_quietly() -> None:
+    try:
+        db_connection.close()
+    except DatabaseError:  # already broken; a new connection is opened on the next try
+        logger.debug("ignored error while closing the database connection", exc_info=True)

@@ -38,10 +38,15 @@ class Envelope:
         correlation_id: str,
         causation_id: str | None = None,
     ) -> Envelope:
-        """Build an envelope for an outgoing event; its payload must match the schema."""
+        """Build an envelope for an outgoing event.
+
+        Raises :class:`schemas.SchemaViolation` unless the payload matches its schema and the
+        whole envelope is one that :func:`decode` accepts (field limits, size), so an event a
+        consumer would dead-letter is never published.
+        """
         version = schemas.current_version(event_type)
         schemas.validate(event_type, version, data)
-        return cls(
+        envelope = cls(
             type=event_type,
             data=data,
             source=source,
@@ -49,6 +54,15 @@ class Envelope:
             causation_id=str(causation_id) if causation_id else None,
             version=version,
         )
+        problem = schemas.envelope_problem(asdict(envelope))
+        if problem:
+            raise schemas.SchemaViolation(f"{event_type} envelope invalid at {problem}")
+        size = len(envelope.to_json().encode())
+        if size > MAX_BODY_BYTES:
+            raise schemas.SchemaViolation(
+                f"{event_type} message of {size} bytes exceeds the {MAX_BODY_BYTES} limit"
+            )
+        return envelope
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
@@ -60,7 +74,7 @@ def decode(body: bytes) -> Envelope:
         raise MalformedMessage(f"body of {len(body)} bytes exceeds the {MAX_BODY_BYTES} limit")
     try:
         raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, or nested too deep
         raise MalformedMessage(f"body is not JSON: {exc}") from exc
     problem = schemas.envelope_problem(raw)
     if problem:

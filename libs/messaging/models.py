@@ -9,15 +9,15 @@ class OutboxMessage(models.Model):
     broker has acknowledged the message.
     """
 
-    message_id = models.UUIDField(unique=True)
-    exchange = models.CharField(max_length=200)
-    routing_key = models.CharField(max_length=200)
-    body = models.TextField()
-    correlation_id = models.CharField(max_length=64)
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True, default="")
+    message_id: models.UUIDField = models.UUIDField(unique=True)
+    exchange: models.CharField = models.CharField(max_length=200)
+    routing_key: models.CharField = models.CharField(max_length=200)
+    body: models.TextField = models.TextField()
+    correlation_id: models.CharField = models.CharField(max_length=64)
+    created_at: models.DateTimeField = models.DateTimeField(auto_now_add=True)
+    sent_at: models.DateTimeField = models.DateTimeField(null=True, blank=True)
+    attempts: models.PositiveIntegerField = models.PositiveIntegerField(default=0)
+    last_error: models.TextField = models.TextField(blank=True, default="")
 
     class Meta:
         indexes = [
@@ -31,10 +31,10 @@ class OutboxMessage(models.Model):
 class InboxMessage(models.Model):
     """A message a consumer has applied; written in the same transaction as its effect."""
 
-    consumer = models.CharField(max_length=100)
-    message_id = models.UUIDField()
-    message_type = models.CharField(max_length=100)
-    processed_at = models.DateTimeField(auto_now_add=True)
+    consumer: models.CharField = models.CharField(max_length=100)
+    message_id: models.UUIDField = models.UUIDField()
+    message_type: models.CharField = models.CharField(max_length=100)
+    processed_at: models.DateTimeField = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [

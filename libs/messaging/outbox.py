@@ -6,9 +6,11 @@ from typing import Any
 
 from django.db import connection
 
+from messaging import topology
 from messaging.config import get_config
 from messaging.envelope import Envelope
 from messaging.models import OutboxMessage
+from messaging.schemas import SchemaViolation
 
 NOTIFY_CHANNEL = "messaging_outbox"
 
@@ -32,6 +34,13 @@ def publish_event(
     if not connection.in_atomic_block:
         raise OutsideTransaction(f"publish_event({event_type!r}) called outside transaction.atomic")
     config = get_config()
+    if event_type not in topology.PUBLISHES.get(config.service, ()):
+        # Its exchange would not carry it: the row could never be routed and would hold up
+        # the relay, so refuse it here, in the transaction that would have caused it.
+        raise SchemaViolation(
+            f"service {config.service!r} does not publish {event_type!r} "
+            "(see messaging.topology.PUBLISHES)"
+        )
     envelope = Envelope.new(
         event_type,
         data,

@@ -31,6 +31,13 @@ logger = logging.getLogger("messaging.relay")
 SAFETY_POLL_SECONDS = 1.0
 SQLITE_POLL_SECONDS = 0.05
 
+# Errors after which the relay drops both connections and opens new ones.
+_RECONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    DatabaseError,
+    psycopg.Error,
+)
+
 
 class _CommitWaiter:
     """Blocks until a writer commits an outbox row (PostgreSQL NOTIFY) or a timeout passes."""
@@ -85,7 +92,7 @@ class OutboxRelay:
                 logger.info("outbox relay connected", extra={"service": self.config.service})
                 delays = backoff_delays()
                 self._relay_until_stopped(broker, channel, waiter)
-            except (*CONNECTION_ERRORS, DatabaseError, psycopg.Error) as exc:
+            except _RECONNECT_ERRORS as exc:
                 delay = next(delays)
                 logger.warning("outbox relay lost a connection (%s); retrying in %.1fs", exc, delay)
                 self.stop_event.wait(delay)

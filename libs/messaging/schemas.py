@@ -97,8 +97,12 @@ EVENTS: dict[tuple[str, int], dict[str, Any]] = {
     ),
 }
 
-_ENVELOPE_VALIDATOR = Draft202012Validator(ENVELOPE)
-_VALIDATORS = {key: Draft202012Validator(schema) for key, schema in EVENTS.items()}
+# Formats are asserted too ("uuid" must parse as a UUID, not only look like one).
+_FORMATS = Draft202012Validator.FORMAT_CHECKER
+_ENVELOPE_VALIDATOR = Draft202012Validator(ENVELOPE, format_checker=_FORMATS)
+_VALIDATORS = {
+    key: Draft202012Validator(schema, format_checker=_FORMATS) for key, schema in EVENTS.items()
+}
 
 
 def is_known(event_type: str, version: int) -> bool:

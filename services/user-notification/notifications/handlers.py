@@ -9,7 +9,6 @@ import logging
 
 from accounts.models import User
 from accounts.selectors import user_get, user_list_staff
-
 from messaging.consumer import Handler, RejectMessage
 from messaging.envelope import Envelope
 from notifications.models import Notification

@@ -1,9 +1,9 @@
 import uuid
 
-from accounts.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from notifications.models import Notification
 
 

@@ -2,14 +2,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from accounts.models import User
 from django.conf import settings
-from notifications.handlers import HANDLERS
 from rest_framework.test import APIClient
 
+from accounts.models import User
 from identity.testing import make_access_token
 from messaging.consumer import MessageProcessor, Outcome
 from messaging.envelope import Envelope
+from notifications.handlers import HANDLERS
 
 PASSWORD = "correct-horse-battery-staple"
 

@@ -1,8 +1,9 @@
 from io import StringIO
 
 import pytest
-from accounts.models import User
 from django.core.management import call_command
+
+from accounts.models import User
 
 pytestmark = pytest.mark.django_db
 

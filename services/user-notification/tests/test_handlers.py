@@ -1,12 +1,12 @@
 import uuid
 
 import pytest
-from notifications import handlers
-from notifications.models import Notification
 
 from messaging.consumer import RejectMessage
 from messaging.envelope import decode
 from messaging.models import InboxMessage, OutboxMessage
+from notifications import handlers
+from notifications.models import Notification
 
 pytestmark = pytest.mark.django_db
 

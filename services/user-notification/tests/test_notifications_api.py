@@ -1,6 +1,7 @@
 import uuid
 
 import pytest
+
 from notifications.models import Notification
 
 pytestmark = pytest.mark.django_db

@@ -1,9 +1,9 @@
 import json
 
 import pytest
-from accounts.models import User
 from django.contrib.auth.hashers import check_password
 
+from accounts.models import User
 from messaging.envelope import decode
 from messaging.models import OutboxMessage
 

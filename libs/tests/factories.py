@@ -1,0 +1,45 @@
+"""Valid payloads and envelopes for the tests."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from messaging.envelope import Envelope
+
+
+def order_created(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "order_id": str(uuid.uuid4()),
+        "user_id": 7,
+        "lines": [{"product_id": 1, "quantity": 2}, {"product_id": 3, "quantity": 1}],
+    }
+    data.update(overrides)
+    return data
+
+
+def stock_reserved(order_id: str) -> dict[str, Any]:
+    return {"order_id": order_id, "lines": [{"product_id": 1, "quantity": 2}]}
+
+
+def envelope(event_type: str = "order.created", data: dict[str, Any] | None = None) -> Envelope:
+    return Envelope.new(
+        event_type,
+        order_created() if data is None else data,
+        source="orders",
+        correlation_id=str(uuid.uuid4()),
+    )
+
+
+def raw_envelope(*, remove: tuple[str, ...] = (), **overrides: Any) -> dict[str, Any]:
+    """A valid envelope as a dict, with fields replaced or removed."""
+    raw: dict[str, Any] = json.loads(envelope().to_json())
+    raw.update(overrides)
+    for key in remove:
+        del raw[key]
+    return raw
+
+
+def body(raw: dict[str, Any]) -> bytes:
+    return json.dumps(raw).encode()

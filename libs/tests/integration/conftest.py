@@ -1,0 +1,208 @@
+"""Fixtures for tests against the real PostgreSQL and RabbitMQ.
+
+Every broker test works under its own name prefix (``test-<hex>.``) and deletes the exchanges
+and queues of that prefix afterwards, so it never touches a running system.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pytest
+from django.db import connection, connections
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import ChannelClosedByBroker
+
+from messaging import topology
+from messaging.config import MessagingConfig
+from messaging.consumer import Consumer, Handler
+from messaging.outbox import NOTIFY_CHANNEL
+from messaging.relay import OutboxRelay
+
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+RETRY_DELAYS_MS = (50, 100)
+DEFAULT_RETRY_DELAYS_MS = (1000, 5000, 30000)  # what a worker started from settings declares
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
+    """Poll until ``predicate()`` is truthy and return it; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@dataclass
+class Delivery:
+    method: Any
+    properties: pika.BasicProperties
+    body: bytes
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return dict(self.properties.headers or {})
+
+
+class Broker:
+    """A test's own view of RabbitMQ: its prefix, a channel, and helpers to publish and read."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.names = topology.Names(prefix)
+        self._connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        self.channel: BlockingChannel = self._connection.channel()
+        self.channel.confirm_delivery()
+
+    def config(self, service: str, **overrides: Any) -> MessagingConfig:
+        values: dict[str, Any] = {
+            "service": service,
+            "broker_url": AMQP_URL,
+            "prefix": self.prefix,
+            "handlers_path": None,
+            "prefetch": 10,
+            "retry_delays_ms": RETRY_DELAYS_MS,
+            "heartbeat": 30,
+        }
+        values.update(overrides)
+        return MessagingConfig(**values)
+
+    def declare(self) -> None:
+        topology.declare_all(self.channel, self.names, RETRY_DELAYS_MS)
+
+    def publish_event(self, event_type: str, body: bytes, **properties: Any) -> None:
+        """Publish to the owning service's exchange, as a relay would."""
+        self.channel.basic_publish(
+            exchange=self.names.exchange(topology.publisher_of(event_type)),
+            routing_key=event_type,
+            body=body,
+            properties=pika.BasicProperties(delivery_mode=2, **properties),
+            mandatory=True,
+        )
+
+    def publish_to_queue(self, queue: str, body: bytes, **properties: Any) -> None:
+        self.channel.basic_publish(
+            exchange="",
+            routing_key=queue,
+            body=body,
+            properties=pika.BasicProperties(delivery_mode=2, **properties),
+            mandatory=True,
+        )
+
+    def get(self, queue: str) -> Delivery | None:
+        method, properties, body = self.channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return None
+        return Delivery(method, properties, body)
+
+    def drain(self, queue: str) -> list[Delivery]:
+        deliveries = []
+        while (delivery := self.get(queue)) is not None:
+            deliveries.append(delivery)
+        return deliveries
+
+    def wait_for_messages(self, queue: str, count: int, timeout: float = 10.0) -> list[Delivery]:
+        got: list[Delivery] = []
+
+        def enough() -> bool:
+            got.extend(self.drain(queue))
+            return len(got) >= count
+
+        wait_for(enough, timeout)
+        return got
+
+    def message_count(self, queue: str) -> int:
+        result = self.channel.queue_declare(queue, passive=True)
+        return int(result.method.message_count)
+
+    def consumers(self, queue: str) -> int | None:
+        """How many consumers ``queue`` has, or None when it does not exist."""
+        channel = self._connection.channel()  # a passive miss closes the channel it was on
+        try:
+            result = channel.queue_declare(queue, passive=True)
+        except ChannelClosedByBroker:
+            return None
+        channel.close()
+        return int(result.method.consumer_count)
+
+    def queue_exists(self, queue: str) -> bool:
+        return self.consumers(queue) is not None
+
+    def delete_everything(self) -> None:
+        channel = self._connection.channel()
+        for service in topology.CONSUMES:
+            for delay in {*RETRY_DELAYS_MS, *DEFAULT_RETRY_DELAYS_MS}:
+                channel.queue_delete(self.names.retry_queue(service, delay))
+            channel.queue_delete(self.names.dead_letter_queue(service))
+            channel.queue_delete(self.names.queue(service))
+        for service in topology.PUBLISHES:
+            channel.exchange_delete(self.names.exchange(service))
+        channel.close()
+
+    def close(self) -> None:
+        try:
+            self.delete_everything()
+        finally:
+            self._connection.close()
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    broker = Broker(f"test-{uuid.uuid4().hex[:12]}.")
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+@contextmanager
+def running(worker: Consumer | OutboxRelay) -> Iterator[threading.Thread]:
+    """Run a consumer or relay in a thread; stop it through its ``stop_event`` afterwards."""
+
+    crashed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run_forever()
+        except BaseException as exc:
+            crashed.append(exc)
+            raise
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name=type(worker).__name__, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        worker.stop_event.set()
+        if isinstance(worker, OutboxRelay):
+            _wake_relays()  # rather than waiting out its safety poll
+        thread.join(timeout=10)
+        assert not thread.is_alive(), f"{type(worker).__name__} did not stop"
+        assert not crashed, f"{type(worker).__name__} crashed: {crashed[0]!r}"
+
+
+def _wake_relays() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+
+@contextmanager
+def running_consumer(
+    broker: Broker, service: str, handlers: dict[str, Handler], **overrides: Any
+) -> Iterator[Consumer]:
+    consumer = Consumer(handlers, broker.config(service, **overrides))
+    with running(consumer):
+        yield consumer

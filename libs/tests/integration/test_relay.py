@@ -1,0 +1,160 @@
+"""The outbox relay against the real PostgreSQL and RabbitMQ."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+import pytest
+from django.db import transaction
+
+from messaging import relay as relay_module
+from messaging.envelope import decode
+from messaging.models import OutboxMessage
+from messaging.outbox import publish_event
+from messaging.relay import OutboxRelay
+from tests.factories import order_created
+from tests.integration.conftest import Broker, running, wait_for
+
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def orders_service(settings: Any, broker: Broker) -> None:
+    settings.MESSAGING_SERVICE = "orders"
+    settings.MESSAGING_PREFIX = broker.prefix
+
+
+def _publish(count: int = 1) -> list[str]:
+    ids = []
+    with transaction.atomic():
+        for _ in range(count):
+            data = order_created()
+            ids.append(publish_event("order.created", data, correlation_id=data["order_id"]).id)
+    return ids
+
+
+def _unsent() -> int:
+    return OutboxMessage.objects.filter(sent_at__isnull=True).count()
+
+
+def test_relay_batch_publishes_persistent_messages_and_marks_them_sent(broker: Broker) -> None:
+    ids = _publish(3)
+    relay = OutboxRelay(broker.config("orders"), batch_size=2)
+    broker.declare()
+    channel = broker._connection.channel()
+    channel.confirm_delivery()
+    assert relay.relay_batch(channel) == 2
+    assert _unsent() == 1
+    assert relay.relay_batch(channel) == 1
+    assert relay.relay_batch(channel) == 0
+    assert relay.published == 3
+    assert _unsent() == 0
+
+    deliveries = broker.wait_for_messages(broker.names.queue("inventory"), 3)
+    assert [d.properties.message_id for d in deliveries] == ids  # outbox order
+    for delivery, row in zip(deliveries, OutboxMessage.objects.order_by("id"), strict=True):
+        props = delivery.properties
+        assert props.delivery_mode == 2
+        assert props.content_type == "application/json"
+        assert props.type == "order.created"
+        assert props.app_id == "orders"
+        assert props.correlation_id == row.correlation_id
+        assert delivery.method.exchange == broker.names.exchange("orders")
+        assert delivery.method.routing_key == "order.created"
+        assert decode(delivery.body).id == str(row.message_id)
+        assert row.sent_at is not None and row.attempts == 0
+    # Bound by event type: nothing else received order.created.
+    assert broker.message_count(broker.names.queue("orders")) == 0
+    assert broker.message_count(broker.names.queue("user-notification")) == 0
+
+
+def test_an_unroutable_row_is_kept_unsent_with_the_error(broker: Broker) -> None:
+    _publish(1)
+    relay = OutboxRelay(broker.config("orders"))
+    relay.stop_event.set()  # skips the pause after a refusal
+    broker.declare()
+    broker.channel.queue_unbind(
+        broker.names.queue("inventory"), broker.names.exchange("orders"), "order.created"
+    )
+    channel = broker._connection.channel()
+    channel.confirm_delivery()
+    assert relay.relay_batch(channel) == 0
+    row = OutboxMessage.objects.get()
+    assert row.sent_at is None
+    assert row.attempts == 1
+    assert row.last_error.startswith("UnroutableError")
+    # The refusal re-declared the layout, so the next batch gets through.
+    assert relay.relay_batch(channel) == 1
+    assert _unsent() == 0
+
+
+def test_relay_wakes_on_commit_not_on_the_safety_poll(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the safety poll pushed far away, only the NOTIFY at commit can wake the relay.
+    monkeypatch.setattr(relay_module, "SAFETY_POLL_SECONDS", 30.0)
+    _publish(1)
+    relay = OutboxRelay(broker.config("orders"))
+    with running(relay):
+        wait_for(lambda: _unsent() == 0)  # published at start-up, now waiting
+        latencies = []
+        for _ in range(3):
+            time.sleep(0.2)
+            started = time.monotonic()
+            _publish(1)
+            wait_for(lambda: _unsent() == 0, timeout=5, interval=0.002)
+            latencies.append(time.monotonic() - started)
+    print("relay wake-up latencies", latencies)
+    assert max(latencies) < 0.5, latencies
+    assert relay.published == 4
+    assert len(broker.drain(broker.names.queue("inventory"))) == 4
+
+
+def test_rows_wait_while_the_broker_is_unreachable_then_go_out(broker: Broker) -> None:
+    ids = _publish(2)
+    good = broker.config("orders")
+    relay = OutboxRelay(dataclasses.replace(good, broker_url="amqp://guest:guest@127.0.0.1:1/"))
+    with running(relay) as thread:
+        time.sleep(1.0)
+        assert thread.is_alive()
+        assert _unsent() == 2
+        assert relay.published == 0
+        relay.config = good  # the broker "comes back"
+        wait_for(lambda: _unsent() == 0, timeout=15)
+    assert relay.published == 2
+    received = broker.drain(broker.names.queue("inventory"))
+    assert sorted(d.properties.message_id for d in received) == sorted(ids)
+
+
+def test_two_relays_side_by_side_publish_each_row_once(broker: Broker) -> None:
+    ids = _publish(60)
+    first = OutboxRelay(broker.config("orders"), batch_size=5)
+    second = OutboxRelay(broker.config("orders"), batch_size=5)
+    with running(first), running(second):
+        wait_for(lambda: _unsent() == 0, timeout=15)
+    print("split", first.published, second.published)
+    assert first.published + second.published == 60
+    received = broker.wait_for_messages(broker.names.queue("inventory"), 60)
+    assert sorted(d.properties.message_id for d in received) == sorted(ids)
+    assert json.loads(received[0].body)["type"] == "order.created"
+
+
+def test_a_running_relay_keeps_a_refused_row_until_the_broker_takes_it(broker: Broker) -> None:
+    """Proves the relay's channel confirms: without confirms an unroutable row is lost as sent."""
+    relay = OutboxRelay(broker.config("orders"))
+    with running(relay):
+        wait_for(lambda: broker.queue_exists(broker.names.dead_letter_queue("inventory")))
+        broker.channel.queue_unbind(
+            broker.names.queue("inventory"), broker.names.exchange("orders"), "order.created"
+        )
+        [message_id] = _publish(1)
+        row = wait_for(lambda: OutboxMessage.objects.filter(attempts__gte=1).first())
+        assert row.sent_at is None
+        assert row.last_error.startswith("UnroutableError")
+        # The relay declared the layout again (binding restored) and publishes it on its own.
+        wait_for(lambda: _unsent() == 0, timeout=5)
+    [delivery] = broker.wait_for_messages(broker.names.queue("inventory"), 1)
+    assert delivery.properties.message_id == message_id

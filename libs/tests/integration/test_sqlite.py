@@ -1,0 +1,122 @@
+"""The laptop path: SQLite instead of PostgreSQL (no LISTEN/NOTIFY, a short poll instead).
+
+Django is configured once per process, so this runs in a child process of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import AMQP_URL
+
+pytestmark = pytest.mark.broker
+
+SCRIPT = r"""
+import threading, time, uuid
+import django
+from django.conf import settings
+from service_runtime.settings import build
+
+settings.configure(**build("orders", apps=[], urlconf="tests.urls"))
+django.setup()
+from django.core.management import call_command
+from django.db import connection, transaction
+from messaging.consumer import ACK, MessageProcessor
+from messaging.models import InboxMessage, OutboxMessage
+from messaging.outbox import publish_event
+from messaging.relay import OutboxRelay
+
+call_command("migrate", verbosity=0)
+assert connection.vendor == "sqlite", connection.vendor
+
+def publish():
+    data = {"order_id": str(uuid.uuid4()), "user_id": 1,
+            "lines": [{"product_id": 1, "quantity": 1}]}
+    with transaction.atomic():
+        return publish_event("order.created", data, correlation_id=data["order_id"])
+
+def wait_sent(timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while OutboxMessage.objects.filter(sent_at__isnull=True).exists():
+        assert time.monotonic() < deadline, "outbox not relayed"
+        time.sleep(0.005)
+
+first = publish()
+relay = OutboxRelay()
+thread = threading.Thread(target=relay.run_forever)
+thread.start()
+try:
+    wait_sent()
+    started = time.monotonic()
+    publish()
+    wait_sent()
+    latency = time.monotonic() - started
+finally:
+    relay.stop_event.set()
+    thread.join(10)
+assert relay.published == 2, relay.published
+assert latency < 0.5, latency
+
+calls = []
+processor = MessageProcessor("orders", {"order.created": calls.append}, 3)
+raw = first.to_json().encode()
+assert processor.process(raw) == ACK and processor.process(raw) == ACK
+assert len(calls) == 1 and InboxMessage.objects.count() == 1
+
+def failing(envelope):
+    publish()
+    raise RuntimeError("boom")
+
+other = MessageProcessor("audit", {"order.created": failing}, 3)
+assert other.process(raw).action == "retry"
+assert InboxMessage.objects.count() == 1 and OutboxMessage.objects.count() == 2
+
+import pika
+from messaging import topology
+from messaging.config import get_config
+config = get_config()
+broker = pika.BlockingConnection(pika.URLParameters(config.broker_url))
+channel = broker.channel()
+queued = channel.queue_declare(config.names.queue("inventory"), passive=True).method.message_count
+for service in topology.CONSUMES:
+    for delay in config.retry_delays_ms:
+        channel.queue_delete(config.names.retry_queue(service, delay))
+    channel.queue_delete(config.names.dead_letter_queue(service))
+    channel.queue_delete(config.names.queue(service))
+for service in topology.PUBLISHES:
+    channel.exchange_delete(config.names.exchange(service))
+broker.close()
+assert queued == 2, queued
+print("sqlite ok", round(latency, 3))
+"""
+
+
+def test_outbox_relay_and_inbox_work_on_sqlite(tmp_path: Path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
+    }
+    env.update(
+        VAR_DIR=str(tmp_path),
+        AMQP_URL=AMQP_URL,
+        MESSAGING_PREFIX=f"test-{uuid.uuid4().hex[:12]}.",
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=45,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sqlite ok" in result.stdout
+    assert (tmp_path / "orders.sqlite3").exists()

@@ -1,0 +1,74 @@
+"""One error shape for every API, with a one-line summary of the first problem."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.http import Http404
+from rest_framework import exceptions
+
+from service_runtime.errors import _summary, exception_handler
+
+
+@pytest.mark.parametrize(
+    ("errors", "summary"),
+    [
+        ({"quantity": ["Must be at least 1."]}, "quantity: Must be at least 1."),
+        (
+            {"lines": [{}, {"quantity": ["Must be at least 1."]}]},
+            "lines.quantity: Must be at least 1.",
+        ),
+        ({"non_field_errors": ["Unknown product 9."]}, "Unknown product 9."),
+        (
+            {"lines": {"non_field_errors": ["Too many lines."]}},
+            "lines: Too many lines.",
+        ),
+        (["Something is off."], "Something is off."),
+        ("plain", "plain"),
+        ({}, "{}"),
+    ],
+)
+def test_summary_names_the_first_problem_and_where(errors: Any, summary: str) -> None:
+    assert _summary(errors) == summary
+
+
+def test_validation_error_keeps_the_details_and_summarises_them() -> None:
+    exc = exceptions.ValidationError({"lines": [{"product_id": ["Unknown product 9."]}]})
+    response = exception_handler(exc, {})
+    assert response is not None
+    assert response.status_code == 400
+    assert response.data["detail"] == "lines.product_id: Unknown product 9."
+    assert response.data["code"] == "invalid"
+    assert response.data["errors"] == {"lines": [{"product_id": ["Unknown product 9."]}]}
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "detail", "code"),
+    [
+        (exceptions.NotFound(), 404, "Not found.", "not_found"),
+        (Http404(), 404, "Not found.", "not_found"),
+        (
+            exceptions.NotAuthenticated(),
+            401,
+            "Authentication credentials were not provided.",
+            "not_authenticated",
+        ),
+        (
+            exceptions.AuthenticationFailed("Token has expired.", code="token_expired"),
+            401,
+            "Token has expired.",
+            "token_expired",
+        ),
+        (exceptions.PermissionDenied("Staff only."), 403, "Staff only.", "permission_denied"),
+    ],
+)
+def test_single_detail_errors(exc: Exception, status: int, detail: str, code: str) -> None:
+    response = exception_handler(exc, {})
+    assert response is not None
+    assert response.status_code == status
+    assert response.data == {"detail": detail, "code": code}
+
+
+def test_unexpected_exceptions_are_left_to_django() -> None:
+    assert exception_handler(RuntimeError("boom"), {}) is None
