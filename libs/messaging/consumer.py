@@ -154,7 +154,8 @@ class Consumer:
             try:
                 self._broker = connect(self.config, name="consumer")
                 channel = self._broker.channel()
-                topology.declare_exchanges(channel, self.names)
+                # Its own queues and bindings only; the exchanges are their publishers' (a missing
+                # one fails the bind, and the consumer retries until its publisher declared it).
                 topology.declare_consumer_queues(
                     channel, self.names, self.config.service, self.config.retry_delays_ms
                 )

@@ -75,6 +75,8 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.stop_event = threading.Event()
         self.published = 0
+        # RabbitMQ checks user_id against the connection's account, so consumers can trust it.
+        self._user_id = pika.URLParameters(self.config.broker_url).credentials.username
 
     def run_forever(self) -> None:
         """Relay until stopped, reconnecting to the broker and the database as needed."""
@@ -86,7 +88,9 @@ class OutboxRelay:
                 close_old_connections()
                 broker = connect(self.config, name="outbox-relay")
                 channel = broker.channel()
-                topology.declare_all(channel, self.config.names, self.config.retry_delays_ms)
+                # Only its own exchange: the rest of the layout belongs to its owners (and to the
+                # broker's definitions), and a service's broker account may not declare it.
+                topology.declare_own_exchange(channel, self.config.names, self.config.service)
                 channel.confirm_delivery()
                 waiter = _CommitWaiter()
                 logger.info("outbox relay connected", extra={"service": self.config.service})
@@ -124,7 +128,7 @@ class OutboxRelay:
                 try:
                     self._publish(channel, row)
                 except (UnroutableError, NackError) as exc:
-                    # Kept unsent; the layout is declared again before the next attempt.
+                    # Kept unsent: no queue is bound for it yet (its consumer declares it).
                     OutboxMessage.objects.filter(pk=row.pk).update(
                         attempts=row.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
                     )
@@ -138,8 +142,7 @@ class OutboxRelay:
                 OutboxMessage.objects.filter(pk__in=confirmed).update(sent_at=timezone.now())
         self.published += len(confirmed)
         if isinstance(failure, UnroutableError | NackError):
-            logger.error("broker refused an outbox message: %s", failure)
-            topology.declare_all(channel, self.config.names, self.config.retry_delays_ms)
+            logger.error("broker refused an outbox message (retrying in 1s): %s", failure)
             self.stop_event.wait(1.0)
         elif failure is not None:
             raise failure
@@ -157,6 +160,7 @@ class OutboxRelay:
                 correlation_id=row.correlation_id,
                 type=row.routing_key,
                 app_id=self.config.service,
+                user_id=self._user_id,
             ),
             mandatory=True,
         )

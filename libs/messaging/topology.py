@@ -75,6 +75,10 @@ def declare_exchanges(channel: BlockingChannel, names: Names) -> None:
         channel.exchange_declare(names.exchange(service), exchange_type="direct", durable=True)
 
 
+def declare_own_exchange(channel: BlockingChannel, names: Names, service: str) -> None:
+    channel.exchange_declare(names.exchange(service), exchange_type="direct", durable=True)
+
+
 def declare_consumer_queues(
     channel: BlockingChannel, names: Names, service: str, retry_delays_ms: tuple[int, ...]
 ) -> None:

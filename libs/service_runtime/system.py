@@ -149,9 +149,13 @@ class LocalSystem:
         )
 
     def prepare(self) -> None:
-        """Apply migrations and run set-up commands; raise with the output when one fails."""
-        for service in SERVICES:
-            for command in (("migrate", "--noinput"), *service.setup):
+        """Declare the broker layout, apply migrations and run set-up commands.
+
+        Raises with the command's output when one fails.
+        """
+        for index, service in enumerate(SERVICES):
+            layout = (("declare_topology",),) if index == 0 else ()
+            for command in (*layout, ("migrate", "--noinput"), *service.setup):
                 result = self.manage(service, *command)
                 if result.returncode != 0:
                     raise RuntimeError(

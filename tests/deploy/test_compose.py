@@ -1,0 +1,194 @@
+"""compose.yaml: valid Compose, the same processes as ``make up``, started in a safe order."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import shutil
+import subprocess
+from importlib.resources import files
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+
+from service_runtime.system import SERVICES
+from tests.deploy.manifests import (
+    COMPOSE_FILE,
+    REPO_ROOT,
+    ROLE_LABEL,
+    SERVICE_LABEL,
+    compose_containers,
+    local_commands,
+    local_setup_commands,
+)
+
+# The Compose Specification's JSON schema (Apache-2.0), as vendored by check-jsonschema.
+COMPOSE_SCHEMA = json.loads(
+    files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
+)
+LONG_RUNNING = {"web", "run_consumer", "run_relay", "run_order_deadlines"}
+
+
+def schema_errors(document: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft202012Validator(COMPOSE_SCHEMA)
+    return [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in validator.iter_errors(document)
+    ]
+
+
+class TestSchema:
+    def test_compose_file_matches_the_compose_specification(self, compose: dict[str, Any]) -> None:
+        assert schema_errors(compose) == []
+
+    def test_the_schema_check_rejects_a_misspelt_key(self, compose: dict[str, Any]) -> None:
+        broken = copy.deepcopy(compose)
+        broken["services"]["rabbitmq"]["healthchek"] = broken["services"]["rabbitmq"].pop(
+            "healthcheck"
+        )
+        assert schema_errors(broken)
+
+    @pytest.mark.skipif(
+        shutil.which("docker-compose") is None, reason="no docker-compose binary here"
+    )
+    def test_docker_compose_loads_the_file(self) -> None:
+        result = subprocess.run(
+            ["docker-compose", "-f", str(COMPOSE_FILE), "config", "--quiet"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+class TestSameProcessesAsTheLocalRun:
+    def test_every_service_has_its_web_server_and_every_worker(self) -> None:
+        for service, roles in local_commands().items():
+            running = {
+                spec["labels"][ROLE_LABEL]
+                for spec in compose_containers().values()
+                if spec["labels"][SERVICE_LABEL] == service
+            }
+            assert set(roles) <= running, service
+            assert {"web", "run_consumer", "run_relay", "migrate"} <= running, service
+
+    def test_long_running_commands_equal_the_local_run(self) -> None:
+        expected = local_commands()
+        for name, spec in compose_containers().items():
+            service, role = spec["labels"][SERVICE_LABEL], spec["labels"][ROLE_LABEL]
+            if role in LONG_RUNNING:
+                assert spec["command"] == expected[service][role], name
+
+    def test_set_up_commands_equal_the_local_run_in_order(self) -> None:
+        for service, steps in local_setup_commands().items():
+            containers = {
+                name: spec
+                for name, spec in compose_containers().items()
+                if spec["labels"][SERVICE_LABEL] == service
+                and spec["labels"][ROLE_LABEL] not in LONG_RUNNING
+            }
+            assert sorted(spec["command"] for spec in containers.values()) == sorted(steps)
+            by_command = {tuple(spec["command"]): name for name, spec in containers.items()}
+            for earlier, later in itertools.pairwise(steps):
+                depends = containers[by_command[tuple(later)]]["depends_on"]
+                assert depends[by_command[tuple(earlier)]]["condition"] == (
+                    "service_completed_successfully"
+                )
+
+    def test_consumers_run_as_competing_replicas(self) -> None:
+        for name, spec in compose_containers("run_consumer").items():
+            assert spec["deploy"]["replicas"] >= 2, name
+
+    def test_web_servers_listen_on_the_local_ports(self) -> None:
+        ports = {spec.name: spec.port for spec in SERVICES}
+        for name, spec in compose_containers("web").items():
+            port = ports[spec["labels"][SERVICE_LABEL]]
+            assert spec["environment"]["PORT"] == str(port), name  # gunicorn binds 0.0.0.0:$PORT
+            assert spec["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/api/", name
+
+
+class TestStartOrderAndHealth:
+    def test_every_long_running_container_has_a_health_check_and_restarts(
+        self, compose: dict[str, Any]
+    ) -> None:
+        for name, spec in compose["services"].items():
+            if spec.get("restart") == "no":
+                continue
+            assert spec.get("restart") == "unless-stopped", name
+            assert spec["healthcheck"]["test"][0] == "CMD", name
+
+    def test_dependencies_exist_and_their_conditions_can_be_met(
+        self, compose: dict[str, Any]
+    ) -> None:
+        services = compose["services"]
+        for name, spec in services.items():
+            for target, dependency in spec.get("depends_on", {}).items():
+                assert target in services, f"{name} depends on unknown {target}"
+                condition = dependency["condition"]
+                if condition == "service_healthy":
+                    assert "healthcheck" in services[target], f"{name} → {target}"
+                else:
+                    assert condition == "service_completed_successfully", name
+                    assert services[target]["restart"] == "no", f"{name} → {target}"
+
+    def test_service_containers_wait_for_their_migrations_broker_and_database(self) -> None:
+        for name, spec in compose_containers().items():
+            role = spec["labels"][ROLE_LABEL]
+            if role not in LONG_RUNNING:
+                continue
+            depends = spec["depends_on"]
+            migrate = f"{spec['labels'][SERVICE_LABEL]}-migrate"
+            assert depends[migrate]["condition"] == "service_completed_successfully", name
+            assert depends["postgres"]["condition"] == "service_healthy", name
+            assert depends["rabbitmq"]["condition"] == "service_healthy", name
+
+    def test_the_gateway_waits_for_every_web_server(self, compose: dict[str, Any]) -> None:
+        gateway = compose["services"]["gateway"]["depends_on"]
+        assert set(compose_containers("web")) <= set(gateway)
+
+
+class TestCredentials:
+    def test_each_service_uses_its_own_broker_user_and_database(
+        self, definitions: dict[str, Any]
+    ) -> None:
+        broker_users = {user["name"] for user in definitions["users"]}
+        for name, spec in compose_containers().items():
+            service = spec["labels"][SERVICE_LABEL]
+            amqp, database = (
+                urlsplit(spec["environment"]["AMQP_URL"]),
+                urlsplit(spec["environment"]["DATABASE_URL"]),
+            )
+            assert amqp.username == service and service in broker_users, name
+            role = service.replace("-", "_")
+            assert (database.username, database.path) == (role, f"/{role}"), name
+
+    def test_databases_made_by_the_init_script_are_the_ones_services_use(
+        self, compose: dict[str, Any]
+    ) -> None:
+        postgres = compose["services"]["postgres"]["environment"]
+        created = set(postgres["APP_DATABASES"].split())
+        assert created == {spec.name.replace("-", "_") for spec in SERVICES}
+        for database in created:
+            assert f"{database.upper()}_DB_PASSWORD" in postgres
+
+    def test_only_user_notification_gets_the_private_key(self) -> None:
+        for name, spec in compose_containers().items():
+            mounts = " ".join(spec.get("volumes", []))
+            issuer = spec["labels"][SERVICE_LABEL] == "user-notification"
+            assert ("jwt-private" in mounts) == issuer, name
+            assert "jwt-public:/keys/public:ro" in mounts, name
+
+    def test_no_service_uses_the_guest_account(self) -> None:
+        assert "guest" not in COMPOSE_FILE.read_text()
+
+    def test_compose_mounts_files_that_exist(self, compose: dict[str, Any]) -> None:
+        for name, spec in compose["services"].items():
+            for volume in spec.get("volumes", []):
+                # "${VARIABLE:-default}:/target" mounts the default unless VARIABLE is set.
+                source = re.sub(r"^\$\{\w+:-([^}]*)\}", r"\1", volume).split(":")[0]
+                if source.startswith("./"):
+                    assert (REPO_ROOT / source).is_file(), f"{name}: {source}"
