@@ -25,6 +25,9 @@ from typing import IO
 from service_runtime.settings import REPO_ROOT
 
 PR_SET_PDEATHSIG = 1
+# Run once, with the local broker account; containers get the layout from the broker's
+# definitions file instead (per-service accounts may not declare other services' names).
+BROKER_LAYOUT_COMMAND = ("declare_topology",)
 
 
 def _die_with_parent() -> None:
@@ -154,7 +157,7 @@ class LocalSystem:
         Raises with the command's output when one fails.
         """
         for index, service in enumerate(SERVICES):
-            layout = (("declare_topology",),) if index == 0 else ()
+            layout = (BROKER_LAYOUT_COMMAND,) if index == 0 else ()
             for command in (*layout, ("migrate", "--noinput"), *service.setup):
                 result = self.manage(service, *command)
                 if result.returncode != 0:

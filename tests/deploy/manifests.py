@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from service_runtime.system import SERVICES, LocalSystem, ServiceSpec
+from service_runtime.system import BROKER_LAYOUT_COMMAND, SERVICES, LocalSystem, ServiceSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
@@ -65,12 +65,17 @@ def local_commands() -> dict[str, dict[str, list[str]]]:
 
 
 def local_setup_commands() -> dict[str, list[list[str]]]:
-    """For each service, the set-up commands ``make up`` runs first, in order."""
+    """For each service, the set-up commands ``make up`` runs first, in order.
+
+    The broker layout step is left out: in containers the definitions file provisions it
+    (``test_rabbitmq_definitions`` checks that it declares the same layout).
+    """
     calls: dict[str, list[list[str]]] = {spec.name: [] for spec in SERVICES}
 
     class Recorder(LocalSystem):
         def manage(self, service: ServiceSpec, *args: str) -> subprocess.CompletedProcess[str]:
-            calls[service.name].append(["python", "manage.py", *args])
+            if args != BROKER_LAYOUT_COMMAND:
+                calls[service.name].append(["python", "manage.py", *args])
             return subprocess.CompletedProcess(list(args), 0, "", "")
 
     Recorder().prepare()
