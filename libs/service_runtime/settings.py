@@ -65,6 +65,11 @@ def database(service: str) -> dict[str, Any]:
     }
 
 
+def private_test_database(database: dict[str, Any]) -> dict[str, Any]:
+    """Give a test run its own test database, so concurrent runs on one server never collide."""
+    return {**database, "TEST": {"NAME": f"test_{database['NAME']}_{os.getpid()}"}}
+
+
 def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
     debug = env_bool("DJANGO_DEBUG", False)
     return {

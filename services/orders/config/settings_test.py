@@ -7,7 +7,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orders
 
 from config.settings import *  # noqa: F403
 from identity.keys import ensure_keypair
-from service_runtime.settings import REPO_ROOT
+from service_runtime.settings import REPO_ROOT, private_test_database
 
 TEST_KEYS_DIR = REPO_ROOT / "var" / "test-keys"
 JWT_PRIVATE_KEY_FILE = str(TEST_KEYS_DIR / "jwt_private.pem")
@@ -15,3 +15,5 @@ JWT_PUBLIC_KEY_FILE = str(TEST_KEYS_DIR / "jwt_public.pem")
 ensure_keypair(Path(JWT_PRIVATE_KEY_FILE), Path(JWT_PUBLIC_KEY_FILE))
 
 ORDER_PENDING_DEADLINE_SECONDS = 900
+
+DATABASES = {"default": private_test_database(DATABASES["default"])}  # noqa: F405

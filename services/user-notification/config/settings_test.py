@@ -3,7 +3,7 @@
 import os
 
 from identity.keys import ensure_keypair
-from service_runtime.settings import REPO_ROOT
+from service_runtime.settings import REPO_ROOT, private_test_database
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/user_notification")
 
@@ -21,3 +21,5 @@ from config.settings import *  # noqa: E402, F403
 
 # Hashing strength is not under test; the default hasher costs half a second per password.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+DATABASES = {"default": private_test_database(DATABASES["default"])}  # noqa: F405
