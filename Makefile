@@ -43,3 +43,13 @@ test-e2e: install  # end-to-end and deployment checks under tests/
 
 clean:
 	rm -rf var/*.sqlite3* var/e2e
+
+# The benchmark (issue 5): reports/bench.md and .json. QUICK=1 is the CI smoke run
+# (correctness only, under two minutes) and writes reports/bench-quick.* instead;
+# PROFILE=1 adds a py-spy pass; BENCH_ARGS passes anything else to `python -m bench`.
+QUICK ?=
+PROFILE ?=
+BENCH_ARGS ?=
+.PHONY: bench
+bench: install
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(PROFILE),--profile) $(BENCH_ARGS)

@@ -43,6 +43,7 @@ def broker_problem(url: str, timeout: float = 3.0) -> str | None:
     params = pika.URLParameters(url)
     params.connection_attempts = 1
     params.socket_timeout = timeout
+    params.stack_timeout = timeout  # also bounds a broker that accepts TCP but never speaks AMQP
     try:
         pika.BlockingConnection(params).close()
     except Exception as exc:  # any failure is reported, never raised

@@ -44,7 +44,11 @@ from messaging import topology
 from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
 from messaging.config import MessagingConfig, get_config
 from messaging.envelope import Envelope, MalformedMessage, decode
+from messaging.metrics import record_delivery
 from messaging.models import InboxMessage
+from messaging.worker import Heartbeat
+from service_runtime import tracing
+from service_runtime.logging import bind
 
 logger = logging.getLogger("messaging.consumer")
 
@@ -107,6 +111,10 @@ class MessageProcessor:
             envelope = decode(body)
         except MalformedMessage as exc:
             return Outcome("dead", f"malformed: {exc}", attempt)
+        with bind(correlation_id=envelope.correlation_id, message_id=envelope.id):
+            return self._apply(envelope, attempt)
+
+    def _apply(self, envelope: Envelope, attempt: int) -> Outcome:
         handler = self.handlers.get(envelope.type)
         if handler is None:
             return Outcome("dead", f"no handler for {envelope.type!r} in {self.consumer}", attempt)
@@ -146,6 +154,7 @@ class Consumer:
         self.queue = self.names.queue(self.config.service)
         self.stop_event = threading.Event()
         self.handled = 0
+        self.heartbeat = Heartbeat(None)  # run_consumer gives it a file: ready while consuming
         self._broker: BlockingConnection | None = None
 
     def run_forever(self) -> None:
@@ -167,6 +176,7 @@ class Consumer:
                 delays = backoff_delays()
                 while not self.stop_event.is_set():
                     self._broker.process_data_events(time_limit=0.5)
+                    self.heartbeat.beat()
             except CONNECTION_ERRORS as exc:
                 delay = next(delays)
                 logger.warning("consumer lost the broker (%s); retrying in %.1fs", exc, delay)
@@ -191,7 +201,29 @@ class Consumer:
         properties: BasicProperties,
         body: bytes,
     ) -> None:
+        """One delivery, in its log context and its ``consume`` span (parent: its headers)."""
+        with (
+            bind(correlation_id=properties.correlation_id, message_id=properties.message_id),
+            tracing.consume_span(
+                queue=self.queue,
+                exchange=method.exchange or "",
+                routing_key=method.routing_key or "",
+                message_id=properties.message_id or "",
+                correlation_id=properties.correlation_id or "",
+                headers=properties.headers,
+            ),
+        ):
+            self._handle_delivery(channel, method, properties, body)
+
+    def _handle_delivery(
+        self,
+        channel: BlockingChannel,
+        method: Basic.Deliver,
+        properties: BasicProperties,
+        body: bytes,
+    ) -> None:
         attempt = attempt_of(properties)
+        started = time.perf_counter()
         outcome = self._process_until_database_answers(body, attempt)
         if outcome is None:
             return  # stopping: left unacked, the broker redelivers it once we disconnect
@@ -221,6 +253,7 @@ class Consumer:
             )
         channel.basic_ack(method.delivery_tag)
         self.handled += 1
+        record_delivery(self.queue, outcome.action, time.perf_counter() - started)
 
     def _process_until_database_answers(self, body: bytes, attempt: int) -> Outcome | None:
         """The outcome, once the database answers; None if asked to stop before it does."""

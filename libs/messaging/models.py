@@ -18,6 +18,9 @@ class OutboxMessage(models.Model):
     sent_at: models.DateTimeField = models.DateTimeField(null=True, blank=True)
     attempts: models.PositiveIntegerField = models.PositiveIntegerField(default=0)
     last_error: models.TextField = models.TextField(blank=True, default="")
+    # W3C trace context (traceparent, tracestate) of the span that wrote the row; the relay
+    # carries it in the message headers so the trace continues in the consumer.
+    headers: models.JSONField = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [

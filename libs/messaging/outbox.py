@@ -11,6 +11,7 @@ from messaging.config import get_config
 from messaging.envelope import Envelope
 from messaging.models import OutboxMessage
 from messaging.schemas import SchemaViolation
+from service_runtime import tracing
 
 NOTIFY_CHANNEL = "messaging_outbox"
 
@@ -54,6 +55,7 @@ def publish_event(
         routing_key=event_type,
         body=envelope.to_json(),
         correlation_id=envelope.correlation_id,
+        headers=tracing.inject(),  # the current span's context: the relay passes it on
     )
     if connection.vendor == "postgresql":
         # Delivered to the relay's LISTEN at commit, and dropped on rollback.

@@ -23,8 +23,12 @@ from pika.exceptions import NackError, UnroutableError
 from messaging import topology
 from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
 from messaging.config import MessagingConfig, get_config
+from messaging.metrics import record_published
 from messaging.models import OutboxMessage
 from messaging.outbox import NOTIFY_CHANNEL
+from messaging.worker import Heartbeat
+from service_runtime import tracing
+from service_runtime.logging import bind
 
 logger = logging.getLogger("messaging.relay")
 
@@ -75,6 +79,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.stop_event = threading.Event()
         self.published = 0
+        self.heartbeat = Heartbeat(None)  # run_relay gives it a file: ready while relaying
         # RabbitMQ checks user_id against the connection's account, so consumers can trust it.
         self._user_id = pika.URLParameters(self.config.broker_url).credentials.username
 
@@ -110,6 +115,7 @@ class OutboxRelay:
         while not self.stop_event.is_set():
             waiter.drain()
             published = self.relay_batch(channel)
+            self.heartbeat.beat()
             if published < self.batch_size:
                 waiter.wait(broker)
 
@@ -141,6 +147,7 @@ class OutboxRelay:
             if confirmed:
                 OutboxMessage.objects.filter(pk__in=confirmed).update(sent_at=timezone.now())
         self.published += len(confirmed)
+        record_published(row.routing_key for row in rows[: len(confirmed)])  # confirmed: a prefix
         if isinstance(failure, UnroutableError | NackError):
             logger.error("broker refused an outbox message (retrying in 1s): %s", failure)
             self.stop_event.wait(1.0)
@@ -149,21 +156,34 @@ class OutboxRelay:
         return len(confirmed)
 
     def _publish(self, channel: BlockingChannel, row: OutboxMessage) -> None:
-        channel.basic_publish(
-            exchange=row.exchange,
-            routing_key=row.routing_key,
-            body=row.body.encode(),
-            properties=pika.BasicProperties(
-                content_type="application/json",
-                delivery_mode=pika.DeliveryMode.Persistent,
-                message_id=str(row.message_id),
+        message_id = str(row.message_id)
+        with (
+            bind(correlation_id=row.correlation_id, message_id=message_id),
+            tracing.publish_span(
+                exchange=row.exchange,
+                routing_key=row.routing_key,
+                message_id=message_id,
                 correlation_id=row.correlation_id,
-                type=row.routing_key,
-                app_id=self.config.service,
-                user_id=self._user_id,
-            ),
-            mandatory=True,
-        )
+                stored_headers=row.headers,
+            ) as trace_headers,
+        ):
+            channel.basic_publish(
+                exchange=row.exchange,
+                routing_key=row.routing_key,
+                body=row.body.encode(),
+                properties=pika.BasicProperties(
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=message_id,
+                    correlation_id=row.correlation_id,
+                    type=row.routing_key,
+                    app_id=self.config.service,
+                    user_id=self._user_id,
+                    headers=trace_headers or None,  # W3C traceparent/tracestate
+                ),
+                mandatory=True,
+            )
+            logger.debug("published %s %s", row.routing_key, message_id)
 
 
 def _close_quietly(waiter: _CommitWaiter | None, broker: BlockingConnection | None) -> None:

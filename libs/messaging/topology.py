@@ -36,6 +36,7 @@ CONSUMES: dict[str, tuple[str, ...]] = {
     "inventory": ("order.created", "order.cancelled", "order.shipped"),
     "orders": ("stock.reserved", "stock.rejected", "stock.released", "product.upserted"),
     "user-notification": (
+        "order.created",
         "order.confirmed",
         "order.rejected",
         "order.cancelled",

@@ -16,7 +16,7 @@ from pathlib import Path
 from identity.keys import ensure_keypair
 from messaging.broker import broker_problem
 from service_runtime.settings import VAR_DIR
-from service_runtime.system import SERVICES, LocalSystem, ManagedProcess
+from service_runtime.system import GATEWAY, SERVICES, LocalSystem, ManagedProcess
 
 DEFAULT_BROKER = "amqp://guest:guest@localhost:5672/%2F"
 RESTART_PAUSE_SECONDS = 2.0
@@ -24,7 +24,7 @@ RESTART_PAUSE_SECONDS = 2.0
 
 def _pump(managed: ManagedProcess, lock: threading.Lock) -> None:
     assert managed.process is not None and managed.process.stdout is not None
-    width = max(len(f"{s.name}:run_order_deadlines") for s in SERVICES)
+    width = max(len(f"{s.name}:{role}") for s in SERVICES for role in ("web", *s.workers))
     for line in managed.process.stdout:
         with lock:
             sys.stdout.write(f"{managed.label:<{width}} | {line}")
@@ -69,6 +69,7 @@ def main() -> int:
         print(exc, file=sys.stderr)
         return 1
     system.build_processes()
+    system.reset_metrics()
     lock = threading.Lock()
     for managed in system.processes:
         _start(managed, lock)
@@ -91,6 +92,7 @@ def main() -> int:
         print("\nThe system is up:")
         for service in SERVICES:
             print(f"  {service.name:<18} {system.url(service.name)}/api/")
+        print(f"\nOpen the web console: {system.url(GATEWAY.name)}/")
         print("Press Ctrl-C to stop.\n", flush=True)
 
     while not stopping.wait(1.0):

@@ -13,6 +13,10 @@ from typing import Any
 
 import dj_database_url
 
+from service_runtime.logging import logging_config
+from service_runtime.metrics_dir import prepare_multiprocess_dir
+from service_runtime.openapi_settings import openapi_settings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VAR_DIR = Path(os.environ.get("VAR_DIR", REPO_ROOT / "var"))
 
@@ -72,6 +76,7 @@ def private_test_database(database: dict[str, Any]) -> dict[str, Any]:
 
 def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
     debug = env_bool("DJANGO_DEBUG", False)
+    prepare_multiprocess_dir()
     return {
         "SECRET_KEY": env_str("DJANGO_SECRET_KEY", f"insecure-local-only-{service}"),
         "DEBUG": debug,
@@ -82,10 +87,15 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             "django.contrib.contenttypes",
             "django.contrib.auth",
             "rest_framework",
+            "drf_spectacular",
+            "drf_spectacular_sidecar",  # Swagger UI's files, served by the service: no CDN
             "messaging",
             *apps,
         ],
         "MIDDLEWARE": [
+            "service_runtime.operational.OperationalPathsMiddleware",  # before the Host check
+            "service_runtime.metrics.HttpMetricsMiddleware",
+            "service_runtime.request_context.RequestContextMiddleware",
             "django.middleware.security.SecurityMiddleware",
             "django.middleware.common.CommonMiddleware",
         ],
@@ -112,7 +122,13 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             "PAGE_SIZE": 50,
             "UNAUTHENTICATED_USER": None,
             "EXCEPTION_HANDLER": "service_runtime.errors.exception_handler",
+            "DEFAULT_SCHEMA_CLASS": "service_runtime.openapi.AutoSchema",
         },
+        "SPECTACULAR_SETTINGS": openapi_settings(service),
+        "STATIC_URL": "/static/",  # only Swagger UI's files (service_runtime.urls)
+        # Scrape-time collectors added to /metrics; a service appends its own.
+        "METRICS_COLLECTORS": ["messaging.metrics.OutboxCollector"],
+        "HEALTH_BROKER_CACHE_SECONDS": 3.0,
         "JWT_PUBLIC_KEY_FILE": env_str(
             "JWT_PUBLIC_KEY_FILE", str(VAR_DIR / "keys" / "jwt_public.pem")
         ),
@@ -124,14 +140,9 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
         "MESSAGING_RETRY_DELAYS_MS": tuple(
             int(ms) for ms in env_list("MESSAGING_RETRY_DELAYS_MS", ["1000", "5000", "30000"])
         ),
-        "LOGGING": {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {
-                "plain": {"format": f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"}
-            },
-            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-            "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-            "loggers": {"pika": {"level": "WARNING"}},
-        },
+        # One JSON object per line (LOG_FORMAT=text for humans), with the bound context.
+        "LOGGING_CONFIG": "service_runtime.logging.configure",
+        "LOGGING": logging_config(
+            service, level=env_str("LOG_LEVEL", "INFO"), log_format=env_str("LOG_FORMAT", "json")
+        ),
     }

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from service_runtime.settings import REPO_ROOT
+from service_runtime.metrics_dir import ENV as METRICS_DIR_ENV
+from service_runtime.metrics_dir import reset_multiprocess_dir
+from service_runtime.settings import REPO_ROOT, VAR_DIR
 
 PR_SET_PDEATHSIG = 1
 # Run once, with the local broker account; containers get the layout from the broker's
@@ -61,9 +63,24 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("inventory", 8001, ("run_consumer", "run_relay")),
     ServiceSpec("orders", 8002, ("run_consumer", "run_relay", "run_order_deadlines")),
     ServiceSpec(
-        "user-notification", 8003, ("run_consumer", "run_relay"), setup=(("ensure_superuser",),)
+        "user-notification",
+        8003,
+        ("run_consumer", "run_relay", "run_email_deliveries"),
+        setup=(("ensure_superuser",),),
     ),
 )
+
+
+@dataclass(frozen=True)
+class GatewaySpec(ServiceSpec):
+    """The web console and every API on one address (``service_runtime.gateway``)."""
+
+    @property
+    def directory(self) -> Path:
+        return REPO_ROOT
+
+
+GATEWAY = GatewaySpec("gateway", 8000, ())
 
 
 @dataclass
@@ -128,7 +145,7 @@ class LocalSystem:
         return self.ports.get(service.name, service.port)
 
     def url(self, name: str) -> str:
-        service = next(s for s in SERVICES if s.name == name)
+        service = next(s for s in (*SERVICES, GATEWAY) if s.name == name)
         return f"http://127.0.0.1:{self.port(service)}"
 
     def environment(self, service: ServiceSpec) -> dict[str, str]:
@@ -138,8 +155,15 @@ class LocalSystem:
             env["DATABASE_URL"] = own_db
         else:
             env.pop("DATABASE_URL", None)  # one database per service: never share one URL
+        # All of a service's processes, and only its, add up their metrics in one directory.
+        env[METRICS_DIR_ENV] = str(Path(env.get("VAR_DIR") or VAR_DIR) / "metrics" / service.name)
         env.update(self.service_env.get(service.name, {}))
         return env
+
+    def reset_metrics(self) -> None:
+        """Empty every service's metrics directory: a new run starts its counts at zero."""
+        for service in SERVICES:
+            reset_multiprocess_dir(Path(self.environment(service)[METRICS_DIR_ENV]))
 
     def manage(self, service: ServiceSpec, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -172,6 +196,7 @@ class LocalSystem:
             env = self.environment(service)
             web = [
                 sys.executable, "-m", "gunicorn", "config.wsgi:application",
+                "--config", "python:service_runtime.gunicorn_conf",  # JSON logs, access log too
                 "--bind", f"127.0.0.1:{self.port(service)}",
                 "--workers", str(self.web_workers),
                 "--worker-class", "sync",
@@ -182,6 +207,12 @@ class LocalSystem:
             for worker in service.workers:
                 argv = [sys.executable, "manage.py", worker]
                 self.processes.append(self._process(service, worker, argv, env))
+        gateway = [
+            sys.executable, "-m", "service_runtime.gateway",
+            "--bind", f"127.0.0.1:{self.port(GATEWAY)}",
+            *(f"--upstream={s.name}={self.url(s.name)}" for s in SERVICES),
+        ]  # fmt: skip
+        self.processes.append(self._process(GATEWAY, "web", gateway, self.environment(GATEWAY)))
 
     def _process(
         self, service: ServiceSpec, role: str, argv: list[str], env: dict[str, str]
@@ -193,11 +224,12 @@ class LocalSystem:
         return ManagedProcess(service, role, argv, env, log)
 
     def ports_in_use(self) -> list[int]:
-        return [self.port(s) for s in SERVICES if port_in_use(self.port(s))]
+        return [self.port(s) for s in (*SERVICES, GATEWAY) if port_in_use(self.port(s))]
 
     def start(self) -> None:
         if not self.processes:
             self.build_processes()
+        self.reset_metrics()
         for managed in self.processes:
             managed.start()
 
@@ -207,8 +239,9 @@ class LocalSystem:
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until every web server answers HTTP; raise if one does not in time."""
         deadline = time.monotonic() + timeout
-        for service in SERVICES:
-            url = f"{self.url(service.name)}/api/"
+        for service in (*SERVICES, GATEWAY):
+            path = "/health/live" if service in SERVICES else "/api/"
+            url = f"{self.url(service.name)}{path}"
             while True:
                 crashed = [p.label for p in self.processes if p.process and not p.running()]
                 if crashed:

@@ -60,7 +60,8 @@ def local_commands() -> dict[str, dict[str, list[str]]]:
     system.build_processes()
     commands: dict[str, dict[str, list[str]]] = {spec.name: {} for spec in SERVICES}
     for process in system.processes:
-        commands[process.service.name][process.role] = _positional(process.argv)
+        if process.service.name in commands:  # the gateway is nginx there (test_gateway)
+            commands[process.service.name][process.role] = _positional(process.argv)
     return commands
 
 
@@ -137,7 +138,11 @@ print(json.dumps(sorted(set(walk(get_resolver().url_patterns)))))
 
 @cache
 def api_prefixes(var_dir: str) -> dict[str, set[str]]:
-    """For each service, the first path segments under ``/api/`` its URL configuration serves."""
+    """For each service, the first path segments under ``/api/`` its URL configuration serves
+    and no other service does: what a gateway can route by path.
+
+    Segments every service has (``schema``, ``docs``, ``dead-letters``: its own OpenAPI schema,
+    Swagger UI and dead-letter queue) are each service's own, reached on its own address."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "DATABASE_URL"))}
     env.update(DJANGO_SETTINGS_MODULE="config.settings", VAR_DIR=var_dir)
     prefixes: dict[str, set[str]] = {}
@@ -155,4 +160,10 @@ def api_prefixes(var_dir: str) -> dict[str, set[str]]:
         prefixes[spec.name] = {
             route.removeprefix("^").split("/")[1] for route in routes if route.startswith("api/")
         }
-    return prefixes
+    shared = {
+        prefix
+        for name, own in prefixes.items()
+        for prefix in own
+        if any(prefix in others for other, others in prefixes.items() if other != name)
+    }
+    return {name: own - shared for name, own in prefixes.items()}

@@ -30,7 +30,9 @@ from tests.deploy.manifests import (
 COMPOSE_SCHEMA = json.loads(
     files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
 )
-LONG_RUNNING = {"web", "run_consumer", "run_relay", "run_order_deadlines"}
+# Worker commands that keep a heartbeat (messaging.worker.Heartbeat).
+HEARTBEAT_ROLES = {"run_consumer", "run_relay", "run_order_deadlines"}
+LONG_RUNNING = {"web", "run_consumer", "run_relay", "run_order_deadlines", "run_email_deliveries"}
 
 
 def schema_errors(document: dict[str, Any]) -> list[str]:
@@ -108,10 +110,21 @@ class TestSameProcessesAsTheLocalRun:
         for name, spec in compose_containers("web").items():
             port = ports[spec["labels"][SERVICE_LABEL]]
             assert spec["environment"]["PORT"] == str(port), name  # gunicorn binds 0.0.0.0:$PORT
-            assert spec["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/api/", name
+            assert spec["healthcheck"]["test"] == [
+                "CMD",
+                "probe",
+                "http",
+                f"http://127.0.0.1:{port}/health/ready",
+            ], name
 
 
 class TestStartOrderAndHealth:
+    @pytest.mark.parametrize("role", sorted(HEARTBEAT_ROLES))
+    def test_workers_are_healthy_while_they_beat(self, role: str) -> None:
+        for name, spec in compose_containers(role).items():
+            assert spec["healthcheck"]["test"] == ["CMD", "probe", "heartbeat", "30"], name
+            assert spec["environment"]["WORKER_HEARTBEAT_FILE"].startswith("/tmp/"), name
+
     def test_every_long_running_container_has_a_health_check_and_restarts(
         self, compose: dict[str, Any]
     ) -> None:

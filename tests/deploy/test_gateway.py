@@ -108,6 +108,15 @@ class TestComposeGateway:
         for prefix in known:
             assert nginx_route(f"/api/{prefix}x/", locations).upstream() is None, prefix
 
+    def test_metrics_health_and_api_docs_are_refused(self) -> None:
+        locations = nginx_locations()
+        for path in ("/metrics", "/health/ready", "/health/live", "/api/schema/", "/api/docs/"):
+            location = nginx_route(path, locations)
+            assert location.upstream() is None, path
+            assert {"directive": "deny", "args": ["all"]} in [
+                {"directive": d["directive"], "args": d["args"]} for d in location.directives
+            ], path
+
 
 class TestKubernetesIngress:
     def test_every_api_prefix_reaches_its_service(self, api_prefixes: dict[str, set[str]]) -> None:

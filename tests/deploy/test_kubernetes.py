@@ -25,7 +25,12 @@ from tests.deploy.manifests import (
 )
 
 KUBERNETES_VERSION = "1.32.0"
-COMPONENTS = {"run_consumer": "consumer", "run_relay": "relay", "run_order_deadlines": "deadlines"}
+COMPONENTS = {
+    "run_consumer": "consumer",
+    "run_relay": "relay",
+    "run_order_deadlines": "deadlines",
+    "run_email_deliveries": "email",
+}
 
 
 def validation_error(document: dict[str, Any]) -> str | None:
@@ -111,6 +116,31 @@ class TestSameProcessesAsTheLocalRun:
         assert service["spec"]["ports"][0]["port"] == spec.port
         config = resources("ConfigMap")[f"{spec.name}-config"]
         assert config["data"]["PORT"] == str(spec.port)
+
+
+class TestProbes:
+    @pytest.mark.parametrize("spec", SERVICES, ids=lambda s: s.name)
+    def test_web_probes_use_the_health_endpoints(self, spec: Any) -> None:
+        container = workload(spec.name, "web")["spec"]["template"]["spec"]["containers"][0]
+        base = f"http://127.0.0.1:{spec.port}"
+        readiness = container["readinessProbe"]["exec"]["command"]
+        assert readiness == ["probe", "http", f"{base}/health/ready?except=broker"]
+        assert container["livenessProbe"]["exec"]["command"] == [
+            "probe",
+            "http",
+            f"{base}/health/live",
+        ]
+
+    @pytest.mark.parametrize("service", SERVICE_NAMES)
+    def test_workers_are_ready_while_they_beat(self, service: str) -> None:
+        config = resources("ConfigMap")[f"{service}-config"]["data"]
+        assert config["WORKER_HEARTBEAT_FILE"].startswith("/tmp/")  # the pod's writable volume
+        for role in ("run_consumer", "run_relay", "run_order_deadlines"):
+            if role not in local_commands()[service]:
+                continue
+            pod = workload(service, COMPONENTS[role])["spec"]["template"]["spec"]
+            probe = pod["containers"][0]["readinessProbe"]["exec"]["command"]
+            assert probe == ["probe", "heartbeat", "30"]
 
 
 class TestScaling:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -34,8 +37,10 @@ PROC_NET_TCP = """\
 
 
 class _Answer(BaseHTTPRequestHandler):
+    """200 at /health/live, 503 at /health/ready (a dependency is down), 404 elsewhere."""
+
     def do_GET(self) -> None:
-        self.send_response(404)
+        self.send_response({"/health/live": 200, "/health/ready": 503}.get(self.path, 404))
         self.end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -47,20 +52,51 @@ def http_server() -> Iterator[str]:
     server = HTTPServer(("127.0.0.1", 0), _Answer)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/"
+    yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 
 
 class TestHttp:
-    def test_any_http_answer_is_healthy(self, http_server: str) -> None:
-        assert probe.main(["http", http_server]) == 0  # a 404 still proves the server is up
+    def test_a_2xx_answer_is_healthy(self, http_server: str) -> None:
+        assert probe.main(["http", f"{http_server}/health/live"]) == 0
+
+    def test_an_error_status_is_unhealthy(self, http_server: str) -> None:
+        assert probe.main(["http", f"{http_server}/health/ready"]) == 1  # 503: not ready
+        assert probe.main(["http", f"{http_server}/api/"]) == 1
 
     def test_no_answer_is_unhealthy(self) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]  # bound but not listening: connection refused
             assert probe.main(["http", f"http://127.0.0.1:{port}/api/"]) == 1
+
+
+class TestHeartbeat:
+    def test_a_fresh_heartbeat_is_healthy(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        beat = tmp_path / "worker.heartbeat"
+        beat.write_text("{}")
+        monkeypatch.setenv("WORKER_HEARTBEAT_FILE", str(beat))
+        assert probe.main(["heartbeat"]) == 0
+        assert probe.main(["heartbeat", "30"]) == 0
+
+    def test_a_stale_or_missing_heartbeat_is_unhealthy(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        beat = tmp_path / "worker.heartbeat"
+        monkeypatch.setenv("WORKER_HEARTBEAT_FILE", str(beat))
+        assert probe.main(["heartbeat", "30"]) == 1
+        beat.write_text("{}")
+        then = time.time() - 45
+        os.utime(beat, (then, then))
+        assert probe.main(["heartbeat", "30"]) == 1
+        assert probe.main(["heartbeat", "60"]) == 0
+
+    def test_reports_why(self, tmp_path: Path) -> None:
+        assert probe.heartbeat_problem("", 30) == "WORKER_HEARTBEAT_FILE is not set"
+        assert "no heartbeat" in str(probe.heartbeat_problem(str(tmp_path / "none"), 30))
 
 
 class TestConnected:

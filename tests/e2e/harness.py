@@ -14,7 +14,7 @@ from psycopg import sql
 
 from identity.keys import ensure_keypair
 from messaging import topology
-from service_runtime.system import SERVICES, LocalSystem
+from service_runtime.system import GATEWAY, SERVICES, LocalSystem
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -88,9 +88,12 @@ def running_system(work_dir: Path) -> Iterator[tuple[LocalSystem, dict[str, str]
                 "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD,
                 "ORDER_PENDING_DEADLINE_SECONDS": "900",
                 "LOG_LEVEL": "INFO",
+                # The e-mail worker writes each message to a file the tests can read.
+                "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+                "EMAIL_FILE_PATH": str(work_dir / "mail"),
             },
             service_env={name: {"DATABASE_URL": url} for name, url in database_urls.items()},
-            ports={service.name: free_port() for service in SERVICES},
+            ports={service.name: free_port() for service in (*SERVICES, GATEWAY)},
             log_dir=work_dir / "logs",
         )
         system.prepare()

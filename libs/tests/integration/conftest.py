@@ -79,7 +79,12 @@ class Broker:
         return MessagingConfig(**values)
 
     def declare(self) -> None:
+        """Declare the whole layout, as ``declare_topology`` does before any worker starts."""
         topology.declare_all(self.channel, self.names, RETRY_DELAYS_MS)
+
+    def declare_exchanges(self) -> None:
+        """Only every publisher's exchange, as each relay declares its own."""
+        topology.declare_exchanges(self.channel, self.names)
 
     def publish_event(self, event_type: str, body: bytes, **properties: Any) -> None:
         """Publish to the owning service's exchange, as a relay would."""
@@ -138,6 +143,30 @@ class Broker:
 
     def queue_exists(self, queue: str) -> bool:
         return self.consumers(queue) is not None
+
+    def exchange_exists(self, exchange: str) -> bool:
+        channel = self._connection.channel()  # a passive miss closes the channel it was on
+        try:
+            channel.exchange_declare(exchange, passive=True)
+        except ChannelClosedByBroker:
+            return False
+        channel.close()
+        return True
+
+    def all_queues(self, retry_delays_ms: tuple[int, ...] = RETRY_DELAYS_MS) -> list[str]:
+        """Every queue of the layout under this prefix: main, retry and dead-letter queues."""
+        return [
+            name
+            for service in topology.CONSUMES
+            for name in (
+                self.names.queue(service),
+                *(self.names.retry_queue(service, delay) for delay in retry_delays_ms),
+                self.names.dead_letter_queue(service),
+            )
+        ]
+
+    def all_exchanges(self) -> list[str]:
+        return [self.names.exchange(service) for service in topology.PUBLISHES]
 
     def delete_everything(self) -> None:
         channel = self._connection.channel()

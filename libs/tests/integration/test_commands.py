@@ -62,6 +62,7 @@ def _stop(process: subprocess.Popen[str]) -> str:
 def test_run_relay_publishes_and_stops_on_sigterm(broker: Broker, settings: Any) -> None:
     settings.MESSAGING_SERVICE = "orders"
     settings.MESSAGING_PREFIX = broker.prefix
+    broker.declare()  # the layout is provisioned before workers start (declare_topology)
     with transaction.atomic():
         for _ in range(2):
             publish_event("order.created", order_created(), correlation_id="c")

@@ -14,7 +14,7 @@ from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.outbox import publish_event
 from tests.factories import body, envelope, raw_envelope, stock_reserved
-from tests.integration.conftest import Broker, running_consumer, wait_for
+from tests.integration.conftest import RETRY_DELAYS_MS, Broker, running_consumer, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -170,10 +170,18 @@ def test_the_consumer_declares_its_layout_and_consumes_what_was_queued_before(
     broker: Broker,
 ) -> None:
     broker.delete_everything()
+    broker.declare_exchanges()  # its publishers' exchanges exist; none of its queues do
     handler = Handler()
     messages = [envelope() for _ in range(5)]
     with running_consumer(broker, "inventory", {"order.created": handler}, prefetch=2) as consumer:
-        wait_for(lambda: broker.queue_exists(broker.names.dead_letter_queue("inventory")))
+        wait_for(lambda: broker.consumers(broker.names.queue("inventory")) == 1)
+        # Its own queue (now consumed), retry queues and dead-letter queue; no other service's.
+        assert broker.queue_exists(broker.names.dead_letter_queue("inventory"))
+        for delay in RETRY_DELAYS_MS:
+            assert broker.queue_exists(broker.names.retry_queue("inventory", delay))
+        for other in ("orders", "user-notification"):
+            assert not broker.queue_exists(broker.names.queue(other))
+            assert not broker.queue_exists(broker.names.dead_letter_queue(other))
         for message in messages:
             broker.publish_event("order.created", message.to_json().encode())
         wait_for(lambda: consumer.handled == 5)

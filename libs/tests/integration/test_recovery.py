@@ -54,6 +54,7 @@ def test_relay_and_consumer_reconnect_after_the_broker_drops_them(
 ) -> None:
     settings.MESSAGING_SERVICE = "orders"
     settings.MESSAGING_PREFIX = broker.prefix
+    broker.declare()  # the layout is provisioned before workers start (declare_topology)
 
     def handle(envelope: Envelope) -> None:
         pass  # the effect is the inbox row
@@ -90,6 +91,7 @@ def test_relay_and_consumer_reconnect_after_the_database_drops_them(
 ) -> None:
     settings.MESSAGING_SERVICE = "orders"
     settings.MESSAGING_PREFIX = broker.prefix
+    broker.declare()  # the layout is provisioned before workers start (declare_topology)
 
     def handle(envelope: Envelope) -> None:
         InboxMessage.objects.count()  # the handler uses the database too

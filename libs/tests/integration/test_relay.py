@@ -11,6 +11,7 @@ import pytest
 from django.db import transaction
 
 from messaging import relay as relay_module
+from messaging import topology
 from messaging.envelope import decode
 from messaging.models import OutboxMessage
 from messaging.outbox import publish_event
@@ -25,6 +26,18 @@ pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 def orders_service(settings: Any, broker: Broker) -> None:
     settings.MESSAGING_SERVICE = "orders"
     settings.MESSAGING_PREFIX = broker.prefix
+    # Provisioned before any worker starts, as `declare_topology` does for the local runner
+    # (the relay itself declares only its own exchange).
+    broker.declare()
+
+
+def _unbind_order_created(broker: Broker) -> None:
+    """Leave order.created unroutable: unbind it from every queue that consumes it."""
+    for service, events in topology.CONSUMES.items():
+        if "order.created" in events:
+            broker.channel.queue_unbind(
+                broker.names.queue(service), broker.names.exchange("orders"), "order.created"
+            )
 
 
 def _publish(count: int = 1) -> list[str]:
@@ -43,7 +56,6 @@ def _unsent() -> int:
 def test_relay_batch_publishes_persistent_messages_and_marks_them_sent(broker: Broker) -> None:
     ids = _publish(3)
     relay = OutboxRelay(broker.config("orders"), batch_size=2)
-    broker.declare()
     channel = broker._connection.channel()
     channel.confirm_delivery()
     assert relay.relay_batch(channel) == 2
@@ -66,19 +78,18 @@ def test_relay_batch_publishes_persistent_messages_and_marks_them_sent(broker: B
         assert delivery.method.routing_key == "order.created"
         assert decode(delivery.body).id == str(row.message_id)
         assert row.sent_at is not None and row.attempts == 0
-    # Bound by event type: nothing else received order.created.
-    assert broker.message_count(broker.names.queue("orders")) == 0
-    assert broker.message_count(broker.names.queue("user-notification")) == 0
+    # Bound by event type: only the services that consume order.created received it.
+    for service, events in topology.CONSUMES.items():
+        if service != "inventory":
+            expected = 3 if "order.created" in events else 0
+            assert broker.message_count(broker.names.queue(service)) == expected, service
 
 
 def test_an_unroutable_row_is_kept_unsent_with_the_error(broker: Broker) -> None:
     _publish(1)
     relay = OutboxRelay(broker.config("orders"))
     relay.stop_event.set()  # skips the pause after a refusal
-    broker.declare()
-    broker.channel.queue_unbind(
-        broker.names.queue("inventory"), broker.names.exchange("orders"), "order.created"
-    )
+    _unbind_order_created(broker)
     channel = broker._connection.channel()
     channel.confirm_delivery()
     assert relay.relay_batch(channel) == 0
@@ -86,9 +97,19 @@ def test_an_unroutable_row_is_kept_unsent_with_the_error(broker: Broker) -> None
     assert row.sent_at is None
     assert row.attempts == 1
     assert row.last_error.startswith("UnroutableError")
-    # The refusal re-declared the layout, so the next batch gets through.
+    # The relay declares nothing on a refusal: the row stays unsent until a queue is bound.
+    assert relay.relay_batch(channel) == 0
+    row.refresh_from_db()
+    assert row.sent_at is None
+    assert row.attempts == 2
+    assert row.last_error.startswith("UnroutableError")
+    # Its consumer declares its bindings again (as on its next start); now the row goes out.
+    broker.declare()
     assert relay.relay_batch(channel) == 1
     assert _unsent() == 0
+    row.refresh_from_db()
+    assert row.sent_at is not None and row.attempts == 2
+    assert len(broker.drain(broker.names.queue("inventory"))) == 1
 
 
 def test_relay_wakes_on_commit_not_on_the_safety_poll(
@@ -145,16 +166,19 @@ def test_two_relays_side_by_side_publish_each_row_once(broker: Broker) -> None:
 def test_a_running_relay_keeps_a_refused_row_until_the_broker_takes_it(broker: Broker) -> None:
     """Proves the relay's channel confirms: without confirms an unroutable row is lost as sent."""
     relay = OutboxRelay(broker.config("orders"))
+    _unbind_order_created(broker)
     with running(relay):
-        wait_for(lambda: broker.queue_exists(broker.names.dead_letter_queue("inventory")))
-        broker.channel.queue_unbind(
-            broker.names.queue("inventory"), broker.names.exchange("orders"), "order.created"
-        )
         [message_id] = _publish(1)
         row = wait_for(lambda: OutboxMessage.objects.filter(attempts__gte=1).first())
         assert row.sent_at is None
         assert row.last_error.startswith("UnroutableError")
-        # The relay declared the layout again (binding restored) and publishes it on its own.
+        # It keeps the row and tries again about every second, declaring nothing meanwhile.
+        row = wait_for(lambda: OutboxMessage.objects.filter(attempts__gte=2).first(), timeout=5)
+        assert row.sent_at is None
+        assert relay.published == 0
+        assert broker.message_count(broker.names.queue("inventory")) == 0
+        # Once the binding is back (its consumer declares it), the relay publishes it on its own.
+        broker.declare()
         wait_for(lambda: _unsent() == 0, timeout=5)
     [delivery] = broker.wait_for_messages(broker.names.queue("inventory"), 1)
     assert delivery.properties.message_id == message_id

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import AMQP_URL
+from tests.integration.conftest import AMQP_URL, Broker
 
 pytestmark = pytest.mark.broker
 
@@ -34,6 +34,7 @@ from messaging.relay import OutboxRelay
 
 call_command("migrate", verbosity=0)
 assert connection.vendor == "sqlite", connection.vendor
+call_command("declare_topology", verbosity=0)  # as the local runner does before any worker
 
 def publish():
     data = {"order_id": str(uuid.uuid4()), "user_id": 1,
@@ -78,19 +79,12 @@ assert other.process(raw).action == "retry"
 assert InboxMessage.objects.count() == 1 and OutboxMessage.objects.count() == 2
 
 import pika
-from messaging import topology
 from messaging.config import get_config
 config = get_config()
 broker = pika.BlockingConnection(pika.URLParameters(config.broker_url))
-channel = broker.channel()
-queued = channel.queue_declare(config.names.queue("inventory"), passive=True).method.message_count
-for service in topology.CONSUMES:
-    for delay in config.retry_delays_ms:
-        channel.queue_delete(config.names.retry_queue(service, delay))
-    channel.queue_delete(config.names.dead_letter_queue(service))
-    channel.queue_delete(config.names.queue(service))
-for service in topology.PUBLISHES:
-    channel.exchange_delete(config.names.exchange(service))
+queued = broker.channel().queue_declare(
+    config.names.queue("inventory"), passive=True
+).method.message_count
 broker.close()
 assert queued == 2, queued
 print("sqlite ok", round(latency, 3))
@@ -103,20 +97,24 @@ def test_outbox_relay_and_inbox_work_on_sqlite(tmp_path: Path) -> None:
         for key, value in os.environ.items()
         if key not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}
     }
+    prefix = f"test-{uuid.uuid4().hex[:12]}."
     env.update(
         VAR_DIR=str(tmp_path),
         AMQP_URL=AMQP_URL,
-        MESSAGING_PREFIX=f"test-{uuid.uuid4().hex[:12]}.",
+        MESSAGING_PREFIX=prefix,
         PYTHONPATH=str(Path(__file__).resolve().parents[2]),
     )
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=45,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=45,
+            check=False,
+        )
+    finally:
+        Broker(prefix).close()  # deletes the child's layout even when it failed half-way
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sqlite ok" in result.stdout
     assert (tmp_path / "orders.sqlite3").exists()

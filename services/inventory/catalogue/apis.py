@@ -4,13 +4,14 @@ from typing import Any
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.correlation import correlation_id
-from api.pagination import paginated_response
+from api.pagination import Pagination, paginated_response
 from catalogue.models import Category, Product
 from catalogue.selectors import category_list, product_get, product_list
 from catalogue.services import (
@@ -22,6 +23,7 @@ from catalogue.services import (
     product_update,
 )
 from identity.permissions import IsStaffOrReadOnly
+from service_runtime.openapi import errors, page_parameters, paginated
 
 
 class CategoryOutputSerializer(serializers.Serializer):
@@ -40,6 +42,11 @@ class CategoryListApi(APIView):
     OutputSerializer = CategoryOutputSerializer
     InputSerializer = CategoryInputSerializer
 
+    @extend_schema(
+        operation_id="categories_list",
+        parameters=page_parameters(Pagination.max_page_size),
+        responses={200: paginated(CategoryOutputSerializer, "Category"), **errors(404)},
+    )
     def get(self, request: Request) -> Response:
         return paginated_response(
             request=request,
@@ -48,6 +55,10 @@ class CategoryListApi(APIView):
             serializer_class=self.OutputSerializer,
         )
 
+    @extend_schema(
+        request=CategoryInputSerializer,
+        responses={201: CategoryOutputSerializer, **errors(400, 401, 403)},
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -60,16 +71,29 @@ class CategoryDetailApi(APIView):
     OutputSerializer = CategoryOutputSerializer
     InputSerializer = CategoryInputSerializer
 
+    @extend_schema(responses={200: CategoryOutputSerializer, **errors(404)})
     def get(self, request: Request, category_id: int) -> Response:
         category = get_object_or_404(Category, pk=category_id)
         return Response(self.OutputSerializer(category).data)
 
+    @extend_schema(
+        request=CategoryInputSerializer,
+        responses={200: CategoryOutputSerializer, **errors(400, 401, 403, 404)},
+    )
     def put(self, request: Request, category_id: int) -> Response:
         return self._update(request, category_id, partial=False)
 
+    @extend_schema(
+        request=CategoryInputSerializer,
+        responses={200: CategoryOutputSerializer, **errors(400, 401, 403, 404)},
+    )
     def patch(self, request: Request, category_id: int) -> Response:
         return self._update(request, category_id, partial=True)
 
+    @extend_schema(
+        responses={204: None, **errors(400, 401, 403, 404)},
+        description="Only a category without products; 400 otherwise.",
+    )
     def delete(self, request: Request, category_id: int) -> Response:
         category_delete(category=get_object_or_404(Category, pk=category_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -127,6 +151,11 @@ class ProductListApi(APIView):
         active = serializers.BooleanField(required=False)
         sku = serializers.CharField(required=False)
 
+    @extend_schema(
+        operation_id="products_list",
+        parameters=[FilterSerializer, *page_parameters(Pagination.max_page_size)],
+        responses={200: paginated(ProductOutputSerializer, "Product"), **errors(400, 404)},
+    )
     def get(self, request: Request) -> Response:
         # A plain dict: from a QueryDict, DRF would read an absent boolean as False.
         filters = self.FilterSerializer(data=request.query_params.dict())
@@ -138,6 +167,10 @@ class ProductListApi(APIView):
             serializer_class=self.OutputSerializer,
         )
 
+    @extend_schema(
+        request=ProductInputSerializer,
+        responses={201: ProductOutputSerializer, **errors(400, 401, 403)},
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -154,15 +187,28 @@ class ProductDetailApi(APIView):
     OutputSerializer = ProductOutputSerializer
     InputSerializer = ProductInputSerializer
 
+    @extend_schema(responses={200: ProductOutputSerializer, **errors(404)})
     def get(self, request: Request, product_id: int) -> Response:
         return Response(self.OutputSerializer(_annotated(product_id)).data)
 
+    @extend_schema(
+        request=ProductInputSerializer,
+        responses={200: ProductOutputSerializer, **errors(400, 401, 403, 404)},
+    )
     def put(self, request: Request, product_id: int) -> Response:
         return self._update(request, product_id, partial=False)
 
+    @extend_schema(
+        request=ProductInputSerializer,
+        responses={200: ProductOutputSerializer, **errors(400, 401, 403, 404)},
+    )
     def patch(self, request: Request, product_id: int) -> Response:
         return self._update(request, product_id, partial=True)
 
+    @extend_schema(
+        responses={204: None, **errors(401, 403, 404)},
+        description="Deactivates the product (kept for the orders that name it).",
+    )
     def delete(self, request: Request, product_id: int) -> Response:
         product = get_object_or_404(Product, pk=product_id)
         product_deactivate(product=product, correlation_id=correlation_id(request))

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.correlation import correlation_id
-from api.pagination import paginated_response
+from api.pagination import Pagination, paginated_response
 from catalogue.models import Product
 from identity.permissions import IsStaff
+from service_runtime.openapi import errors, page_parameters, paginated
 from stock.selectors import stock_ledger_list, stock_level_get
 from stock.services import stock_adjust
 
@@ -41,6 +43,10 @@ class StockAdjustmentApi(APIView):
         reserved = serializers.IntegerField()
         available = serializers.IntegerField()
 
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer, **errors(400, 401, 403, 404)},
+    )
     def post(self, request: Request, product_id: int) -> Response:
         product = get_object_or_404(Product, pk=product_id)
         serializer = self.InputSerializer(data=request.data)
@@ -65,6 +71,13 @@ class StockLedgerApi(APIView):
     permission_classes = [IsStaff]
     OutputSerializer = LedgerEntryOutputSerializer
 
+    @extend_schema(
+        parameters=page_parameters(Pagination.max_page_size),
+        responses={
+            200: paginated(LedgerEntryOutputSerializer, "LedgerEntry"),
+            **errors(401, 403, 404),
+        },
+    )
     def get(self, request: Request, product_id: int) -> Response:
         product = get_object_or_404(Product, pk=product_id)
         return paginated_response(

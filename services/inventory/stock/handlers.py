@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import time
+
 from messaging.consumer import Handler, RejectMessage
 from messaging.envelope import Envelope
+from stock.metrics import reservation_decided
 from stock.services import ReservationMissing, stock_release, stock_reserve, stock_ship
 
 
 def order_created(envelope: Envelope) -> None:
     data = envelope.data
-    stock_reserve(
+    started = time.perf_counter()
+    reservation = stock_reserve(
         order_id=data["order_id"], user_id=data["user_id"], lines=data["lines"], cause=envelope
     )
+    reservation_decided(reservation.status, time.perf_counter() - started)
 
 
 def order_cancelled(envelope: Envelope) -> None:

@@ -59,6 +59,7 @@ def stock_reserve(
             "lines": [shortfall.as_event_line() for shortfall in found],
         }
         publish_event("stock.rejected", data, correlation_id=cause.correlation_id, causation=cause)
+        logger.info("order %s rejected: %s", order_id, reason)
         return reservation
 
     before = {pid: level.available for pid, level in levels.items()}
@@ -77,6 +78,7 @@ def stock_reserve(
     )
     data = {"order_id": order_id, "lines": _as_lines(wanted)}
     publish_event("stock.reserved", data, correlation_id=cause.correlation_id, causation=cause)
+    logger.info("order %s reserved: %s", order_id, _describe(wanted))
     movements.announce_low_stock(levels, before, correlation_id=cause.correlation_id, cause=cause)
     return reservation
 
@@ -87,6 +89,7 @@ def stock_release(*, order_id: str, user_id: int, reason: str, cause: Envelope) 
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:
         # order.cancelled overtook order.created: this tombstone makes the late one a no-op.
+        logger.info("order %s cancelled before it was seen here; nothing to release", order_id)
         return Reservation.objects.create(
             order_id=order_id, user_id=user_id, status=Reservation.Status.CANCELLED, reason=reason
         )
@@ -104,6 +107,7 @@ def stock_release(*, order_id: str, user_id: int, reason: str, cause: Envelope) 
     _set_status(reservation, Reservation.Status.RELEASED, reason=reason)
     data = {"order_id": order_id, "reason": reason}
     publish_event("stock.released", data, correlation_id=cause.correlation_id, causation=cause)
+    logger.info("order %s released: %s (%s)", order_id, _describe(quantities), reason)
     return reservation
 
 
@@ -126,6 +130,7 @@ def stock_ship(*, order_id: str, cause: Envelope) -> Reservation:
         order_id=order_id,
     )
     _set_status(reservation, Reservation.Status.SHIPPED)
+    logger.info("order %s shipped: %s left the stock", order_id, _describe(quantities))
     return reservation
 
 
@@ -158,6 +163,7 @@ def stock_adjust(
         actor_id=actor_id,
     )
     movements.announce_low_stock(levels, before, correlation_id=correlation_id)
+    logger.info("product %s on hand adjusted by %+d: %s", product_id, delta, reason.strip())
     return entry
 
 
@@ -168,6 +174,10 @@ def _set_status(reservation: Reservation, status: str, *, reason: str | None = N
         reservation.reason = reason
         fields.append("reason")
     reservation.save(update_fields=fields)
+
+
+def _describe(quantities: Mapping[int, int]) -> str:
+    return ", ".join(f"{quantity} of product {pid}" for pid, quantity in quantities.items())
 
 
 def _as_lines(wanted: Mapping[int, int]) -> list[dict[str, int]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import Http404
 from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -18,6 +19,7 @@ from identity.authentication import TokenUser
 from identity.permissions import IsStaff
 from orders import selectors, services
 from orders.models import Order, OrderStatus
+from service_runtime.openapi import errors, page_parameters, paginated
 
 MAX_LINES = 500  # what order.created can carry
 MAX_QUANTITY = 10_000
@@ -116,6 +118,34 @@ def _visible_order(request: Request, order_id: uuid.UUID) -> Order:
     return order
 
 
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    IDEMPOTENCY_HEADER,
+    {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+    OpenApiParameter.HEADER,
+    required=True,
+    description=(
+        "A new unique value (e.g. a UUID) for each new order; the same value again when "
+        "retrying the same order, which then answers 200 with the order it placed."
+    ),
+)
+LOCATION_HEADER = OpenApiParameter(
+    "Location",
+    str,
+    OpenApiParameter.HEADER,
+    response=[200, 202],
+    required=True,
+    description="The order's URL.",
+)
+REPLAYED_HEADER = OpenApiParameter(
+    "Idempotent-Replayed",
+    {"type": "string", "enum": ["true"]},
+    OpenApiParameter.HEADER,
+    response=[200],
+    required=True,
+    description="Present when the Idempotency-Key replayed an earlier placement.",
+)
+
+
 def _idempotency_key(request: Request) -> str:
     key = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
     if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
@@ -142,6 +172,12 @@ class OrderListCreateApi(APIView):
         status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
         user_id = serializers.IntegerField(min_value=1, required=False)
 
+    @extend_schema(
+        operation_id="orders_list",
+        parameters=[FilterSerializer, *page_parameters(OrderPagination.max_page_size)],
+        responses={200: paginated(OrderOutputSerializer, "Order"), **errors(400, 401, 404)},
+        description="The caller's orders, newest first; staff see everyone's (`user_id` filters).",
+    )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -150,6 +186,19 @@ class OrderListCreateApi(APIView):
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
 
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER, LOCATION_HEADER, REPLAYED_HEADER],
+        responses={
+            202: OpenApiResponse(
+                OrderDetailOutputSerializer, "Placed: PENDING until inventory reserves the stock."
+            ),
+            200: OpenApiResponse(
+                OrderDetailOutputSerializer, "The order this Idempotency-Key already placed."
+            ),
+            **errors(400, 401, 422),
+        },
+    )
     def post(self, request: Request) -> Response:
         """202 with a new PENDING order; 200 with the earlier order when the key replays."""
         key = _idempotency_key(request)
@@ -175,6 +224,7 @@ class OrderListCreateApi(APIView):
 
 
 class OrderDetailApi(APIView):
+    @extend_schema(responses={200: OrderDetailOutputSerializer, **errors(401, 404)})
     def get(self, request: Request, order_id: uuid.UUID) -> Response:
         return _detail(_visible_order(request, order_id))
 
@@ -182,6 +232,9 @@ class OrderDetailApi(APIView):
 class OrderCancelApi(APIView):
     """The owner or staff: PENDING or CONFIRMED → CANCELLED; anything else is a 409."""
 
+    @extend_schema(
+        request=None, responses={200: OrderDetailOutputSerializer, **errors(401, 404, 409)}
+    )
     def post(self, request: Request, order_id: uuid.UUID) -> Response:
         viewer = _viewer(request)
         order = _visible_order(request, order_id)
@@ -198,6 +251,9 @@ class OrderShipApi(APIView):
 
     permission_classes = [IsStaff]
 
+    @extend_schema(
+        request=None, responses={200: OrderDetailOutputSerializer, **errors(401, 403, 404, 409)}
+    )
     def post(self, request: Request, order_id: uuid.UUID) -> Response:
         order = _visible_order(request, order_id)
         try:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from django.db import DatabaseError, close_old_connections, connection
 
 from messaging.broker import backoff_delays
+from messaging.worker import BEAT_EVERY_SECONDS, Heartbeat
 from orders.services import orders_expire_pending
 
 logger = logging.getLogger("orders.deadlines")
@@ -23,6 +25,7 @@ class OrderDeadlineWorker:
         self.interval = interval
         self.stop_event = threading.Event()
         self.expired = 0
+        self.heartbeat = Heartbeat(None)  # run_order_deadlines gives it a file
 
     def run_once(self) -> int:
         close_old_connections()
@@ -44,7 +47,17 @@ class OrderDeadlineWorker:
                 self.stop_event.wait(delay)
                 continue
             delays = backoff_delays()
-            self.stop_event.wait(self.interval)
+            self._wait_beating(self.interval)
+
+    def _wait_beating(self, seconds: float) -> None:
+        """Wait for the next scan, beating meanwhile: the last one reached the database."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.is_set():
+            self.heartbeat.beat()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.stop_event.wait(min(remaining, BEAT_EVERY_SECONDS))
 
 
 def _close_quietly() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,10 +22,14 @@ from django.utils import timezone
 
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
+from orders import metrics
 from orders.models import TRANSITIONS, Order, OrderLine, OrderStatus, OrderStatusChange
 from orders.selectors import order_by_idempotency_key
 from product_replica.models import ProductReplica
 from product_replica.selectors import product_replicas_by_id
+from service_runtime.logging import bind
+
+logger = logging.getLogger(__name__)
 
 MAX_TOTAL = Decimal("9999999999.99")  # what the money schema of order.confirmed can carry
 DEADLINE_REASON = "deadline exceeded"
@@ -89,7 +94,20 @@ def order_place(*, user_id: int, idempotency_key: str, lines: Sequence[LineReque
         if existing is None:
             raise
         return _replay(existing, fingerprint)
+    with order_log_context(order.id):
+        logger.info(
+            "order %s placed by user %s: %d line(s), total %s; PENDING until stock is reserved",
+            order.id,
+            user_id,
+            len(priced),
+            order.total,
+        )
     return Placement(order=order, created=True)
+
+
+def order_log_context(order_id: uuid.UUID | str) -> Any:
+    """Log lines about one order carry its id as their correlation id, like its events."""
+    return bind(correlation_id=order_id, order_id=order_id)
 
 
 def _replay(order: Order, fingerprint: str) -> Placement:
@@ -98,6 +116,8 @@ def _replay(order: Order, fingerprint: str) -> Placement:
             "This Idempotency-Key was already used for a different order; "
             "use a new key for a new order."
         )
+    with order_log_context(order.id):
+        logger.info("order %s returned again for its Idempotency-Key", order.id)
     return Placement(order=order, created=False)
 
 
@@ -157,6 +177,7 @@ def _order_create(
     OrderStatusChange.objects.create(
         order=order, to_status=OrderStatus.PENDING, reason="placed", actor_user_id=user_id
     )
+    metrics.order_placed()
     publish_event(
         "order.created",
         {
@@ -206,6 +227,7 @@ def _move(
         raise TransitionNotAllowed(f"A {from_status} order cannot become {to_status}.")
     order.status = to_status
     order.save(update_fields=["status", "updated_at", *also_update])
+    metrics.order_moved(from_status=from_status, to_status=to_status, placed_at=order.created_at)
     _record(
         order,
         from_status=from_status,
@@ -238,13 +260,16 @@ def _cancel(order: Order, *, reason: str, actor_user_id: int | None = None) -> N
         also_update=("cancellation_reason",),
     )
     _publish_cancelled(order, reason)
+    with order_log_context(order.id):
+        logger.info("order %s cancelled: %s", order.id, reason)
 
 
 @transaction.atomic
 def order_cancel(*, order_id: uuid.UUID, reason: str, actor_user_id: int | None = None) -> Order:
     """PENDING or CONFIRMED → CANCELLED, and ``order.cancelled`` so inventory releases."""
-    order = _lock(order_id)
-    _cancel(order, reason=reason, actor_user_id=actor_user_id)
+    with order_log_context(order_id):
+        order = _lock(order_id)
+        _cancel(order, reason=reason, actor_user_id=actor_user_id)
     return order
 
 
@@ -262,6 +287,8 @@ def order_ship(*, order_id: uuid.UUID, actor_user_id: int | None = None) -> Orde
         {"order_id": str(order.id), "user_id": order.user_id},
         correlation_id=str(order.id),
     )
+    with order_log_context(order.id):
+        logger.info("order %s shipped by user %s", order.id, actor_user_id)
     return order
 
 
@@ -282,10 +309,14 @@ def order_confirm_reservation(*, order_id: uuid.UUID, causation: Envelope) -> Or
             correlation_id=str(order.id),
             causation=causation,
         )
+        logger.info("order %s confirmed: stock reserved, total %s", order.id, order.total)
     elif order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
         reason = f"stock reserved after the order was {order.status.lower()}; releasing it"
         _record(order, from_status=order.status, reason=reason, causation=causation)
         _publish_cancelled(order, reason, causation)
+        logger.info("order %s: %s", order.id, reason)
+    else:
+        logger.info("order %s is already %s; stock.reserved ignored", order.id, order.status)
     return order
 
 
@@ -311,6 +342,9 @@ def order_reject_reservation(
             correlation_id=str(order.id),
             causation=causation,
         )
+        logger.info("order %s rejected: %s", order.id, reason)
+    else:
+        logger.info("order %s is already %s; stock.rejected ignored", order.id, order.status)
     return order
 
 
@@ -321,6 +355,7 @@ def order_note_stock_released(*, order_id: uuid.UUID, reason: str, causation: En
     _record(
         order, from_status=order.status, reason=f"stock released: {reason}", causation=causation
     )
+    logger.info("order %s: its stock was released (%s)", order.id, reason)
     return order
 
 

@@ -1,7 +1,9 @@
-from typing import cast
+from collections.abc import Mapping
+from typing import Any, cast
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
@@ -9,10 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from accounts.selectors import user_get_active
-from accounts.services import user_register
+from accounts.services import user_register, user_update
 from accounts.tokens import token_access_refresh, token_pair_obtain
 from identity.authentication import TokenUser
+from service_runtime.logging import current_correlation_id
+from service_runtime.openapi import errors
 
 
 class UserOutputSerializer(serializers.Serializer):
@@ -20,6 +25,21 @@ class UserOutputSerializer(serializers.Serializer):
     username = serializers.CharField()
     email = serializers.EmailField()
     is_staff = serializers.BooleanField()
+
+
+class MeOutputSerializer(UserOutputSerializer):
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    email_notifications = serializers.BooleanField()
+
+
+class TokenPairOutputSerializer(serializers.Serializer):
+    access = serializers.CharField(help_text="Send as `Authorization: Bearer <access>`.")
+    refresh = serializers.CharField(help_text="For POST /api/users/token/refresh/.")
+
+
+class AccessTokenOutputSerializer(serializers.Serializer):
+    access = serializers.CharField()
 
 
 class PublicApi(APIView):
@@ -38,13 +58,14 @@ class UserRegisterApi(PublicApi):
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(max_length=1024, write_only=True, trim_whitespace=False)
 
+    @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer, **errors(400)})
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             user = user_register(
                 **serializer.validated_data,
-                correlation_id=request.headers.get("X-Request-ID", "")[:64] or None,
+                correlation_id=current_correlation_id(),  # the request's, as in its logs
             )
         except DjangoValidationError as exc:
             raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
@@ -56,6 +77,10 @@ class TokenObtainApi(PublicApi):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=1024, trim_whitespace=False)
 
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: TokenPairOutputSerializer, **errors(400, 401)},
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -66,6 +91,10 @@ class TokenRefreshApi(PublicApi):
     class InputSerializer(serializers.Serializer):
         refresh = serializers.CharField(max_length=4096)
 
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: AccessTokenOutputSerializer, **errors(400, 401)},
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -73,8 +102,40 @@ class TokenRefreshApi(PublicApi):
 
 
 class UserMeApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(max_length=254, required=False)
+        first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+        last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+        email_notifications = serializers.BooleanField(required=False)
+
+        def to_internal_value(self, data: Any) -> Any:
+            # A field that cannot be changed here is refused, not silently ignored.
+            if isinstance(data, Mapping):
+                unknown = sorted(set(data) - set(self.fields))
+                if unknown:
+                    raise serializers.ValidationError(
+                        {name: ["This field cannot be changed."] for name in unknown}
+                    )
+            return super().to_internal_value(data)
+
+    @extend_schema(responses={200: MeOutputSerializer, **errors(401)})
     def get(self, request: Request) -> Response:
+        return Response(MeOutputSerializer(self._caller(request)).data)
+
+    @extend_schema(request=InputSerializer, responses={200: MeOutputSerializer, **errors(400, 401)})
+    def patch(self, request: Request) -> Response:
+        user = self._caller(request)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            user = user_update(user=user, **serializer.validated_data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
+        return Response(MeOutputSerializer(user).data)
+
+    @staticmethod
+    def _caller(request: Request) -> User:
         user = user_get_active(user_id=cast(TokenUser, request.user).id)
         if user is None:  # a still-valid token for an account deleted or deactivated since
             raise AuthenticationFailed("No active account for this token.", code="user_inactive")
-        return Response(UserOutputSerializer(user).data)
+        return user

@@ -11,6 +11,9 @@ class User(AbstractUser):
     beside "alice"; the database enforces it even when two registrations race.
     """
 
+    # Whether notifications are also sent by e-mail (they are always shown in the app).
+    email_notifications: models.BooleanField = models.BooleanField(default=True)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),

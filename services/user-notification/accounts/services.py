@@ -1,4 +1,5 @@
 import uuid
+from typing import Any
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -6,6 +7,8 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from messaging.outbox import publish_event
+
+USER_EDITABLE_FIELDS = frozenset({"email", "first_name", "last_name", "email_notifications"})
 
 
 @transaction.atomic
@@ -71,3 +74,30 @@ def superuser_ensure(*, username: str, email: str, password: str) -> tuple[User,
             raise
         return concurrent, False
     return user, True
+
+
+@transaction.atomic
+def user_update(*, user: User, **changes: Any) -> User:
+    """Change the caller's own e-mail address, names or e-mail preference.
+
+    Raises ``ValidationError`` (per field) for an invalid value or an address someone else has.
+    """
+    unknown = set(changes) - USER_EDITABLE_FIELDS
+    if unknown:
+        raise ValidationError({name: ["This field cannot be changed."] for name in unknown})
+    if "email" in changes:
+        changes["email"] = User.objects.normalize_email(changes["email"])
+        if User.objects.filter(email__iexact=changes["email"]).exclude(pk=user.pk).exists():
+            raise ValidationError({"email": ["A user with that e-mail address already exists."]})
+    for name, value in changes.items():
+        setattr(user, name, value)
+    untouched = [field.name for field in User._meta.fields if field.name not in changes]
+    user.full_clean(exclude=untouched, validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            user.save(update_fields=list(changes))
+    except IntegrityError as exc:  # the same address taken concurrently
+        raise ValidationError(
+            {"email": ["A user with that e-mail address already exists."]}
+        ) from exc
+    return user

@@ -4,6 +4,9 @@ Shared settings come from :func:`service_runtime.settings.build`; what follows i
 service's own. Keys: ``JWT_PRIVATE_KEY`` / ``JWT_PUBLIC_KEY`` (PEM text) win over
 ``JWT_PRIVATE_KEY_FILE`` / ``JWT_PUBLIC_KEY_FILE``; with none of them set and no key files yet,
 a key pair is generated under ``var/keys`` so a laptop run needs no configuration.
+
+E-mail goes through Django's e-mail framework, configured from the ``EMAIL_*`` variables; the
+default backend prints each message on the console, so a laptop run sends nothing anywhere.
 """
 
 import logging
@@ -11,8 +14,10 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from identity.keys import ensure_keypair, read_key
-from service_runtime.settings import VAR_DIR, build, env_int, env_str
+from service_runtime.settings import VAR_DIR, build, env_bool, env_int, env_str
 
 _base = build("user-notification", apps=["accounts", "notifications"], urlconf="config.urls")
 globals().update(_base)
@@ -53,3 +58,25 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": False,
     "UPDATE_LAST_LOGIN": False,
 }
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Inventory & Orders <notifications@localhost>")
+# Seconds per blocking SMTP operation: a hung server must not hold the worker forever.
+EMAIL_TIMEOUT = float(env_str("EMAIL_TIMEOUT", "10"))
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # the file backend's folder
+# Tries per e-mail; retry n waits EMAIL_RETRY_BASE_SECONDS * 2**(n-1), at most an hour.
+EMAIL_MAX_ATTEMPTS = env_int("EMAIL_MAX_ATTEMPTS", 8)
+EMAIL_RETRY_BASE_SECONDS = float(env_str("EMAIL_RETRY_BASE_SECONDS", "30"))
+# A delivery claimed longer ago than this belonged to a worker that died while sending it.
+EMAIL_SENDING_LEASE_SECONDS = float(env_str("EMAIL_SENDING_LEASE_SECONDS", "300"))
+
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: set one of them.")
+if EMAIL_MAX_ATTEMPTS < 1 or EMAIL_RETRY_BASE_SECONDS < 0:
+    raise ImproperlyConfigured("EMAIL_MAX_ATTEMPTS must be >= 1, EMAIL_RETRY_BASE_SECONDS >= 0.")

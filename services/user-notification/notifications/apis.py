@@ -1,5 +1,6 @@
 from typing import cast
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -15,6 +16,7 @@ from notifications.selectors import (
     notification_unread_count,
 )
 from notifications.services import notification_mark_all_read, notification_mark_read
+from service_runtime.openapi import errors, page_parameters, paginated
 
 
 def _caller_id(request: Request) -> int:
@@ -37,6 +39,18 @@ class NotificationListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         unread = serializers.BooleanField(required=False, allow_null=True, default=None)
 
+    @extend_schema(
+        operation_id="notifications_list",
+        parameters=[FilterSerializer, *page_parameters(Pagination.max_page_size)],
+        responses={
+            200: paginated(
+                NotificationOutputSerializer,
+                "Notification",
+                unread_count=serializers.IntegerField(help_text="All the caller's unread."),
+            ),
+            **errors(400, 401, 404),
+        },
+    )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -52,6 +66,7 @@ class NotificationListApi(APIView):
 
 
 class NotificationReadApi(APIView):
+    @extend_schema(request=None, responses={200: NotificationOutputSerializer, **errors(401, 404)})
     def post(self, request: Request, notification_id: int) -> Response:
         notification = notification_get(
             user_id=_caller_id(request), notification_id=notification_id
@@ -62,6 +77,11 @@ class NotificationReadApi(APIView):
         return Response(NotificationOutputSerializer(notification).data)
 
 
+class MarkedOutputSerializer(serializers.Serializer):
+    marked = serializers.IntegerField(help_text="How many were unread.")
+
+
 class NotificationReadAllApi(APIView):
+    @extend_schema(request=None, responses={200: MarkedOutputSerializer, **errors(401)})
     def post(self, request: Request) -> Response:
         return Response({"marked": notification_mark_all_read(user_id=_caller_id(request))})

@@ -42,6 +42,15 @@ def _because(reason: str) -> str:
     return f": {reason}" if reason.strip() else "."
 
 
+def order_created(envelope: Envelope) -> None:
+    _tell_order_owner(
+        envelope,
+        kind=Kind.ORDER_RECEIVED,
+        outcome="received",
+        detail="was received; its stock is being reserved.",
+    )
+
+
 def order_confirmed(envelope: Envelope) -> None:
     total = envelope.data["total"]
     _tell_order_owner(
@@ -111,6 +120,7 @@ def user_registered(envelope: Envelope) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
+    "order.created": order_created,
     "order.confirmed": order_confirmed,
     "order.rejected": order_rejected,
     "order.cancelled": order_cancelled,

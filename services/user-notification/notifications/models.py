@@ -1,10 +1,11 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Notification(models.Model):
-    """What a user is told in the app about one event (their order's fate, low stock, welcome).
+    """What a user is told about one event (their order's fate, low stock, welcome).
 
     One event gives at most one notification per user: the consumer's inbox already makes
     redelivery harmless; the constraints guard it in the database too, and also against the
@@ -13,6 +14,7 @@ class Notification(models.Model):
 
     class Kind(models.TextChoices):
         WELCOME = "welcome", "Welcome"
+        ORDER_RECEIVED = "order_received", "Order received"
         ORDER_CONFIRMED = "order_confirmed", "Order confirmed"
         ORDER_REJECTED = "order_rejected", "Order rejected"
         ORDER_CANCELLED = "order_cancelled", "Order cancelled"
@@ -40,7 +42,7 @@ class Notification(models.Model):
             models.UniqueConstraint(
                 fields=["user", "source_message_id"], name="notification_once_per_message"
             ),
-            # An order is confirmed, rejected, cancelled or shipped at most once.
+            # An order is received, confirmed, rejected, cancelled or shipped at most once.
             models.UniqueConstraint(
                 fields=["user", "order_id", "kind"],
                 condition=Q(order_id__isnull=False),
@@ -56,3 +58,60 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for user {self.user_id}: {self.title}"
+
+
+class EmailDelivery(models.Model):
+    """The e-mail copy of one notification, and what became of every attempt to send it.
+
+    Created with its notification, in the consumer's transaction, when the user has an address
+    and wants e-mail; sent after commit by the ``run_email_deliveries`` worker
+    (:mod:`notifications.email_worker`, which explains the states and why a row caught in
+    ``sending`` is never sent again).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # waiting for its first try or for its next retry
+        SENDING = "sending", "Sending"  # claimed by a worker, in the hands of the mail server
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"  # the last try was refused, or the outcome is unknown
+        CANCELLED = "cancelled", "Cancelled"  # the user turned e-mail off before it went
+
+    notification: models.OneToOneField = models.OneToOneField(
+        Notification, on_delete=models.CASCADE, related_name="email_delivery"
+    )
+    recipient: models.EmailField = models.EmailField(max_length=254)
+    status: models.CharField = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    attempts: models.PositiveIntegerField = models.PositiveIntegerField(default=0)
+    next_attempt_at: models.DateTimeField = models.DateTimeField(default=timezone.now)
+    claimed_at: models.DateTimeField = models.DateTimeField(null=True, blank=True)
+    last_error: models.TextField = models.TextField(blank=True)
+    sent_at: models.DateTimeField = models.DateTimeField(null=True, blank=True)
+    created_at: models.DateTimeField = models.DateTimeField(auto_now_add=True)
+    notification_id: int
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "sending", "sent", "failed", "cancelled"]),
+                name="email_delivery_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="email_delivery_sent_has_sent_at",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status="pending"),
+                name="email_delivery_due",
+            ),
+            models.Index(
+                fields=["claimed_at"], condition=Q(status="sending"), name="email_delivery_sending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"e-mail of notification {self.notification_id} to {self.recipient}: {self.status}"

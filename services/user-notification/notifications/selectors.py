@@ -1,6 +1,8 @@
-from django.db.models import QuerySet
+from datetime import datetime
 
-from notifications.models import Notification
+from django.db.models import Min, QuerySet
+
+from notifications.models import EmailDelivery, Notification
 
 
 def notification_list(*, user_id: int, unread: bool | None = None) -> QuerySet[Notification]:
@@ -18,3 +20,11 @@ def notification_unread_count(*, user_id: int) -> int:
 def notification_get(*, user_id: int, notification_id: int) -> Notification | None:
     """The notification if it is this user's; someone else's is as absent as a missing one."""
     return Notification.objects.filter(pk=notification_id, user_id=user_id).first()
+
+
+def email_delivery_next_due() -> datetime | None:
+    """When the earliest pending e-mail delivery is due (perhaps already), None if none waits."""
+    due: datetime | None = EmailDelivery.objects.filter(
+        status=EmailDelivery.Status.PENDING
+    ).aggregate(due=Min("next_attempt_at"))["due"]
+    return due

@@ -1,10 +1,14 @@
+import logging
 import uuid
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from notifications.email_deliveries import email_delivery_schedule
 from notifications.models import Notification
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -21,20 +25,30 @@ def notification_create(
     """The user's notification about one message, created unless it already exists.
 
     A notification about an order is unique per (user, order, kind), whatever message told it.
+    A new notification gets its e-mail copy scheduled in the same transaction.
     """
     fields = {"kind": kind, "title": title, "body": body, "product_id": product_id}
     if order_id is not None:
-        notification, _ = Notification.objects.get_or_create(
+        notification, created = Notification.objects.get_or_create(
             user=user,
             order_id=order_id,
             kind=kind,
             defaults={**fields, "source_message_id": source_message_id},
         )
     else:
-        notification, _ = Notification.objects.get_or_create(
+        notification, created = Notification.objects.get_or_create(
             user=user,
             source_message_id=source_message_id,
             defaults={**fields, "order_id": None},
+        )
+    if created:
+        email_delivery_schedule(notification=notification)
+        logger.info(
+            "notification %s created for user %s: %s%s",
+            notification.pk,
+            user.pk,
+            kind,
+            f" about order {order_id}" if order_id is not None else "",
         )
     return notification
 

@@ -43,6 +43,23 @@ class TestOrderEvents:
         assert ORDER_ID in notification.title
         assert notification.read_at is None
 
+    def test_order_created_tells_the_owner_it_was_received(self, make_user, make_message, deliver):
+        owner = make_user("alice")
+        make_user("bob")
+        data = {
+            "order_id": ORDER_ID,
+            "user_id": owner.pk,
+            "lines": [{"product_id": 1, "quantity": 2}],
+        }
+
+        outcome = deliver(make_message("order.created", data))
+
+        assert outcome.action == "ack", outcome.reason
+        notification = Notification.objects.get()
+        assert (notification.user, notification.kind) == (owner, "order_received")
+        assert notification.title == f"Order {ORDER_ID} received"
+        assert str(notification.order_id) == ORDER_ID
+
     def test_confirmation_tells_the_total(self, make_user, make_message, deliver):
         owner = make_user("alice")
         deliver(make_message("order.confirmed", order_events(owner.pk)[0][1]))

@@ -187,6 +187,9 @@ class TestMe:
             "username": "alice",
             "email": "alice@example.com",
             "is_staff": False,
+            "first_name": "",
+            "last_name": "",
+            "email_notifications": True,
         }
 
     def test_no_token_is_401(self, api):

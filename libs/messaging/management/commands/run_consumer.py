@@ -1,9 +1,12 @@
+import logging
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
 from messaging.consumer import Consumer
-from messaging.worker import stop_on_signals
+from messaging.worker import Heartbeat, serve_metrics, stop_on_signals
+
+logger = logging.getLogger("messaging.consumer")
 
 
 class Command(BaseCommand):
@@ -12,6 +15,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         consumer = Consumer()
         stop_on_signals(consumer.stop_event)
-        self.stdout.write(f"consumer for {consumer.queue} starting")
+        consumer.heartbeat = Heartbeat.for_command("run_consumer")
+        serve_metrics()
+        logger.info("consumer for %s starting", consumer.queue)
         consumer.run_forever()
-        self.stdout.write(f"consumer stopped after {consumer.handled} messages")
+        consumer.heartbeat.clear()
+        logger.info("consumer stopped after %d messages", consumer.handled)

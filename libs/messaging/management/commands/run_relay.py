@@ -1,9 +1,12 @@
+import logging
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
 from messaging.relay import OutboxRelay
-from messaging.worker import stop_on_signals
+from messaging.worker import Heartbeat, serve_metrics, stop_on_signals
+
+logger = logging.getLogger("messaging.relay")
 
 
 class Command(BaseCommand):
@@ -15,6 +18,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         relay = OutboxRelay(batch_size=options["batch_size"])
         stop_on_signals(relay.stop_event)
-        self.stdout.write("outbox relay starting")
+        relay.heartbeat = Heartbeat.for_command("run_relay")
+        serve_metrics()
+        logger.info("outbox relay starting")
         relay.run_forever()
-        self.stdout.write(f"outbox relay stopped after {relay.published} messages")
+        relay.heartbeat.clear()
+        logger.info("outbox relay stopped after %d messages", relay.published)

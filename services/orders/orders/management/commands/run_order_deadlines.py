@@ -1,10 +1,13 @@
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from messaging.worker import stop_on_signals
+from messaging.worker import Heartbeat, serve_metrics, stop_on_signals
 from orders.deadlines import OrderDeadlineWorker
+
+logger = logging.getLogger("orders.deadlines")
 
 
 class Command(BaseCommand):
@@ -18,6 +21,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         worker = OrderDeadlineWorker(interval=options["interval"])
         stop_on_signals(worker.stop_event)
-        self.stdout.write(f"order deadlines: scanning every {worker.interval:g}s")
+        worker.heartbeat = Heartbeat.for_command("run_order_deadlines")
+        serve_metrics()
+        logger.info("order deadlines: scanning every %gs", worker.interval)
         worker.run_forever()
-        self.stdout.write(f"order deadlines stopped after cancelling {worker.expired} orders")
+        worker.heartbeat.clear()
+        logger.info("order deadlines stopped after cancelling %d orders", worker.expired)

@@ -1,0 +1,400 @@
+"""The four scenarios and the two ways of driving load.
+
+Closed loop (scenarios a and c): ``clients`` customers, each placing its next order as soon as
+its previous order is *final* (its outcome event arrived), so at most ``clients`` orders are in
+the saga at once and the rate is whatever the whole pipeline sustains. Open loop (b): orders
+arrive on a fixed schedule whatever the system does; latency is measured from the scheduled
+moment, so a client that falls behind cannot hide the system's delay. Backlog (d): orders are
+placed as fast as POSTs return while the inventory workers are down, then the workers start.
+
+Every order's latency is POST → outcome event (``order.confirmed`` / ``order.rejected``) as
+stamped by :class:`bench.listener.OutcomeListener`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from tqdm import tqdm
+
+from bench.client import Client, Customer, PostResult
+from bench.config import BenchConfig
+from bench.listener import OutcomeListener
+from bench.machine import CpuWindow
+from bench.stats import summary_ms
+from bench.system import RunningSystem, queue_depth
+
+Lines = list[dict[str, int]]
+
+
+@dataclass
+class OrderRecord:
+    scenario: str
+    post: PostResult
+    lines: Lines
+    measured: bool = True  # False for warm-up orders: checked for correctness, not timed
+
+
+@dataclass
+class Bench:
+    """What the scenarios share: the client, the listener, customers, products, all orders."""
+
+    config: BenchConfig
+    client: Client
+    listener: OutcomeListener
+    system: RunningSystem
+    customers: list[Customer]
+    products: list[int]
+    flash_product: int
+    rng: random.Random
+    records: list[OrderRecord] = field(default_factory=list)
+    windows: dict[str, tuple[float, float]] = field(default_factory=dict)  # for the plots
+
+    def random_lines(self) -> Lines:
+        count = self.rng.randint(1, self.config.max_lines)
+        return [
+            {"product_id": product_id, "quantity": self.rng.randint(1, self.config.max_quantity)}
+            for product_id in sorted(self.rng.sample(self.products, count))
+        ]
+
+    def customer(self, index: int) -> Customer:
+        return self.customers[index % len(self.customers)]
+
+    def record(self, scenario: str, post: PostResult, lines: Lines, measured: bool = True) -> None:
+        self.records.append(OrderRecord(scenario, post, lines, measured))
+
+    def progress(self, desc: str, total: int | None = None, unit: str = "order") -> tqdm:
+        return tqdm(
+            desc=desc,
+            total=total,
+            unit=unit,
+            disable=not self.config.progress,
+            mininterval=0.5,
+            dynamic_ncols=True,
+            leave=True,
+        )
+
+    def outcomes_of(self, records: Sequence[OrderRecord]) -> dict[str, Any]:
+        """Latency summary and status counts of some orders, from their outcome events."""
+        latencies: list[float] = []
+        statuses: dict[str, int] = {}
+        not_final = 0
+        for record in records:
+            if not record.post.accepted:
+                continue
+            assert record.post.order_id is not None
+            outcome = self.listener.outcomes.get(record.post.order_id)
+            if outcome is None:
+                not_final += 1
+                continue
+            statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
+            latencies.append(outcome.at - record.post.started)
+        accepted = sum(1 for r in records if r.post.accepted)
+        return {
+            "posted": len(records),
+            "accepted": accepted,
+            "post_failures": len(records) - accepted,
+            "final": accepted - not_final,
+            "not_final": not_final,
+            "statuses": statuses,
+            "latency_ms": summary_ms(latencies),
+            "post_latency_ms": summary_ms(
+                [r.post.answered - r.post.started for r in records if r.post.accepted]
+            ),
+        }
+
+    def final_times(self, records: Sequence[OrderRecord]) -> list[float]:
+        times = []
+        for record in records:
+            if record.post.order_id is not None:
+                outcome = self.listener.outcomes.get(record.post.order_id)
+                if outcome is not None:
+                    times.append(outcome.at)
+        return sorted(times)
+
+
+async def _watch(bar: tqdm, count: Callable[[], int], stop: asyncio.Event) -> None:
+    """Move a progress bar to ``count()`` a few times a second until ``stop`` is set."""
+    while not stop.is_set():
+        value = count()
+        if value > bar.n:
+            bar.update(value - bar.n)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.25)
+    value = count()
+    if value > bar.n:
+        bar.update(value - bar.n)
+
+
+async def closed_loop(
+    bench: Bench,
+    scenario: str,
+    *,
+    clients: int,
+    lines: Callable[[], Lines],
+    seconds: float | None = None,
+    warmup: float = 0.0,
+    orders: int | None = None,
+) -> tuple[float, float]:
+    """Run ``clients`` customers, each waiting for its order to be final before the next.
+
+    Stops after ``warmup + seconds`` or once ``orders`` orders were placed. Orders placed
+    during the warm-up are recorded unmeasured. Returns the measured window (monotonic).
+    """
+    start = time.monotonic()
+    measure_from = start + warmup
+    stop_at = measure_from + seconds if seconds is not None else float("inf")
+    remaining = [orders if orders is not None else -1]
+    bar = bench.progress(f"{scenario}: closed loop, {clients} clients", total=orders)
+
+    async def customer_loop(index: int) -> None:
+        customer = bench.customer(index)
+        while time.monotonic() < stop_at:
+            if remaining[0] == 0:
+                return
+            remaining[0] -= 1
+            order_lines = lines()
+            post = await bench.client.place_order(customer, order_lines)
+            bench.record(scenario, post, order_lines, measured=post.started >= measure_from)
+            if post.accepted:
+                assert post.order_id is not None
+                if await bench.listener.wait(post.order_id, bench.config.final_timeout) is None:
+                    return  # stuck: stop this customer; the report counts the order not final
+            else:
+                await asyncio.sleep(0.05)
+            bar.update(1)
+
+    try:
+        await asyncio.gather(*(customer_loop(i) for i in range(clients)))
+    finally:
+        bar.close()
+    end = min(time.monotonic(), stop_at)
+    return measure_from, end
+
+
+async def run_closed(bench: Bench, scenario: str = "a") -> dict[str, Any]:
+    """(a) Maximum throughput: closed loop over every SKU, random lines, ample stock."""
+    config = bench.config
+    cpu = CpuWindow().start()
+    first = len(bench.records)
+    window = await closed_loop(
+        bench,
+        scenario,
+        clients=config.clients,
+        lines=bench.random_lines,
+        seconds=config.closed_seconds,
+        warmup=config.warmup_seconds,
+    )
+    bench.windows[scenario] = (bench.records[first].post.started, window[1])
+    records = bench.records[first:]
+    measured = [r for r in records if r.measured]
+    finals_in_window = [t for t in bench.final_times(records) if window[0] <= t <= window[1]]
+    seconds = window[1] - window[0]
+    return {
+        "definition": (
+            f"{config.clients} customers in a closed loop: each places its next order when the "
+            f"previous one is final; 1-{config.max_lines} random lines of quantity "
+            f"1-{config.max_quantity} over {len(bench.products)} SKUs with ample stock; "
+            f"{config.warmup_seconds:g} s warm-up, then {config.closed_seconds:g} s measured"
+        ),
+        "clients": config.clients,
+        "seconds": round(seconds, 2),
+        "final_orders_per_second": round(len(finals_in_window) / seconds, 1),
+        **bench.outcomes_of(measured),
+        "warmup_orders": len(records) - len(measured),
+        "cpu": cpu.stop(),
+    }
+
+
+async def run_open(bench: Bench, rate: int, scenario: str) -> dict[str, Any]:
+    """(b) One fixed arrival rate: ``rate`` orders per second for ``open_seconds``."""
+    config = bench.config
+    cpu = CpuWindow().start()
+    count = max(1, round(rate * config.open_seconds))
+    first = len(bench.records)
+    begin = time.monotonic() + 0.1
+    tasks: list[asyncio.Task[None]] = []
+    lag: list[float] = []
+    bar = bench.progress(f"{scenario}: open loop {rate}/s", total=count)
+
+    async def place(index: int, scheduled: float) -> None:
+        order_lines = bench.random_lines()
+        post = await bench.client.place_order(bench.customer(index), order_lines, scheduled)
+        lag.append(post.sent - scheduled)
+        bench.record(scenario, post, order_lines)
+        bar.update(1)
+
+    for index in range(count):
+        scheduled = begin + index / rate
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(place(index, scheduled)))
+    sent_until = time.monotonic()
+    await asyncio.gather(*tasks)
+    bar.close()
+    records = bench.records[first:]
+    ids = [r.post.order_id for r in records if r.post.order_id is not None]
+    await bench.listener.wait_all(ids, config.final_timeout)
+    finals = bench.final_times(records)
+    end = finals[-1] if finals else time.monotonic()
+    bench.windows[scenario] = (begin, end)
+    arrivals = sent_until - begin
+    return {
+        "offered_rate": rate,
+        "achieved_arrival_rate": round(count / arrivals, 1) if arrivals > 0 else None,
+        "max_client_lag_ms": round(1000 * max(lag, default=0.0), 1),
+        "final_orders_per_second": round(len(finals) / (end - begin), 1) if finals else 0.0,
+        "drain_after_last_arrival_s": round(end - sent_until, 2),
+        **bench.outcomes_of(records),
+        "cpu": cpu.stop(),
+    }
+
+
+async def run_flash(bench: Bench, scenario: str = "c") -> dict[str, Any]:
+    """(c) Flash sale: ``flash_orders`` one-unit orders for one SKU with ``flash_stock`` units."""
+    config = bench.config
+    cpu = CpuWindow().start()
+    first = len(bench.records)
+    await closed_loop(
+        bench,
+        scenario,
+        clients=config.clients,
+        lines=lambda: [{"product_id": bench.flash_product, "quantity": 1}],
+        orders=config.flash_orders,
+    )
+    records = bench.records[first:]
+    ids = [r.post.order_id for r in records if r.post.order_id is not None]
+    await bench.listener.wait_all(ids, config.final_timeout)
+    finals = bench.final_times(records)
+    begin = records[0].post.started
+    end = finals[-1] if finals else time.monotonic()
+    bench.windows[scenario] = (begin, end)
+    outcome = bench.outcomes_of(records)
+    return {
+        "definition": (
+            f"{config.flash_orders} one-unit orders for one SKU holding {config.flash_stock} "
+            f"units, from {config.clients} customers in the same closed loop as (a)"
+        ),
+        "orders": config.flash_orders,
+        "stock": config.flash_stock,
+        "confirmed": outcome["statuses"].get("CONFIRMED", 0),
+        "rejected": outcome["statuses"].get("REJECTED", 0),
+        "seconds": round(end - begin, 2),
+        "final_orders_per_second": round(len(finals) / (end - begin), 1) if finals else 0.0,
+        **outcome,
+        "cpu": cpu.stop(),
+    }
+
+
+async def _wait_for(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.2
+) -> float:
+    began = time.monotonic()
+    while not await check():
+        if time.monotonic() - began > timeout:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(poll)
+    return time.monotonic() - began
+
+
+async def unsent_outbox_rows(database_url: str) -> int:
+    def count() -> int:
+        with psycopg.connect(database_url) as connection:
+            row = connection.execute(
+                "SELECT count(*) FROM messaging_outboxmessage WHERE sent_at IS NULL"
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+    return await asyncio.to_thread(count)
+
+
+INVENTORY_WORKERS = ("run_consumer", "run_relay")
+
+
+async def run_backlog(bench: Bench, scenario: str = "d") -> dict[str, Any]:
+    """(d) Backlog drain: orders accepted while inventory's workers are stopped, then started."""
+    config = bench.config
+    cpu = CpuWindow().start()
+    system = bench.system.system
+    for role in INVENTORY_WORKERS:
+        system.find("inventory", role).stop()
+    first = len(bench.records)
+    remaining = [config.backlog_orders]
+    bar = bench.progress(
+        f"{scenario}: backlog, accepting while inventory is down", total=remaining[0]
+    )
+    accept_began = time.monotonic()
+
+    async def poster(index: int) -> None:
+        customer = bench.customer(index)
+        while remaining[0] > 0:
+            remaining[0] -= 1
+            order_lines = bench.random_lines()
+            post = await bench.client.place_order(customer, order_lines)
+            bench.record(scenario, post, order_lines)
+            bar.update(1)
+
+    try:
+        await asyncio.gather(*(poster(i) for i in range(config.clients)))
+    finally:
+        bar.close()
+    accepted_in = time.monotonic() - accept_began
+    records = bench.records[first:]
+    ids = [r.post.order_id for r in records if r.post.order_id is not None]
+    orders_db = bench.system.database_urls["orders"]
+
+    async def outbox_empty() -> bool:
+        return await unsent_outbox_rows(orders_db) == 0
+
+    outbox_wait = await _wait_for(outbox_empty, config.final_timeout, "the orders outbox to empty")
+    depth = await asyncio.to_thread(queue_depth, bench.system.prefix, "inventory")
+    final_while_down = len(ids) - len(bench.listener.missing(ids))
+    restarted = time.monotonic()
+    for role in INVENTORY_WORKERS:
+        system.find("inventory", role).start()
+    bar = bench.progress(f"{scenario}: draining", total=len(ids))
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(
+        _watch(bar, lambda: len(ids) - len(bench.listener.missing(ids)), stop)
+    )
+    await bench.listener.wait_all(ids, max(config.final_timeout, len(ids) / 20), poll=0.2)
+    stop.set()
+    await watcher
+    bar.close()
+    finals = bench.final_times(records)
+    end = finals[-1] if finals else time.monotonic()
+    bench.windows[scenario] = (accept_began, end)
+    drained = len(finals) - final_while_down
+    return {
+        "definition": (
+            f"{config.backlog_orders} orders placed by {config.clients} customers (each posting "
+            "its next order when the POST returns) while inventory's consumer and relay are "
+            "stopped; then both are started: drain rate = final orders / (last final - restart)"
+        ),
+        "orders": config.backlog_orders,
+        "accept_seconds": round(accepted_in, 2),
+        "accepted_per_second": round(len(ids) / accepted_in, 1) if accepted_in > 0 else None,
+        "outbox_drain_wait_s": round(outbox_wait, 2),
+        "inventory_queue_depth_at_restart": depth,
+        "final_before_restart": final_while_down,
+        "drain_seconds": round(end - restarted, 2),
+        "drain_rate_per_second": round(drained / (end - restarted), 1) if drained else 0.0,
+        "drain_rate_from_first_final_per_second": (
+            round((drained - 1) / (end - finals[final_while_down]), 1)
+            if drained > 1 and end > finals[final_while_down]
+            else None
+        ),
+        "first_final_after_restart_s": (
+            round(finals[final_while_down] - restarted, 2) if drained else None
+        ),
+        **bench.outcomes_of(records),
+        "cpu": cpu.stop(),
+    }

@@ -1,0 +1,51 @@
+"""gunicorn settings for every service's web server.
+
+Given as ``--config python:service_runtime.gunicorn_conf`` (``service_runtime.system`` passes
+it; the image sets it in ``GUNICORN_CMD_ARGS``).
+
+Prometheus multi-process mode: gunicorn's workers are separate processes, so each writes its
+samples under ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` adds them up. The directory is
+chosen here, before any worker starts, when the environment names none.
+
+Logging: gunicorn's own lines (master, workers) and its access log go through the services'
+formatter (``service_runtime.logging``): one JSON object per line with the service's name
+(``SERVICE_NAME``, else the folder gunicorn runs in), or text with ``LOG_FORMAT=text``. An
+access line takes the request's correlation id and trace id from the ``X-Request-ID`` and
+``traceresponse`` response headers that the request middleware set.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from service_runtime.logging import logging_config
+from service_runtime.metrics_dir import ENV, prepare_multiprocess_dir
+
+if not os.environ.get(ENV):
+    # Without one shared directory each worker would answer /metrics with its own counts only.
+    os.environ[ENV] = tempfile.mkdtemp(prefix="prometheus-")
+prepare_multiprocess_dir()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone: drop its live gauges (its counters stay, they are history)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+_logging = logging_config(
+    os.environ.get("SERVICE_NAME") or Path.cwd().name,
+    level=os.environ.get("LOG_LEVEL") or "INFO",
+    log_format=os.environ.get("LOG_FORMAT") or "json",
+)
+_logging["loggers"].update(
+    {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    }
+)
+logconfig_dict = _logging

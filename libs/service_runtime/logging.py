@@ -1,0 +1,246 @@
+"""Logs that follow an order: one JSON object per line, with the context of the work at hand.
+
+Every line carries ``ts``, ``level``, ``service``, ``logger``, ``message``, ``correlation_id``
+and ``message_id`` (``null`` when the line is about no request or message), and ``trace_id`` /
+``span_id`` while an OpenTelemetry span is current. The context comes from :func:`bind`, a
+``contextvars``-based context manager: the HTTP middleware binds the request's correlation id,
+the consumer binds each message's ``correlation_id`` and ``id``, the relay each row's; for an
+order's events the correlation id is the order id, so ``grep <order id>`` over the logs of all
+processes shows the order's whole story. Anything else bound (``request_id``, ``order_id``) or
+passed with ``extra=`` is added as a field too.
+
+``LOG_FORMAT=text`` switches to one readable line per record, with the same context.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+from opentelemetry import trace
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+_context: ContextVar[Mapping[str, str]] = ContextVar("service_runtime_log_context", default=_EMPTY)
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)).keys()
+) | {"message", "asctime", "taskName"}
+
+# The fields every JSON line starts with, in this order.
+CORE_FIELDS = ("ts", "level", "service", "logger", "message", "correlation_id", "message_id")
+
+
+@contextmanager
+def bind(**fields: object) -> Iterator[Mapping[str, str]]:
+    """Add ``fields`` to every log line written inside the block (in this thread or task).
+
+    ``None`` values are skipped, so ``bind(correlation_id=maybe_none)`` keeps an outer value.
+    Blocks nest; leaving one restores what was bound before it.
+    """
+    added = {name: str(value) for name, value in fields.items() if value is not None}
+    token = _context.set(MappingProxyType({**_context.get(), **added}))
+    try:
+        yield _context.get()
+    finally:
+        _context.reset(token)
+
+
+def bound() -> Mapping[str, str]:
+    """What is bound right now."""
+    return _context.get()
+
+
+def current_correlation_id() -> str | None:
+    return _context.get().get("correlation_id")
+
+
+def current_trace_ids() -> tuple[str, str] | None:
+    """``(trace_id, span_id)`` of the current span as lower-case hex, or None outside a span."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+
+
+def _trace_ids_from_traceparent(value: object) -> tuple[str, str] | None:
+    parts = str(value).split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
+        return parts[1], parts[2]
+    return None
+
+
+def _gunicorn_access_fields(atoms: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields of a gunicorn access-log record, whose ``args`` are gunicorn's atoms.
+
+    It is written after the request left Django (and its bound context), so the correlation id
+    and the trace come from the response headers the middleware set.
+    """
+    fields: dict[str, Any] = {
+        "http_method": atoms.get("m"),
+        "http_path": atoms.get("U"),
+        "http_status": _int_or_none(atoms.get("s")),
+        "duration_ms": _int_or_none(atoms.get("M")),
+        "remote_addr": atoms.get("h"),
+    }
+    request_id = atoms.get("{x-request-id}o", "-")
+    if request_id not in (None, "-"):
+        fields["correlation_id"] = request_id
+        fields["request_id"] = request_id
+    ids = _trace_ids_from_traceparent(atoms.get("{traceresponse}o", "-"))
+    if ids:
+        fields["trace_id"], fields["span_id"] = ids
+    return fields
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (newlines in messages and tracebacks escaped)."""
+
+    def __init__(self, service: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        context = _context.get()
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "service": self.service or None,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "correlation_id": context.get("correlation_id"),
+            "message_id": context.get("message_id"),
+        }
+        ids = current_trace_ids()
+        if ids:
+            payload["trace_id"], payload["span_id"] = ids
+        for name, value in context.items():
+            payload.setdefault(name, value)
+        extras = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES}
+        request = extras.pop("request", None)
+        if request is not None:
+            # Django's ``django.request`` lines are written after the middleware returned:
+            # the context it bound is gone, but it left a copy on the request.
+            for name, value in getattr(request, "log_context", {}).items():
+                if payload.get(name) is None:
+                    payload[name] = value
+        for name, value in extras.items():
+            if name == "service":
+                continue  # the formatter's own service wins over a caller's guess
+            if name in ("correlation_id", "message_id", "trace_id", "span_id") and value:
+                payload[name] = value  # an explicit ``extra=`` beats the bound context
+            else:
+                payload.setdefault(name, value)
+        if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
+            for name, value in _gunicorn_access_fields(record.args).items():
+                if value is not None:
+                    payload[name] = value
+        payload["pid"] = record.process
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            payload["exception"] = record.exc_text
+        if record.stack_info:
+            payload["stack"] = self.formatStack(record.stack_info)
+        return payload
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.fields(record), default=str, ensure_ascii=False)
+
+
+class TextFormatter(JsonFormatter):
+    """``LOG_FORMAT=text``: ``ts service LEVEL logger [correlation message trace] message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = self.fields(record)
+        tags = " ".join(
+            f"{name}={fields[name]}"
+            for name in ("correlation_id", "message_id", "trace_id")
+            if fields.get(name)
+        )
+        line = (
+            f"{fields['ts']} {fields['service'] or '-'} {fields['level']} {fields['logger']}"
+            f"{f' [{tags}]' if tags else ''}: {fields['message']}"
+        )
+        if "exception" in fields:
+            line = f"{line}\n{fields['exception']}"
+        return line
+
+
+def formatter_config(service: str, log_format: str) -> dict[str, Any]:
+    """The ``formatters`` entry of a ``dictConfig`` for ``LOG_FORMAT`` (``json`` or ``text``)."""
+    name = "TextFormatter" if log_format.strip().lower() == "text" else "JsonFormatter"
+    return {"()": f"service_runtime.logging.{name}", "service": service}
+
+
+def logging_config(
+    service: str, *, level: str = "INFO", log_format: str = "json"
+) -> dict[str, Any]:
+    """A ``dictConfig`` sending every record of the process to stdout through one formatter."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structured": formatter_config(service, log_format)},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "structured",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "root": {"handlers": ["console"], "level": level.upper()},
+        "loggers": {
+            # Django's defaults give these a plain handler of their own (DEBUG only): send
+            # them through the root instead, so that every line has the same shape.
+            "django": {"handlers": [], "level": "INFO", "propagate": True},
+            "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+            "pika": {"level": "WARNING"},
+        },
+    }
+
+
+def configure(config: dict[str, Any]) -> None:
+    """Django's ``LOGGING_CONFIG``: apply ``config``, and route warnings and crashes into it."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(
+    kind: type[BaseException], value: BaseException, traceback: TracebackType | None
+) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, traceback)
+        return
+    logging.getLogger("service_runtime.crash").critical(
+        "uncaught exception", exc_info=(kind, value, traceback)
+    )
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None:
+        return
+    logging.getLogger("service_runtime.crash").critical(
+        "uncaught exception in thread %s",
+        args.thread.name if args.thread else "?",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )

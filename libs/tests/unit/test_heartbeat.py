@@ -1,0 +1,81 @@
+"""Worker readiness: the heartbeat file and ``manage.py worker_health``."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from messaging.worker import HEARTBEAT_ENV, Heartbeat, heartbeat_age
+
+
+def age_by(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+class TestHeartbeat:
+    def test_beats_at_most_every_interval(self, tmp_path: Path) -> None:
+        path = tmp_path / "beat"
+        heartbeat = Heartbeat(path, every=60)
+        heartbeat.beat()
+        age_by(path, 10)
+        heartbeat.beat()  # too soon: not written again
+        age = heartbeat_age(path)
+        assert age is not None and age >= 9
+
+    def test_clear_removes_the_beat(self, tmp_path: Path) -> None:
+        heartbeat = Heartbeat(tmp_path / "beat", every=0)
+        heartbeat.beat()
+        assert heartbeat_age(tmp_path / "beat") is not None
+        heartbeat.clear()
+        assert heartbeat_age(tmp_path / "beat") is None
+
+    def test_without_a_path_beats_nowhere(self) -> None:
+        Heartbeat(None).beat()
+
+
+class TestWorkerHealthCommand:
+    @pytest.fixture
+    def beat(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        path = tmp_path / "worker.heartbeat"
+        monkeypatch.setenv(HEARTBEAT_ENV, str(path))
+        return path
+
+    def test_a_fresh_beat_is_ready(self, beat: Path) -> None:
+        Heartbeat(beat).beat()
+        call_command("worker_health", "--max-age", "30")  # no SystemExit: exit status 0
+
+    def test_a_stale_beat_is_not_ready(self, beat: Path) -> None:
+        Heartbeat(beat).beat()
+        age_by(beat, 45)
+        with pytest.raises(SystemExit) as exit_:
+            call_command("worker_health", "--max-age", "30")
+        assert exit_.value.code == 1
+
+    def test_no_beat_is_not_ready(self, beat: Path) -> None:
+        with pytest.raises(SystemExit) as exit_:
+            call_command("worker_health")
+        assert exit_.value.code == 1
+
+
+class TestWorkerMetricsPort:
+    def test_served_only_when_asked(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import socket
+        import urllib.request
+
+        import messaging.metrics  # noqa: F401 - what a worker has imported by then
+        from messaging.worker import METRICS_PORT_ENV, serve_metrics
+
+        monkeypatch.delenv(METRICS_PORT_ENV, raising=False)
+        assert serve_metrics() is None
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        monkeypatch.setenv(METRICS_PORT_ENV, str(port))
+        assert serve_metrics() == port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            assert b"messaging_messages_consumed_total" in response.read()

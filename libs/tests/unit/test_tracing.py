@@ -1,0 +1,242 @@
+"""W3C trace context from HTTP, through the outbox and the message headers, to the consumer."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.test import RequestFactory
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from pika.spec import Basic, BasicProperties
+
+from messaging.config import MessagingConfig
+from messaging.consumer import Consumer
+from messaging.envelope import Envelope
+from messaging.models import OutboxMessage
+from messaging.outbox import publish_event
+from messaging.relay import OutboxRelay
+from service_runtime import tracing
+from service_runtime.logging import bound
+from service_runtime.request_context import RequestContextMiddleware
+from tests.factories import body, order_created, stock_reserved
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_SPAN_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"
+
+
+def _hex(value: int, width: int) -> str:
+    return format(value, f"0{width}x")
+
+
+def _ids(span: Any) -> tuple[str, str]:
+    context = span.get_span_context()
+    return _hex(context.trace_id, 32), _hex(context.span_id, 16)
+
+
+def _config(service: str) -> MessagingConfig:
+    return MessagingConfig(
+        service=service,
+        broker_url="amqp://guest:guest@127.0.0.1:1/",
+        prefix="unit.",
+        handlers_path=None,
+        prefetch=5,
+        retry_delays_ms=(50, 100, 200),
+        heartbeat=30,
+    )
+
+
+@dataclass
+class FakeChannel:
+    published: list[dict[str, Any]] = field(default_factory=list)
+    acked: list[int] = field(default_factory=list)
+
+    def basic_publish(self, **kwargs: Any) -> None:
+        self.published.append(kwargs)
+
+    def basic_ack(self, delivery_tag: int) -> None:
+        self.acked.append(delivery_tag)
+
+
+def test_extract_and_inject_round_trip_the_traceparent(spans: Any) -> None:
+    parent = tracing.extract({"Traceparent": TRACEPARENT, "tracestate": "vendor=1", "other": "x"})
+    with tracing.tracer().start_as_current_span("child", context=parent) as span:
+        headers = tracing.inject()
+    assert headers is not None
+    assert headers["traceparent"] == f"00-{TRACE_ID}-{_ids(span)[1]}-01"
+    assert headers["tracestate"] == "vendor=1"
+    assert tracing.inject() is None  # outside any span there is nothing to carry
+
+
+def test_extract_accepts_bytes_and_ignores_garbage() -> None:
+    parent = trace.get_current_span(tracing.extract({"traceparent": TRACEPARENT.encode()}))
+    assert _hex(parent.get_span_context().trace_id, 32) == TRACE_ID
+    for junk in (None, {}, {"traceparent": "nonsense"}, {"traceparent": 42}):
+        assert not trace.get_current_span(tracing.extract(junk)).get_span_context().is_valid
+
+
+def test_export_is_off_unless_an_otlp_endpoint_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in tracing.EXPORT_ENDPOINT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert not tracing.exporting()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    assert tracing.exporting()
+
+
+class TestHttp:
+    def _call(self, **headers: str) -> tuple[HttpResponse, dict[str, Any]]:
+        seen: dict[str, Any] = {}
+
+        def view(request: HttpRequest) -> HttpResponse:
+            seen["context"] = dict(bound())
+            seen["span"] = trace.get_current_span()
+            seen["log_context"] = request.log_context  # type: ignore[attr-defined]
+            return HttpResponse(status=202)
+
+        request = RequestFactory().post("/api/orders/", headers=headers)
+        response = RequestContextMiddleware(view)(request)
+        assert isinstance(response, HttpResponse)
+        return response, seen
+
+    def test_a_sane_request_id_is_the_correlation_id_and_is_echoed(self, spans: Any) -> None:
+        response, seen = self._call(**{"X-Request-ID": "req-42"})
+        assert response["X-Request-ID"] == "req-42"
+        assert seen["context"] == {"correlation_id": "req-42", "request_id": "req-42"}
+        assert bound() == {}  # nothing leaks past the request
+
+    @pytest.mark.parametrize("given", ["", "has spaces", "x" * 65, "<script>"])
+    def test_a_missing_or_odd_request_id_is_replaced_by_a_uuid(
+        self, given: str, spans: Any
+    ) -> None:
+        response, seen = self._call(**{"X-Request-ID": given})
+        assert str(uuid.UUID(response["X-Request-ID"])) == response["X-Request-ID"]
+        assert seen["context"]["correlation_id"] == response["X-Request-ID"]
+
+    def test_the_server_span_continues_the_callers_trace(self, spans: Any) -> None:
+        response, seen = self._call(traceparent=TRACEPARENT)
+        [span] = spans.get_finished_spans()
+        assert span.kind == SpanKind.SERVER
+        assert _ids(span) == _ids(seen["span"])
+        assert _ids(span)[0] == TRACE_ID
+        assert span.parent is not None and _hex(span.parent.span_id, 16) == PARENT_SPAN_ID
+        assert span.attributes["http.request.method"] == "POST"
+        assert span.attributes["http.response.status_code"] == 202
+        assert response["traceresponse"] == f"00-{TRACE_ID}-{_ids(span)[1]}-01"
+        assert (seen["log_context"]["trace_id"], seen["log_context"]["span_id"]) == _ids(span)
+
+    def test_without_a_traceparent_a_new_trace_starts(self, spans: Any) -> None:
+        response, _ = self._call()
+        [span] = spans.get_finished_spans()
+        assert span.parent is None
+        assert response["traceresponse"].split("-")[1] == _ids(span)[0]
+
+
+@pytest.mark.django_db(transaction=True)  # the workers close connections between messages
+class TestThroughTheBroker:
+    @pytest.fixture(autouse=True)
+    def _orders(self, settings: Any) -> None:
+        settings.MESSAGING_SERVICE = "orders"
+
+    def _publish_in_a_request_span(self) -> tuple[Envelope, Any]:
+        parent = tracing.extract({"traceparent": TRACEPARENT})
+        with (
+            tracing.tracer().start_as_current_span("POST /api/orders/", context=parent) as span,
+            transaction.atomic(),
+        ):
+            data = order_created()
+            envelope = publish_event("order.created", data, correlation_id=data["order_id"])
+        return envelope, span
+
+    def test_the_outbox_row_stores_the_writing_spans_context(self, spans: Any) -> None:
+        envelope, span = self._publish_in_a_request_span()
+        row = OutboxMessage.objects.get(message_id=envelope.id)
+        assert row.headers == {"traceparent": f"00-{TRACE_ID}-{_ids(span)[1]}-01"}
+
+    def test_an_event_written_outside_any_span_has_no_headers(self) -> None:
+        with transaction.atomic():
+            data = order_created()
+            envelope = publish_event("order.created", data, correlation_id=data["order_id"])
+        assert OutboxMessage.objects.get(message_id=envelope.id).headers is None
+
+    def test_the_relay_publishes_in_a_child_span_and_puts_it_in_the_headers(
+        self, spans: Any
+    ) -> None:
+        envelope, request_span = self._publish_in_a_request_span()
+        channel = FakeChannel()
+        assert OutboxRelay(_config("orders")).relay_batch(channel) == 1
+
+        [message] = channel.published
+        publish = next(s for s in spans.get_finished_spans() if s.kind == SpanKind.PRODUCER)
+        assert publish.name == "publish order.created"
+        assert _ids(publish)[0] == TRACE_ID
+        assert publish.parent is not None
+        assert publish.parent.span_id == request_span.get_span_context().span_id
+        assert publish.attributes["messaging.message.id"] == envelope.id
+        properties = message["properties"]
+        assert properties.headers == {"traceparent": f"00-{TRACE_ID}-{_ids(publish)[1]}-01"}
+        assert properties.message_id == envelope.id
+
+    def test_the_consumer_continues_the_trace_and_its_events_carry_it_on(
+        self, settings: Any, spans: Any
+    ) -> None:
+        settings.MESSAGING_SERVICE = "inventory"  # the handler publishes as inventory
+        seen: dict[str, Any] = {}
+
+        def reserve(envelope: Envelope) -> None:
+            seen["context"] = dict(bound())
+            seen["span"] = trace.get_current_span()
+            publish_event(
+                "stock.reserved",
+                stock_reserved(envelope.data["order_id"]),
+                correlation_id=envelope.correlation_id,
+                causation=envelope,
+            )
+
+        consumer = Consumer({"order.created": reserve}, config=_config("inventory"))
+        data = order_created()
+        incoming = Envelope.new(
+            "order.created", data, source="orders", correlation_id=data["order_id"]
+        )
+        channel = FakeChannel()
+        consumer._on_message(
+            channel,
+            Basic.Deliver(delivery_tag=7, exchange="unit.orders", routing_key="order.created"),
+            BasicProperties(
+                message_id=incoming.id,
+                correlation_id=incoming.correlation_id,
+                headers={"traceparent": TRACEPARENT, "x-attempt": 1},
+            ),
+            incoming.to_json().encode(),
+        )
+        assert channel.acked == [7]
+
+        [consume] = [s for s in spans.get_finished_spans() if s.kind == SpanKind.CONSUMER]
+        assert consume.name == "consume order.created"
+        assert _ids(consume)[0] == TRACE_ID
+        assert consume.parent is not None and _hex(consume.parent.span_id, 16) == PARENT_SPAN_ID
+        assert _ids(seen["span"]) == _ids(consume)  # the handler ran inside the consume span
+        assert seen["context"]["correlation_id"] == data["order_id"]
+        assert seen["context"]["message_id"] == incoming.id
+        assert bound() == {}
+
+        onward = OutboxMessage.objects.get(routing_key="stock.reserved")
+        assert onward.headers == {"traceparent": f"00-{TRACE_ID}-{_ids(consume)[1]}-01"}
+
+    def test_a_malformed_message_is_dead_lettered_inside_its_span(self, spans: Any) -> None:
+        consumer = Consumer({}, config=_config("inventory"))
+        channel = FakeChannel()
+        consumer._on_message(
+            channel,
+            Basic.Deliver(delivery_tag=1, exchange="unit.orders", routing_key="order.created"),
+            BasicProperties(headers={"traceparent": TRACEPARENT}),
+            body({"not": "an envelope"}),
+        )
+        [dead] = channel.published
+        assert dead["properties"].headers["traceparent"] == TRACEPARENT  # kept for a replay
+        [consume] = [s for s in spans.get_finished_spans() if s.kind == SpanKind.CONSUMER]
+        assert _ids(consume)[0] == TRACE_ID

@@ -1,0 +1,266 @@
+"""The e-mail worker behind ``run_email_deliveries``: sends notifications' e-mail copies after
+their transaction committed, outside any consumer's transaction, in a process of its own.
+
+**Waking.** ``email_delivery_schedule`` sends a PostgreSQL ``NOTIFY`` in the notification's
+transaction and the worker ``LISTEN``s, so it wakes when that transaction commits (never for one
+rolled back). It also wakes when the earliest retry falls due, and at least every second as a
+safety net; on SQLite it polls every 0.1 s.
+
+**Claiming.** Due rows are claimed in a short transaction that commits before any SMTP traffic
+(``SELECT ... FOR UPDATE SKIP LOCKED``, ``pending`` -> ``sending``, one more attempt), so any
+number of workers can run and none ever sends a delivery that another one holds.
+
+**Never twice.** A window cannot be closed: between the mail server accepting a message and the
+worker recording ``sent``. A worker that dies there leaves its row in ``sending``; once the claim
+is older than ``EMAIL_SENDING_LEASE_SECONDS`` the row becomes ``failed`` and is not sent again.
+Likewise a connection that breaks while a message is on its way (the server may have taken it)
+fails that delivery at once. Only an answer proving that nothing went out (the server cannot be
+reached, refuses the login, or replies 4xx/5xx to the sender, recipient or data) is retried,
+with exponential back-off (``EMAIL_RETRY_BASE_SECONDS`` doubled each time), until
+``EMAIL_MAX_ATTEMPTS``; then ``failed``. This is at-most-once on purpose: a rare lost e-mail
+(its notification is still in the app, and the row says why) is better than a duplicate.
+While the database is down after a send, the worker keeps the outcome and retries recording it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import smtplib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from django.conf import settings
+from django.core import mail
+from django.db import DatabaseError, close_old_connections, connection
+from django.utils import timezone
+
+from messaging.broker import backoff_delays
+from notifications.email_deliveries import (
+    NOTIFY_CHANNEL,
+    email_deliveries_claim,
+    email_deliveries_expire_claims,
+    email_deliveries_release,
+    email_delivery_mark_refused,
+    email_delivery_mark_sent,
+    email_delivery_mark_unknown,
+)
+from notifications.email_messages import email_message_build
+from notifications.models import EmailDelivery
+from notifications.selectors import email_delivery_next_due
+
+logger = logging.getLogger("notifications.email")
+
+POLL_SECONDS = 1.0
+SQLITE_POLL_SECONDS = 0.1
+MIN_WAIT_SECONDS = 0.05  # a due row another worker is claiming must not make this one spin
+EXPIRE_CLAIMS_EVERY_SECONDS = 30.0
+STOP_CHECK_SECONDS = 0.5
+
+# Answers proving that the server did not take the message: safe to send it again later.
+REFUSED: tuple[type[Exception], ...] = (
+    smtplib.SMTPHeloError,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPDataError,
+    smtplib.SMTPNotSupportedError,
+)
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DatabaseError, psycopg.Error)
+T = TypeVar("T")
+
+
+class _CommitWaiter:
+    """Blocks until a notification's transaction commits (PostgreSQL NOTIFY) or time is up."""
+
+    def __init__(self) -> None:
+        self._listener: psycopg.Connection[Any] | None = None
+        if connection.vendor == "postgresql":
+            params = connection.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            self._listener = psycopg.connect(**params, autocommit=True)
+            self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+    def drain(self) -> None:
+        if self._listener is not None:
+            for _ in self._listener.notifies(timeout=0):
+                pass
+
+    def wait(self, timeout: float, stop_event: threading.Event) -> None:
+        if self._listener is None:
+            stop_event.wait(min(timeout, SQLITE_POLL_SECONDS))
+            return
+        deadline = time.monotonic() + timeout
+        while not stop_event.is_set():  # in slices, so that stopping is never held up
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            for _ in self._listener.notifies(
+                timeout=min(remaining, STOP_CHECK_SECONDS), stop_after=1
+            ):
+                return
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+
+
+class EmailDeliveryWorker:
+    """Sends due e-mail deliveries until ``stop_event`` is set; survives database outages."""
+
+    def __init__(self, *, batch_size: int = 20, poll_seconds: float = POLL_SECONDS) -> None:
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.max_attempts: int = settings.EMAIL_MAX_ATTEMPTS
+        self.retry_base_seconds: float = settings.EMAIL_RETRY_BASE_SECONDS
+        self.lease_seconds: float = settings.EMAIL_SENDING_LEASE_SECONDS
+        self.stop_event = threading.Event()
+        self.sent = 0
+        self._claims_expired_at = -math.inf
+
+    def run_forever(self) -> None:
+        delays = backoff_delays()
+        while not self.stop_event.is_set():
+            waiter: _CommitWaiter | None = None
+            try:
+                close_old_connections()
+                waiter = _CommitWaiter()
+                while not self.stop_event.is_set():
+                    waiter.drain()  # before looking, so a commit from now on wakes the wait
+                    claimed = self.run_once()
+                    delays = backoff_delays()
+                    if claimed < self.batch_size:
+                        waiter.wait(self._seconds_until_due(), self.stop_event)
+            except DATABASE_ERRORS as exc:
+                delay = next(delays)
+                logger.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+                self.stop_event.wait(delay)
+            finally:
+                if waiter is not None:
+                    _quietly(waiter.close)
+                _quietly(connection.close)
+
+    def run_once(self) -> int:
+        """Send the deliveries due now (one batch); how many were claimed."""
+        close_old_connections()
+        self._expire_claims()
+        due = email_delivery_next_due()  # a read first: on SQLite a claim locks the database
+        if due is None or due > timezone.now():
+            return 0
+        claimed = email_deliveries_claim(limit=self.batch_size)
+        if claimed:
+            self._send(claimed)
+        return len(claimed)
+
+    def _send(self, claimed: list[EmailDelivery]) -> None:
+        backend = mail.get_connection(fail_silently=False)
+        try:
+            backend.open()
+        except Exception as exc:  # unreachable, or TLS or login refused: nothing went out
+            logger.warning(
+                "mail server unavailable (%s): %d e-mails wait", _describe(exc), len(claimed)
+            )
+            for delivery in claimed:
+                self._refused(delivery, _describe(exc))
+            return
+        try:
+            for index, delivery in enumerate(claimed):
+                if self.stop_event.is_set():  # stopping: give back what was not tried
+                    self._record(email_deliveries_release, deliveries=claimed[index:])
+                    return
+                if not self._send_one(backend, delivery):  # the connection cannot be trusted
+                    self._record(email_deliveries_release, deliveries=claimed[index + 1 :])
+                    return
+        finally:
+            _quietly(backend.close)
+
+    def _send_one(self, backend: Any, delivery: EmailDelivery) -> bool:
+        """Send one; False when the connection is left in an unknown state."""
+        notification_id = delivery.notification_id
+        try:
+            sent = backend.send_messages([email_message_build(delivery=delivery)])
+        except REFUSED as exc:
+            self._refused(delivery, _describe(exc))
+            return True
+        except (smtplib.SMTPException, OSError) as exc:
+            logger.error(
+                "e-mail of notification %s may have gone out (%s): not retried",
+                notification_id,
+                _describe(exc),
+            )
+            self._record(email_delivery_mark_unknown, delivery=delivery, error=_describe(exc))
+            return False
+        except Exception as exc:  # the message could not even be built: nothing went out
+            logger.exception("e-mail of notification %s could not be built", notification_id)
+            self._refused(delivery, _describe(exc))
+            return True
+        if not sent:
+            self._refused(delivery, "the e-mail backend sent nothing")
+            return True
+        self._record(email_delivery_mark_sent, delivery=delivery)
+        self.sent += 1
+        logger.info("e-mailed notification %s (attempt %d)", notification_id, delivery.attempts)
+        return True
+
+    def _refused(self, delivery: EmailDelivery, error: str) -> None:
+        status = self._record(
+            email_delivery_mark_refused,
+            delivery=delivery,
+            error=error,
+            max_attempts=self.max_attempts,
+            retry_base_seconds=self.retry_base_seconds,
+        )
+        if status == EmailDelivery.Status.FAILED:
+            logger.error(
+                "gave up e-mailing notification %s after %d attempts: %s",
+                delivery.notification_id,
+                delivery.attempts,
+                error,
+            )
+
+    def _record(self, write: Callable[..., T], **kwargs: Any) -> T:
+        """Run a write, waiting out a database outage: an outcome, once known, is not lost."""
+        delays = backoff_delays()
+        while True:
+            try:
+                return write(**kwargs)
+            except DATABASE_ERRORS as exc:
+                if self.stop_event.is_set():
+                    raise
+                delay = next(delays)
+                logger.warning("database unavailable (%s); recording again in %.1fs", exc, delay)
+                _quietly(connection.close)
+                self.stop_event.wait(delay)
+
+    def _expire_claims(self) -> None:
+        if time.monotonic() - self._claims_expired_at < EXPIRE_CLAIMS_EVERY_SECONDS:
+            return
+        expired = email_deliveries_expire_claims(lease_seconds=self.lease_seconds)
+        self._claims_expired_at = time.monotonic()
+        if expired:
+            logger.error(
+                "%d e-mail deliveries were left 'sending' by a worker that stopped: "
+                "marked failed, not sent again",
+                expired,
+            )
+
+    def _seconds_until_due(self) -> float:
+        due = email_delivery_next_due()
+        if due is None:
+            return self.poll_seconds
+        wait = (due - timezone.now()).total_seconds()
+        return min(max(wait, MIN_WAIT_SECONDS), self.poll_seconds)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _quietly(close: Callable[[], object]) -> None:
+    try:
+        close()
+    except Exception:  # already broken; nothing left to release
+        logger.debug("ignored error while closing", exc_info=True)

@@ -1,0 +1,63 @@
+"""``python -m tests.chaos``: run the fault-injection suite and write its report.
+
+python -m tests.chaos                      # every scenario, reports/chaos.md + .json
+python -m tests.chaos --short              # the three short scenarios of ``make test``
+python -m tests.chaos --only poison,kill-relays --scale 0.25
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from service_runtime.settings import REPO_ROOT
+from tests.chaos import report
+from tests.chaos.scenarios import Result, environment, full_suite, run_scenario, short_suite
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
+    parser.add_argument("--short", action="store_true", help="the short suite of make test")
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply order counts")
+    parser.add_argument("--report-dir", type=Path, default=REPO_ROOT / "reports")
+    args = parser.parse_args(argv)
+
+    scenarios = short_suite() if args.short else full_suite(args.scale)
+    if args.only:
+        wanted = {name.strip() for name in args.only.split(",") if name.strip()}
+        unknown = wanted - {s.name for s in scenarios}
+        if unknown:
+            parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+        scenarios = [s for s in scenarios if s.name in wanted]
+
+    started = datetime.now(UTC)
+    results: list[Result] = []
+    with environment(scenarios) as env:
+        print(f"private servers under {env.root}", flush=True)
+        for scenario in scenarios:
+            print(f"\n== {scenario.name}: {scenario.title}", flush=True)
+            began = time.monotonic()
+            result = run_scenario(env, scenario, say=lambda line: print(line, flush=True))
+            results.append(result)
+            print(f"  {result.status} in {time.monotonic() - began:.0f}s", flush=True)
+            for violation in result.violations:
+                print(f"  violation: {violation}", flush=True)
+            report.write(results, args.report_dir, suite=_suite(args), started=started)
+    print()
+    print(report.table(results))
+    print(f"\nreport: {args.report_dir / 'chaos.md'}")
+    return 0 if all(r.status in ("passed", "not run") for r in results) else 1
+
+
+def _suite(args: argparse.Namespace) -> str:
+    if args.short:
+        return "short"
+    return "full" if not args.only and args.scale == 1.0 else f"partial (scale {args.scale})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""A steady stream of orders through the public REST APIs, as customers and staff would send.
+
+The mix: most orders ask for one or two products, one to three units each, against stock that
+covers only part of the demand, so orders are confirmed early and rejected once a product runs
+out (and again confirmed when a cancellation gives units back); one in ten asks for far more
+than any stock ("never fits"). Some customers cancel soon after placing; staff ship some
+confirmed orders. A request that gets no answer is retried with the same Idempotency-Key, as a
+careful client would, so "accepted" means the client holds an order id (202, or 200 on replay).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from tests.e2e.client import Api
+
+IMPOSSIBLE_QUANTITY = 5_000
+REQUEST_TIMEOUT = 15
+
+
+@dataclass
+class Accepted:
+    order_id: str
+    user_id: int
+    lines: list[dict[str, int]]
+    at: datetime
+
+
+@dataclass
+class DriverStats:
+    accepted: dict[str, Accepted] = field(default_factory=dict)
+    attempted: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    cancels: Counter[str] = field(default_factory=Counter)
+    ships: Counter[str] = field(default_factory=Counter)
+
+
+def _user_id(api: Api) -> int:
+    response = api.get(f"{api.users}/api/users/me/")
+    assert response.status_code == 200, response.text
+    return int(response.json()["id"])
+
+
+class OrderDriver:
+    def __init__(
+        self,
+        urls: dict[str, str],
+        staff_username: str,
+        staff_password: str,
+        *,
+        products: int = 8,
+        customers: int = 12,
+        seed: int | None = None,
+        cancel_share: float = 0.06,
+        ship_share: float = 0.06,
+    ) -> None:
+        self.anonymous = Api(urls["inventory"], urls["orders"], urls["user-notification"])
+        self.staff = self.anonymous.as_user(staff_username, staff_password)
+        self.product_count = products
+        self.customer_count = customers
+        self.random = random.Random(seed)
+        self.cancel_share = cancel_share
+        self.ship_share = ship_share
+        self.products: list[int] = []
+        self.stock_given: dict[int, int] = {}
+        self.customers: list[tuple[Api, int]] = []
+        self.stats = DriverStats()
+        self._lock = threading.Lock()
+        self._followups: list[tuple[float, int, str, str]] = []  # (due, seq, action, order)
+        self._seq = 0
+        self._placing_done = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.started_at = 0.0
+        self.finished_at = 0.0
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def setup(self, total_orders: int, replica_ready: Callable[[set[int]], bool]) -> None:
+        """Products with stock for part of the demand, customers, and a warm product replica."""
+        normal_units = total_orders * 0.9 * 1.5 * 2  # orders x lines x mean quantity
+        per_product = max(5, int(normal_units / self.product_count * 0.55))
+        for index in range(self.product_count):
+            product = self.staff.create_product(
+                price=f"{self.random.randint(1, 90)}.{self.random.randint(0, 99):02d}",
+                stock=per_product,
+                sku=f"CHAOS-{uuid.uuid4().hex[:8]}-{index}",
+                low_stock_threshold=max(1, per_product // 10),
+            )
+            self.products.append(int(product["id"]))
+            self.stock_given[int(product["id"])] = per_product
+        for _ in range(self.customer_count):
+            api = self.anonymous.register()
+            self.customers.append((api, _user_id(api)))
+        deadline = time.monotonic() + 60
+        while not replica_ready(set(self.products)):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the orders service never received the products")
+            time.sleep(0.2)
+
+    # --- the stream -----------------------------------------------------------------------
+
+    def start(self, total_orders: int, rate: float, threads: int = 6) -> None:
+        self.started_at = time.monotonic()
+        counter = iter(range(total_orders))
+        counter_lock = threading.Lock()
+        interval = threads / rate
+
+        def place_loop() -> None:
+            next_at = time.monotonic() + self.random.uniform(0, interval)
+            while True:
+                with counter_lock:
+                    if next(counter, None) is None:
+                        return
+                time.sleep(max(0.0, next_at - time.monotonic()))
+                next_at = max(next_at + interval, time.monotonic() - interval)
+                self._place_one()
+
+        self._threads = [
+            threading.Thread(target=place_loop, name=f"order-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        self._threads.append(threading.Thread(target=self._follow_up, daemon=True))
+        for thread in self._threads:
+            thread.start()
+        threading.Thread(target=self._mark_done, daemon=True).start()
+
+    def _mark_done(self) -> None:
+        for thread in self._threads[:-1]:
+            thread.join()
+        self._placing_done.set()
+
+    @property
+    def placed(self) -> int:
+        with self._lock:
+            return self.stats.attempted
+
+    @property
+    def placing_done(self) -> bool:
+        return self._placing_done.is_set()
+
+    def join(self, timeout: float | None = None) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+        self.finished_at = time.monotonic()
+
+    def _order_lines(self) -> list[dict[str, int]]:
+        if self.random.random() < 0.1:
+            return [
+                {"product_id": self.random.choice(self.products), "quantity": IMPOSSIBLE_QUANTITY}
+            ]
+        chosen = self.random.sample(self.products, self.random.choice((1, 2)))
+        return [{"product_id": pid, "quantity": self.random.randint(1, 3)} for pid in chosen]
+
+    def _place_one(self) -> None:
+        with self._lock:
+            api, user_id = self.random.choice(self.customers)
+            lines = self._order_lines()
+            self.stats.attempted += 1
+        key = str(uuid.uuid4())
+        outcome, body = self._post_with_retries(
+            api, f"{api.orders}/api/orders/", {"lines": lines}, {"Idempotency-Key": key}
+        )
+        with self._lock:
+            self.stats.outcomes[outcome] += 1
+            if outcome in ("202", "200") and body is not None:
+                order_id = str(body["id"])
+                self.stats.accepted[order_id] = Accepted(
+                    order_id, user_id, lines, datetime.now(UTC)
+                )
+                roll = self.random.random()
+                if roll < self.cancel_share:
+                    self._schedule(self.random.uniform(0.0, 2.0), "cancel", order_id)
+                elif roll < self.cancel_share + self.ship_share:
+                    self._schedule(self.random.uniform(1.0, 4.0), "ship", order_id)
+
+    def _post_with_retries(
+        self, api: Api, url: str, body: Any, headers: dict[str, str] | None = None
+    ) -> tuple[str, dict[str, Any] | None]:
+        last = "no answer"
+        for attempt in range(6):
+            try:
+                response = requests.post(
+                    url, json=body, headers=api._headers(headers), timeout=REQUEST_TIMEOUT
+                )
+            except requests.RequestException as exc:
+                last = f"error {type(exc).__name__}"
+            else:
+                if response.status_code < 500:
+                    try:
+                        payload = response.json()
+                    except ValueError:
+                        payload = None
+                    return str(response.status_code), payload
+                last = str(response.status_code)
+            time.sleep(0.2 * 2**attempt)
+        return last, None
+
+    # --- cancellations and shipments ------------------------------------------------------
+
+    def _schedule(self, delay: float, action: str, order_id: str) -> None:
+        self._seq += 1
+        heapq.heappush(self._followups, (time.monotonic() + delay, self._seq, action, order_id))
+
+    def _follow_up(self) -> None:
+        while True:
+            with self._lock:
+                due = self._followups[0] if self._followups else None
+                if due is not None and due[0] <= time.monotonic():
+                    heapq.heappop(self._followups)
+                elif due is None and self._placing_done.is_set():
+                    return
+                else:
+                    due = None
+            if due is None:
+                time.sleep(0.05)
+                continue
+            _, _, action, order_id = due
+            try:
+                self._act(action, order_id)
+            except requests.RequestException as exc:
+                with self._lock:
+                    counter = self.stats.cancels if action == "cancel" else self.stats.ships
+                    counter[f"error {type(exc).__name__}"] += 1
+
+    def _act(self, action: str, order_id: str) -> None:
+        accepted = self.stats.accepted[order_id]
+        api = next(a for a, uid in self.customers if uid == accepted.user_id)
+        if action == "cancel":
+            outcome, _ = self._post_with_retries(
+                api, f"{api.orders}/api/orders/{order_id}/cancel/", {}
+            )
+            with self._lock:
+                self.stats.cancels[outcome] += 1
+            return
+        response = self.staff.get(f"{api.orders}/api/orders/{order_id}/")
+        if response.status_code == 200 and response.json()["status"] == "CONFIRMED":
+            outcome, _ = self._post_with_retries(
+                self.staff, f"{api.orders}/api/orders/{order_id}/ship/", {}
+            )
+            with self._lock:
+                self.stats.ships[outcome] += 1
+        else:
+            with self._lock:
+                self.stats.ships["not confirmed yet"] += 1
