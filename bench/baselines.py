@@ -30,23 +30,27 @@ from bench.config import BenchConfig
 from bench.machine import CpuWindow
 from bench.stats import summary_ms
 from bench.system import create_database, drop_database, free_port
+from service_runtime.system import LocalSystem
 
 BASELINE_DIR = Path(__file__).resolve().parent / "baseline"
 PGBENCH_SCRIPT = "\\set id random(1, 100000 * :scale)\n" \
     "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = :id;\n"  # fmt: skip
+SERVICE_APP = "config.wsgi:application"
+BASELINE_APP = "baseline_site.wsgi:application"
 TPS = re.compile(r"tps = ([0-9.]+) \(without initial connection time\)")
 
 
 def gunicorn_argv(port: int, workers: int) -> list[str]:
-    """The services' gunicorn command (``service_runtime.system``), for the baseline app."""
-    return [
-        sys.executable, "-m", "gunicorn", "baseline_site.wsgi:application",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers),
-        "--worker-class", "sync",
-        "--access-logfile", "-",
-        "--graceful-timeout", "5",
-    ]  # fmt: skip
+    """The orders service's own gunicorn command (from ``LocalSystem``), serving the baseline.
+
+    Taken from the runner rather than copied, so the baseline keeps the services' server
+    settings (worker class and count, config module, access log) whenever they change.
+    """
+    system = LocalSystem(ports={"orders": port}, web_workers=workers)
+    system.build_processes()
+    argv = list(system.find("orders", "web").argv)
+    argv[argv.index(SERVICE_APP)] = BASELINE_APP
+    return argv
 
 
 def _wait_http(url: str, process: subprocess.Popen[Any], timeout: float = 60.0) -> None:
@@ -113,7 +117,7 @@ def drf_insert(config: BenchConfig, run_id: str, log_dir: Path) -> dict[str, Any
     """Migrate a scratch database, serve the baseline app, drive it, tear it all down."""
     name = f"{run_id}_baseline"
     url = create_database(name)
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1", "SERVICE_NAME": "baseline"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     try:
         subprocess.run(

@@ -39,8 +39,13 @@ class BenchConfig:
     baseline_rounds: int = 2  # before and after the scenarios; ratios use the mean
     pgbench_seconds: int = 10
     pgbench_clients: int = 4
-    # waiting for stragglers: an order not final this long after its POST counts as not final
+    # waiting for stragglers: an order not final this long after its POST counts as not final,
+    # and waiting for a batch of orders gives up after this long without a single new outcome
     final_timeout: float = 180.0
+    stall_seconds: float = 60.0
+    # (b) stops raising the rate once more orders are outstanding than this many seconds of
+    # arrivals (the system is saturated: latency would only grow with the test's length)
+    saturation_seconds: float = 5.0
     # py-spy during an extra, separately reported run of scenario (a)
     profile: bool = False
     profile_seconds: int = 20
@@ -87,6 +92,7 @@ QUICK = replace(
     baseline_rounds=1,
     pgbench_seconds=3,
     final_timeout=60.0,
+    stall_seconds=30.0,
     profile_seconds=5,
 )
 
@@ -98,7 +104,7 @@ SMOKE = replace(
     skus=10,
     clients=8,
     warmup_seconds=0.5,
-    closed_seconds=2.0,
+    closed_seconds=3.0,
     open_rates=(20,),
     open_seconds=1.5,
     flash_orders=60,

@@ -156,14 +156,24 @@ class OutcomeListener:
         return [order_id for order_id in order_ids if order_id not in self.outcomes]
 
     async def wait_all(
-        self, order_ids: Iterable[str], timeout: float, poll: float = 0.05
+        self, order_ids: Iterable[str], stall: float, limit: float = 3600.0, poll: float = 0.05
     ) -> list[str]:
-        """Wait until every order has an outcome or ``timeout`` passes; return those missing."""
+        """Wait until every order has an outcome; return those still missing when giving up.
+
+        Gives up when no new outcome arrived for ``stall`` seconds (the system is stuck, not
+        slow), or after ``limit`` seconds in all.
+        """
         pending = self.missing(order_ids)
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
+        began = last_progress = time.monotonic()
+        while pending:
+            now = time.monotonic()
+            if now - last_progress > stall or now - began > limit:
+                break
             await asyncio.sleep(poll)
-            pending = self.missing(pending)
+            still = self.missing(pending)
+            if len(still) < len(pending):
+                last_progress = time.monotonic()
+            pending = still
         return pending
 
     def stop(self) -> None:

@@ -54,6 +54,8 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         measured = f"p50 {p50} ms, p99 {p99} ms"
         if rate_200["not_final"]:
             passed, measured = False, f"{measured}; {rate_200['not_final']} orders not final"
+    elif 200 in scenarios.get("b", {}).get("skipped_rates", []):
+        passed, measured = False, "not run: the system saturated at a lower rate"
     else:
         passed, measured = None, "not run (no 200 orders/s rate in this configuration)"
     targets.append(
@@ -271,7 +273,8 @@ def headline_rows(results: dict[str, Any]) -> list[str]:
     if "a" in scenarios:
         entries.append((SCENARIO_TITLES["a"], scenarios["a"]))
     for rate in scenarios.get("b", {}).get("rates", []):
-        entries.append((f"(b) open loop at {rate['offered_rate']}/s", rate))
+        saturated = " (saturated)" if rate["saturated"] else ""
+        entries.append((f"(b) open loop at {rate['offered_rate']}/s{saturated}", rate))
     if "c" in scenarios:
         entries.append((SCENARIO_TITLES["c"], scenarios["c"]))
     if "d" in scenarios:
@@ -407,19 +410,23 @@ def markdown(config: BenchConfig, results: dict[str, Any], plot_paths: list[Path
             lines += [
                 entry["definition"],
                 "",
-                "| offered/s | achieved arrivals/s | final/s | p50 | p90 | p99 | max ms "
-                "| not final | max client lag ms | machine busy % |",
-                "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+                "| offered/s | achieved arrivals/s | orders | final/s | p50 | p90 | p99 | max ms "
+                "| not final | saturated | max client lag ms | machine busy % |",
+                "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
             ]
             for rate in entry["rates"]:
                 latency = rate["latency_ms"]
                 lines.append(
                     f"| {rate['offered_rate']} | {_fmt(rate['achieved_arrival_rate'])} | "
+                    f"{rate['posted']}/{rate['planned_orders']} | "
                     f"{_fmt(rate['final_orders_per_second'])} | {_fmt(latency['p50'])} | "
                     f"{_fmt(latency['p90'])} | {_fmt(latency['p99'])} | {_fmt(latency['max'])} | "
-                    f"{rate['not_final']} | {_fmt(rate['max_client_lag_ms'])} | "
-                    f"{rate['cpu']['machine_busy_percent']} |"
+                    f"{rate['not_final']} | {'yes' if rate['saturated'] else 'no'} | "
+                    f"{_fmt(rate['max_client_lag_ms'])} | {rate['cpu']['machine_busy_percent']} |"
                 )
+            if entry.get("skipped_rates"):
+                skipped = ", ".join(f"{r}/s" for r in entry["skipped_rates"])
+                lines += ["", f"Not run (a lower rate saturated the system): {skipped}."]
             lines += [""]
             continue
         if "definition" in entry:

@@ -145,38 +145,63 @@ async def closed_loop(
 ) -> tuple[float, float]:
     """Run ``clients`` customers, each waiting for its order to be final before the next.
 
-    Stops after ``warmup + seconds`` or once ``orders`` orders were placed. Orders placed
-    during the warm-up are recorded unmeasured. Returns the measured window (monotonic).
+    With ``seconds``: a warm-up first (at least ``warmup`` seconds, and until every customer
+    has had one order final, so every web worker and connection is warm), whose orders are
+    recorded unmeasured; then a measured window of ``seconds``, after which customers place
+    nothing new. With ``orders``: stops once that many were placed, all measured. Returns the
+    measured window (monotonic).
     """
     start = time.monotonic()
-    measure_from = start + warmup
-    stop_at = measure_from + seconds if seconds is not None else float("inf")
+    window = [start, float("inf")]  # [measured from, no new orders after]
     remaining = [orders if orders is not None else -1]
+    warmed = [0]
+    all_warm = asyncio.Event()
     bar = bench.progress(f"{scenario}: closed loop, {clients} clients", total=orders)
+
+    async def clock() -> None:
+        if seconds is None:
+            return
+        window[0] = float("inf")  # nothing is measured until the warm-up is over
+        await asyncio.sleep(warmup)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_warm.wait(), bench.config.final_timeout)
+        window[0] = time.monotonic()
+        window[1] = window[0] + seconds
 
     async def customer_loop(index: int) -> None:
         customer = bench.customer(index)
-        while time.monotonic() < stop_at:
-            if remaining[0] == 0:
-                return
-            remaining[0] -= 1
-            order_lines = lines()
-            post = await bench.client.place_order(customer, order_lines)
-            bench.record(scenario, post, order_lines, measured=post.started >= measure_from)
-            if post.accepted:
-                assert post.order_id is not None
-                if await bench.listener.wait(post.order_id, bench.config.final_timeout) is None:
-                    return  # stuck: stop this customer; the report counts the order not final
-            else:
-                await asyncio.sleep(0.05)
-            bar.update(1)
+        first = True
+        try:
+            while time.monotonic() < window[1]:
+                if remaining[0] == 0:
+                    return
+                remaining[0] -= 1
+                order_lines = lines()
+                post = await bench.client.place_order(customer, order_lines)
+                bench.record(scenario, post, order_lines, measured=post.started >= window[0])
+                if post.accepted:
+                    assert post.order_id is not None
+                    if await bench.listener.wait(post.order_id, bench.config.final_timeout) is None:
+                        return  # stuck: stop this customer; the report counts it not final
+                else:
+                    await asyncio.sleep(0.05)
+                bar.update(1)
+                if first:
+                    first = False
+                    warmed[0] += 1
+                    if warmed[0] == clients:
+                        all_warm.set()
+        finally:
+            if first:
+                warmed[0] += 1
+                if warmed[0] == clients:
+                    all_warm.set()
 
     try:
-        await asyncio.gather(*(customer_loop(i) for i in range(clients)))
+        await asyncio.gather(clock(), *(customer_loop(i) for i in range(clients)))
     finally:
         bar.close()
-    end = min(time.monotonic(), stop_at)
-    return measure_from, end
+    return window[0], min(time.monotonic(), window[1])
 
 
 async def run_closed(bench: Bench, scenario: str = "a") -> dict[str, Any]:
@@ -201,8 +226,9 @@ async def run_closed(bench: Bench, scenario: str = "a") -> dict[str, Any]:
         "definition": (
             f"{config.clients} customers in a closed loop: each places its next order when the "
             f"previous one is final; 1-{config.max_lines} random lines of quantity "
-            f"1-{config.max_quantity} over {len(bench.products)} SKUs with ample stock; "
-            f"{config.warmup_seconds:g} s warm-up, then {config.closed_seconds:g} s measured"
+            f"1-{config.max_quantity} over {len(bench.products)} SKUs with ample stock; a "
+            f"warm-up of at least {config.warmup_seconds:g} s and one order per customer, then "
+            f"{config.closed_seconds:g} s measured"
         ),
         "clients": config.clients,
         "seconds": round(seconds, 2),
@@ -231,25 +257,43 @@ async def run_open(bench: Bench, rate: int, scenario: str) -> dict[str, Any]:
         bench.record(scenario, post, order_lines)
         bar.update(1)
 
+    outstanding_limit = max(50, round(rate * config.saturation_seconds))
+    check_every = max(1, rate // 10)
+    saturated = False
     for index in range(count):
         scheduled = begin + index / rate
         delay = scheduled - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+        if index % check_every == 0:
+            done = sum(
+                1
+                for r in bench.records[first:]
+                if r.post.order_id is not None and r.post.order_id in bench.listener.outcomes
+            )
+            if index - done > outstanding_limit:
+                saturated = True  # latency would only grow with the test's length: stop here
+                break
         tasks.append(asyncio.create_task(place(index, scheduled)))
     sent_until = time.monotonic()
     await asyncio.gather(*tasks)
     bar.close()
     records = bench.records[first:]
     ids = [r.post.order_id for r in records if r.post.order_id is not None]
-    await bench.listener.wait_all(ids, config.final_timeout)
+    await bench.listener.wait_all(ids, config.stall_seconds)
     finals = bench.final_times(records)
     end = finals[-1] if finals else time.monotonic()
     bench.windows[scenario] = (begin, end)
     arrivals = sent_until - begin
     return {
         "offered_rate": rate,
-        "achieved_arrival_rate": round(count / arrivals, 1) if arrivals > 0 else None,
+        "planned_orders": count,
+        "saturated": saturated,
+        "saturation_rule": (
+            f"stop arriving once more than {outstanding_limit} orders are outstanding "
+            f"({config.saturation_seconds:g} s of arrivals)"
+        ),
+        "achieved_arrival_rate": round(len(tasks) / arrivals, 1) if arrivals > 0 else None,
         "max_client_lag_ms": round(1000 * max(lag, default=0.0), 1),
         "final_orders_per_second": round(len(finals) / (end - begin), 1) if finals else 0.0,
         "drain_after_last_arrival_s": round(end - sent_until, 2),
@@ -272,7 +316,7 @@ async def run_flash(bench: Bench, scenario: str = "c") -> dict[str, Any]:
     )
     records = bench.records[first:]
     ids = [r.post.order_id for r in records if r.post.order_id is not None]
-    await bench.listener.wait_all(ids, config.final_timeout)
+    await bench.listener.wait_all(ids, config.stall_seconds)
     finals = bench.final_times(records)
     begin = records[0].post.started
     end = finals[-1] if finals else time.monotonic()
@@ -365,7 +409,7 @@ async def run_backlog(bench: Bench, scenario: str = "d") -> dict[str, Any]:
     watcher = asyncio.create_task(
         _watch(bar, lambda: len(ids) - len(bench.listener.missing(ids)), stop)
     )
-    await bench.listener.wait_all(ids, max(config.final_timeout, len(ids) / 20), poll=0.2)
+    await bench.listener.wait_all(ids, config.stall_seconds, poll=0.2)
     stop.set()
     await watcher
     bar.close()

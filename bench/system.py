@@ -22,7 +22,13 @@ from psycopg import sql
 
 from identity.keys import ensure_keypair
 from messaging import topology
-from service_runtime.system import BROKER_LAYOUT_COMMAND, SERVICES, LocalSystem, ServiceSpec
+from service_runtime.system import (
+    BROKER_LAYOUT_COMMAND,
+    GATEWAY,
+    SERVICES,
+    LocalSystem,
+    ServiceSpec,
+)
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -150,9 +156,12 @@ def running_system(
                 # the backlog scenario holds orders PENDING for minutes: never let them expire
                 "ORDER_PENDING_DEADLINE_SECONDS": "86400",
                 "LOG_LEVEL": "INFO",
+                # the e-mail worker delivers every notification to a file, as in the e2e tests
+                "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+                "EMAIL_FILE_PATH": str(work_dir / "mail"),
             },
             service_env={name: {"DATABASE_URL": url} for name, url in urls.items()},
-            ports={service.name: free_port() for service in SERVICES},
+            ports={service.name: free_port() for service in (*SERVICES, GATEWAY)},
             web_workers=web_workers,
             log_dir=work_dir / "logs",
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -39,3 +40,13 @@ def _summary(errors: Any) -> str:
             break
     where = ".".join(p for p in path if p != "non_field_errors")
     return f"{where}: {node}" if where else str(node)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """``handler404``: a path no URL pattern matches gets the API's error shape, not HTML."""
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    """``handler500``: the API's error shape, without details (they are in the log)."""
+    return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)

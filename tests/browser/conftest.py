@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from service_runtime.settings import REPO_ROOT
+from service_runtime.system import LocalSystem
 from tests.e2e.client import Api
 from tests.e2e.harness import STAFF_PASSWORD, STAFF_USERNAME, running_system
 
@@ -31,8 +32,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENS = REPO_ROOT / "reports" / "screens"
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
+DESKTOP = ViewportSize(width=1280, height=860)
+PHONE = ViewportSize(width=390, height=844)
 
 expect.set_options(timeout=15_000)
 
@@ -42,6 +43,7 @@ class Console:
     url: str
     prefix: str
     staff: Api
+    system: LocalSystem
 
     def customer(self) -> tuple[str, str]:
         """A new customer account, registered over the API: (username, password)."""
@@ -65,7 +67,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         url = system.url("gateway")
         staff = Api(url, url, url).as_user(STAFF_USERNAME, STAFF_PASSWORD)
         try:
-            yield Console(url, prefix, staff)
+            yield Console(url, prefix, staff, system)
         finally:
             print(f"\nprocess logs: {work_dir / 'logs'}")
 
@@ -87,7 +89,7 @@ def new_page(browser: Browser, console: Console) -> Iterator[Callable[..., Page]
     """Pages in browser contexts of their own (separate sessions), closed after the test."""
     contexts = []
 
-    def make(viewport: dict[str, int] | None = None) -> Page:
+    def make(viewport: ViewportSize | None = None) -> Page:
         context = browser.new_context(base_url=console.url, viewport=viewport or DESKTOP)
         contexts.append(context)
         page = context.new_page()
@@ -113,5 +115,5 @@ def sign_in(page: Page, username: str, password: str) -> None:
 
 
 def nav_link(page: Page, name: str) -> None:
-    link = page.get_by_role("navigation", name="Main").get_by_role("link", name=re.compile(f"^{name}"))
-    link.click()
+    navigation = page.get_by_role("navigation", name="Main")
+    navigation.get_by_role("link", name=re.compile(f"^{name}")).click()

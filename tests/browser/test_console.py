@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 
 import pika
+import requests
 from playwright.sync_api import Locator, Page, expect
 
 from messaging.envelope import Envelope
@@ -25,7 +27,7 @@ def add_to_cart(page: Page, sku: str, name: str, quantity: int) -> None:
     card = product_card(page, sku)
     card.get_by_label(f"Quantity of {name}").fill(str(quantity))
     card.get_by_role("button", name="Add to cart").click()
-    expect(page.locator(".announcer")).to_contain_text(f"Added {quantity} × {name}")
+    expect(page.locator(".announcer")).to_contain_text(f"Added {quantity} \u00d7 {name}")
 
 
 class TestCustomer:
@@ -181,8 +183,10 @@ class TestStaff:
 
         letter.get_by_role("button", name="Replay").click()
         expect(count).to_have_text("1 message")
+        expect(section).to_have_attribute("aria-busy", "false")
         expect(section.get_by_role("status")).to_contain_text("Replayed message")
         section.get_by_role("button", name="Refresh").click()  # it stayed out: it was processed
+        expect(section).to_have_attribute("aria-busy", "false")
         expect(count).to_have_text("1 message")
 
         poison = section.locator("li.dead-letter")
@@ -190,6 +194,62 @@ class TestStaff:
         poison.get_by_role("button", name="Purge").click()
         poison.get_by_role("button", name="Confirm purge").click()
         expect(count).to_have_text("0 messages")
+
+
+class TestErrors:
+    def test_an_expired_session_goes_back_to_the_sign_in_page(
+        self, console: Console, new_page: NewPage
+    ) -> None:
+        username, password = console.customer()
+        page = new_page()
+        sign_in(page, username, password)
+        page.evaluate(  # as if both tokens had expired while the tab stayed open
+            """() => {
+                const stored = JSON.parse(localStorage.getItem("console.session"));
+                stored.access = "expired.access.token";
+                stored.refresh = "expired.refresh.token";
+                localStorage.setItem("console.session", JSON.stringify(stored));
+            }"""
+        )
+        nav_link(page, "Orders")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(page.locator("#messages")).to_contain_text(
+            "Your session has expired. Please sign in again."
+        )
+        sign_in(page, username, password)
+        expect(page.get_by_role("heading", name="Your orders")).to_be_visible()
+
+    def test_a_service_that_is_down_is_named_in_plain_words(
+        self, console: Console, new_page: NewPage
+    ) -> None:
+        page = new_page()
+        sign_in(page, *console.customer())
+        expect(page.get_by_role("heading", name="Catalogue")).to_be_visible()
+        inventory = console.system.find("inventory", "web")
+        inventory.stop()
+        try:
+            page.reload()
+            expect(page.get_by_role("alert")).to_contain_text(
+                "The inventory service is unavailable right now. Try again in a moment."
+            )
+            screenshot(page, "service-unavailable")
+        finally:
+            inventory.start()
+        wait_for_catalogue(console)
+        page.get_by_role("button", name="Try again").click()
+        expect(page.get_by_role("heading", name="Catalogue")).to_be_visible()
+
+
+def wait_for_catalogue(console: Console, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{console.url}/api/products/", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, "the inventory service did not come back"
+        time.sleep(0.2)
 
 
 def dead_letter(names: Names, body: bytes, message_id: str | None, reason: str) -> None:

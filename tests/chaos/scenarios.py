@@ -406,6 +406,7 @@ def run_scenario(
         result.notes.append(f"network namespaces unavailable: {env.skipped.get('netns')}")
         return result
     began = time.monotonic()
+
     def log(line: str) -> None:
         say(f"  [{time.monotonic() - began:6.1f}s] {line.strip()}")
 

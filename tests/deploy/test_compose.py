@@ -31,7 +31,7 @@ COMPOSE_SCHEMA = json.loads(
     files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
 )
 # Worker commands that keep a heartbeat (messaging.worker.Heartbeat).
-HEARTBEAT_ROLES = {"run_consumer", "run_relay", "run_order_deadlines"}
+HEARTBEAT_ROLES = {"run_consumer", "run_relay", "run_order_deadlines", "run_email_deliveries"}
 LONG_RUNNING = {"web", "run_consumer", "run_relay", "run_order_deadlines", "run_email_deliveries"}
 
 
@@ -204,4 +204,4 @@ class TestCredentials:
                 # "${VARIABLE:-default}:/target" mounts the default unless VARIABLE is set.
                 source = re.sub(r"^\$\{\w+:-([^}]*)\}", r"\1", volume).split(":")[0]
                 if source.startswith("./"):
-                    assert (REPO_ROOT / source).is_file(), f"{name}: {source}"
+                    assert (REPO_ROOT / source).exists(), f"{name}: {source}"  # file or folder

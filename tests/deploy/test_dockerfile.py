@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service_runtime.system import SERVICES
+from service_runtime.system import SERVICES, LocalSystem
 from tests.deploy.manifests import REPO_ROOT, SERVICE_NAMES, compose_containers, local_commands
 
 DOCKERFILE = REPO_ROOT / "deploy" / "docker" / "Dockerfile"
@@ -93,6 +93,13 @@ class TestImage:
         cmd = RUNTIME.all("CMD")[-1]
         expected = local_commands()[SERVICES[0].name]["web"]
         assert cmd == "[" + ", ".join(f'"{token}"' for token in expected) + "]"
+
+    def test_gunicorn_reads_the_config_the_local_run_passes(self) -> None:
+        system = LocalSystem()
+        system.build_processes()
+        web = system.find(SERVICES[0].name, "web").argv
+        config = web[web.index("--config") + 1]  # prometheus multi-process hooks, logging
+        assert f"--config {config}" in " ".join(RUNTIME.all("ENV"))
 
     def test_working_directory_is_the_service(self) -> None:
         assert RUNTIME.all("WORKDIR")[-1] == "/app/services/${SERVICE}"

@@ -135,7 +135,7 @@ class TestProbes:
     def test_workers_are_ready_while_they_beat(self, service: str) -> None:
         config = resources("ConfigMap")[f"{service}-config"]["data"]
         assert config["WORKER_HEARTBEAT_FILE"].startswith("/tmp/")  # the pod's writable volume
-        for role in ("run_consumer", "run_relay", "run_order_deadlines"):
+        for role in ("run_consumer", "run_relay", "run_order_deadlines", "run_email_deliveries"):
             if role not in local_commands()[service]:
                 continue
             pod = workload(service, COMPONENTS[role])["spec"]["template"]["spec"]

@@ -78,6 +78,7 @@ function serviceSection(service) {
     load();
   };
   async function load() {
+    element.setAttribute("aria-busy", "true");
     try {
       const { data } = await api(`/api/dead-letters/${service}/?limit=${LIMIT}`);
       count.textContent = data.count === 1 ? "1 message" : `${data.count} messages`;
@@ -95,6 +96,8 @@ function serviceSection(service) {
       count.textContent = "unknown";
       delete count.dataset.value;
       replace(body, errorBox(error.message, () => load()));
+    } finally {
+      element.setAttribute("aria-busy", "false");
     }
   }
   return { element, load };

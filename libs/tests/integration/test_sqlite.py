@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import AMQP_URL, Broker
+from tests.integration.conftest import AMQP_URL, RETRY_DELAYS_MS, Broker
 
 pytestmark = pytest.mark.broker
 
@@ -102,6 +102,7 @@ def test_outbox_relay_and_inbox_work_on_sqlite(tmp_path: Path) -> None:
         VAR_DIR=str(tmp_path),
         AMQP_URL=AMQP_URL,
         MESSAGING_PREFIX=prefix,
+        MESSAGING_RETRY_DELAYS_MS=",".join(str(ms) for ms in RETRY_DELAYS_MS),  # what we delete
         PYTHONPATH=str(Path(__file__).resolve().parents[2]),
     )
     try:

@@ -6,3 +6,7 @@ urlpatterns = [
     path("api/notifications/", include("notifications.urls")),
     path("api/dead-letters/", include("messaging.urls")),  # staff: this service's DLQ
 ]
+
+# Answers in the API's error shape for paths no pattern matches (and for crashes), not HTML.
+handler404 = "service_runtime.errors.not_found"
+handler500 = "service_runtime.errors.server_error"

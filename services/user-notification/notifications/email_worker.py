@@ -39,6 +39,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from messaging.broker import backoff_delays
+from messaging.worker import Heartbeat
 from notifications.email_deliveries import (
     NOTIFY_CHANNEL,
     email_deliveries_claim,
@@ -89,12 +90,13 @@ class _CommitWaiter:
             for _ in self._listener.notifies(timeout=0):
                 pass
 
-    def wait(self, timeout: float, stop_event: threading.Event) -> None:
+    def wait(self, timeout: float, stop_event: threading.Event, heartbeat: Heartbeat) -> None:
         if self._listener is None:
             stop_event.wait(min(timeout, SQLITE_POLL_SECONDS))
             return
         deadline = time.monotonic() + timeout
-        while not stop_event.is_set():  # in slices, so that stopping is never held up
+        while not stop_event.is_set():  # in slices: stopping is never held up, beats go on
+            heartbeat.beat()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -119,6 +121,7 @@ class EmailDeliveryWorker:
         self.lease_seconds: float = settings.EMAIL_SENDING_LEASE_SECONDS
         self.stop_event = threading.Event()
         self.sent = 0
+        self.heartbeat = Heartbeat(None)  # run_email_deliveries gives it a file
         self._claims_expired_at = -math.inf
 
     def run_forever(self) -> None:
@@ -132,8 +135,9 @@ class EmailDeliveryWorker:
                     waiter.drain()  # before looking, so a commit from now on wakes the wait
                     claimed = self.run_once()
                     delays = backoff_delays()
+                    self.heartbeat.beat()  # ready: the database answered (the mail server may not)
                     if claimed < self.batch_size:
-                        waiter.wait(self._seconds_until_due(), self.stop_event)
+                        waiter.wait(self._seconds_until_due(), self.stop_event, self.heartbeat)
             except DATABASE_ERRORS as exc:
                 delay = next(delays)
                 logger.warning("database unavailable (%s); retrying in %.1fs", exc, delay)

@@ -1,10 +1,13 @@
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from messaging.worker import stop_on_signals
+from messaging.worker import Heartbeat, serve_metrics, stop_on_signals
 from notifications.email_worker import EmailDeliveryWorker
+
+logger = logging.getLogger("notifications.email")
 
 
 class Command(BaseCommand):
@@ -16,6 +19,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         worker = EmailDeliveryWorker(batch_size=options["batch_size"])
         stop_on_signals(worker.stop_event)
-        self.stdout.write(f"e-mail deliveries starting ({settings.EMAIL_BACKEND})")
+        worker.heartbeat = Heartbeat.for_command("run_email_deliveries")
+        serve_metrics()
+        logger.info("e-mail deliveries starting (%s)", settings.EMAIL_BACKEND)
         worker.run_forever()
-        self.stdout.write(f"e-mail deliveries stopped after sending {worker.sent}")
+        worker.heartbeat.clear()
+        logger.info("e-mail deliveries stopped after sending %d", worker.sent)
