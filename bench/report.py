@@ -431,7 +431,14 @@ def markdown(config: BenchConfig, results: dict[str, Any], plot_paths: list[Path
             continue
         if "definition" in entry:
             lines += [entry["definition"], ""]
-        skip = {"definition", "latency_ms", "post_latency_ms", "cpu", "statuses"}
+        skip = {
+            "definition",
+            "latency_ms",
+            "post_latency_ms",
+            "cpu",
+            "statuses",
+            "database_work_per_order",
+        }
         facts = [f"{k.replace('_', ' ')}: {_fmt(v)}" for k, v in entry.items() if k not in skip]
         lines += [
             "; ".join(facts) + ".",
@@ -442,6 +449,23 @@ def markdown(config: BenchConfig, results: dict[str, Any], plot_paths: list[Path
             f"generator {entry['cpu']['load_generator_cpu_percent_of_machine']}%.",
             "",
         ]
+        work = entry.get("database_work_per_order")
+        if work:
+            lines += [
+                "PostgreSQL work per final order (`pg_stat_database` over the whole scenario, "
+                "warm-up included):",
+                "",
+                "| database | commits | rows inserted | rows updated | rows deleted "
+                "| rows fetched |",
+                "|---|--:|--:|--:|--:|--:|",
+            ]
+            for service, figures in work.items():
+                lines.append(
+                    f"| {service} | {figures['xact_commit']} | {figures['tup_inserted']} | "
+                    f"{figures['tup_updated']} | {figures['tup_deleted']} | "
+                    f"{figures['tup_fetched']} |"
+                )
+            lines.append("")
     if plot_paths:
         lines += ["## Plots", ""]
         for path in plot_paths:

@@ -301,6 +301,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, help="concurrent customers (closed loop)")
     parser.add_argument("--web-workers", type=int, help="gunicorn sync workers per service")
     parser.add_argument("--seconds", type=float, help="scenario (a)'s measured duration")
+    parser.add_argument("--rates", help="scenario (b)'s arrival rates, e.g. 50,100,200")
+    parser.add_argument("--open-seconds", type=float, help="scenario (b)'s seconds per rate")
     parser.add_argument("--output-dir", type=Path, help="where the report goes")
     parser.add_argument("--name", help="report file name (default bench / bench-quick)")
     parser.add_argument("--note", action="append", default=[], help="a line for the report")
@@ -324,6 +326,10 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         changes["web_workers"] = args.web_workers
     if args.seconds:
         changes["closed_seconds"] = args.seconds
+    if args.rates:
+        changes["open_rates"] = tuple(int(r) for r in args.rates.split(",") if r.strip())
+    if args.open_seconds:
+        changes["open_seconds"] = args.open_seconds
     if args.output_dir:
         changes["output_dir"] = args.output_dir.resolve()
     if args.name:

@@ -204,9 +204,40 @@ async def closed_loop(
     return window[0], min(time.monotonic(), window[1])
 
 
+DATABASE_COUNTERS = ("xact_commit", "tup_inserted", "tup_updated", "tup_deleted", "tup_fetched")
+
+
+def database_counters(urls: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Each service database's cumulative commits and row counts (``pg_stat_database``)."""
+    counters: dict[str, dict[str, int]] = {}
+    for service, url in urls.items():
+        with psycopg.connect(url) as connection:
+            row = connection.execute(
+                f"SELECT {', '.join(DATABASE_COUNTERS)} FROM pg_stat_database "  # noqa: S608
+                "WHERE datname = current_database()"
+            ).fetchone()
+        counters[service] = dict(zip(DATABASE_COUNTERS, row or (), strict=False))
+    return counters
+
+
+def per_order(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], orders: int
+) -> dict[str, dict[str, float]]:
+    """Database work per final order, per service: what batching would have to shrink."""
+    return {
+        service: {
+            name: round((after[service][name] - before[service][name]) / max(orders, 1), 2)
+            for name in DATABASE_COUNTERS
+        }
+        for service in after
+    }
+
+
 async def run_closed(bench: Bench, scenario: str = "a") -> dict[str, Any]:
     """(a) Maximum throughput: closed loop over every SKU, random lines, ample stock."""
     config = bench.config
+    urls = bench.system.database_urls
+    counters_before = await asyncio.to_thread(database_counters, urls)
     cpu = CpuWindow().start()
     first = len(bench.records)
     window = await closed_loop(
@@ -218,10 +249,14 @@ async def run_closed(bench: Bench, scenario: str = "a") -> dict[str, Any]:
         warmup=config.warmup_seconds,
     )
     bench.windows[scenario] = (bench.records[first].post.started, window[1])
+    cpu_figures = cpu.stop()
     records = bench.records[first:]
     measured = [r for r in records if r.measured]
-    finals_in_window = [t for t in bench.final_times(records) if window[0] <= t <= window[1]]
+    finals = bench.final_times(records)
+    finals_in_window = [t for t in finals if window[0] <= t <= window[1]]
     seconds = window[1] - window[0]
+    await asyncio.sleep(1.5)  # backends publish their statistics within a second of idling
+    counters_after = await asyncio.to_thread(database_counters, urls)
     return {
         "definition": (
             f"{config.clients} customers in a closed loop: each places its next order when the "
@@ -235,7 +270,8 @@ async def run_closed(bench: Bench, scenario: str = "a") -> dict[str, Any]:
         "final_orders_per_second": round(len(finals_in_window) / seconds, 1),
         **bench.outcomes_of(measured),
         "warmup_orders": len(records) - len(measured),
-        "cpu": cpu.stop(),
+        "cpu": cpu_figures,
+        "database_work_per_order": per_order(counters_before, counters_after, len(finals)),
     }
 
 
@@ -338,14 +374,19 @@ async def run_flash(bench: Bench, scenario: str = "c") -> dict[str, Any]:
     }
 
 
-async def _wait_for(
-    check: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.2
+async def _wait_until_zero(
+    count: Callable[[], Awaitable[int]], stall: float, what: str, poll: float = 0.2
 ) -> float:
-    began = time.monotonic()
-    while not await check():
-        if time.monotonic() - began > timeout:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+    """Wait until ``count()`` is 0; raise if it has not gone down for ``stall`` seconds."""
+    began = last_progress = time.monotonic()
+    lowest = await count()
+    while lowest > 0:
+        if time.monotonic() - last_progress > stall:
+            raise RuntimeError(f"{what}: stuck at {lowest} for {stall:.0f}s")
         await asyncio.sleep(poll)
+        value = await count()
+        if value < lowest:
+            lowest, last_progress = value, time.monotonic()
     return time.monotonic() - began
 
 
@@ -395,10 +436,10 @@ async def run_backlog(bench: Bench, scenario: str = "d") -> dict[str, Any]:
     ids = [r.post.order_id for r in records if r.post.order_id is not None]
     orders_db = bench.system.database_urls["orders"]
 
-    async def outbox_empty() -> bool:
-        return await unsent_outbox_rows(orders_db) == 0
+    async def unsent() -> int:
+        return await unsent_outbox_rows(orders_db)
 
-    outbox_wait = await _wait_for(outbox_empty, config.final_timeout, "the orders outbox to empty")
+    outbox_wait = await _wait_until_zero(unsent, config.stall_seconds, "the orders outbox")
     depth = await asyncio.to_thread(queue_depth, bench.system.prefix, "inventory")
     final_while_down = len(ids) - len(bench.listener.missing(ids))
     restarted = time.monotonic()

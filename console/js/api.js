@@ -137,8 +137,9 @@ function refreshSession() {
 }
 
 function sessionExpired() {
+  const signedIn = session.get() !== null; // several calls may fail at once: tell the page once
   session.end();
-  window.dispatchEvent(new CustomEvent("session-expired"));
+  if (signedIn) window.dispatchEvent(new CustomEvent("session-expired"));
   return new ApiError("Your session has expired. Please sign in again.", {
     status: 401,
     code: "session_expired",

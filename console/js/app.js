@@ -42,6 +42,7 @@ const messages = document.getElementById("messages");
 let leave = null;
 let pendingFlash = null;
 let renders = 0;
+let shownPath = null; // messages stay while the same page is drawn again
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, "") || "/";
@@ -107,8 +108,11 @@ async function render() {
     return;
   }
   renderNav(path);
-  showMessage(pendingFlash ? notice(pendingFlash.message, pendingFlash.kind) : null);
+  if (pendingFlash || path !== shownPath) {
+    showMessage(pendingFlash ? notice(pendingFlash.message, pendingFlash.kind) : null);
+  }
   pendingFlash = null;
+  shownPath = path;
   const route = ROUTES.find((r) => r.path.test(path));
   if (!route) {
     document.title = "Not found · Shop console";

@@ -119,7 +119,14 @@ class GatewayHandler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self._send_error(411, "Send the request body with a Content-Length.", "length_required")
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._send_error(400, "The Content-Length header is not a number.", "bad_request")
+            self.close_connection = True
+            return
         if length > MAX_BODY_BYTES:
             self._send_error(413, "The request body is too large.", "too_large")
             self.close_connection = True

@@ -7,7 +7,7 @@ list views answer pages: ``responses={200: paginated(ItemSerializer, "Item")}`` 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -32,7 +32,9 @@ class AutoSchema(openapi.AutoSchema):
     """Names the nested serializers of a view (``OrderCancelApi.InputSerializer``) after the
     view, so that every view's ``InputSerializer`` gets a component of its own."""
 
-    def get_serializer_name(self, serializer: serializers.BaseSerializer, direction: str) -> str:
+    def get_serializer_name(
+        self, serializer: serializers.Serializer, direction: Literal["request", "response"]
+    ) -> str:
         parts = type(serializer).__qualname__.split(".")
         if len(parts) == 1 or "<locals>" in parts:
             return str(super().get_serializer_name(serializer, direction))
@@ -61,22 +63,23 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
-class ErrorSerializer(serializers.Serializer):
-    """Every error: ``{"detail": "...", "code": "...", "errors": {...}}``."""
-
-    detail = serializers.CharField()
-    code = serializers.CharField()
-    errors = serializers.JSONField(
-        required=False, help_text="Per field (validation errors only), as DRF reports them."
-    )
+# Every error: ``{"detail": "...", "code": "...", "errors": {...}}``. Built inline: a declared
+# field named ``errors`` would hide the ``Serializer.errors`` property.
+ERROR = inline_serializer(
+    name="Error",
+    fields={
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(),
+        "errors": serializers.JSONField(
+            required=False, help_text="Per field (validation errors only), as DRF reports them."
+        ),
+    },
+)
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """Response entries for the error status codes an operation can answer with."""
-    return {
-        code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code])
-        for code in codes
-    }
+    return {code: OpenApiResponse(ERROR, description=ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 def paginated(

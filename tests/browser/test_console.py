@@ -197,27 +197,32 @@ class TestStaff:
 
 
 class TestErrors:
-    def test_an_expired_session_goes_back_to_the_sign_in_page(
+    def test_an_expired_token_is_renewed_and_an_expired_session_asks_to_sign_in_again(
         self, console: Console, new_page: NewPage
     ) -> None:
         username, password = console.customer()
         page = new_page()
         sign_in(page, username, password)
-        page.evaluate(  # as if both tokens had expired while the tab stayed open
-            """() => {
-                const stored = JSON.parse(localStorage.getItem("console.session"));
-                stored.access = "expired.access.token";
-                stored.refresh = "expired.refresh.token";
-                localStorage.setItem("console.session", JSON.stringify(stored));
-            }"""
-        )
+        expire = """(tokens) => {
+            const stored = JSON.parse(localStorage.getItem("console.session"));
+            for (const name of tokens) stored[name] = `expired.${name}.token`;
+            localStorage.setItem("console.session", JSON.stringify(stored));
+        }"""
+        page.evaluate(expire, ["access"])  # the refresh token gets a new one, unnoticed
         nav_link(page, "Orders")
+        expect(page.get_by_role("heading", name="Your orders")).to_be_visible()
+        assert page.evaluate("JSON.parse(localStorage.getItem('console.session')).access") != (
+            "expired.access.token"
+        )
+
+        page.evaluate(expire, ["access", "refresh"])  # both expired while the tab stayed open
+        nav_link(page, "Notifications")
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         expect(page.locator("#messages")).to_contain_text(
             "Your session has expired. Please sign in again."
         )
         sign_in(page, username, password)
-        expect(page.get_by_role("heading", name="Your orders")).to_be_visible()
+        expect(page.get_by_role("heading", name="Notifications")).to_be_visible()
 
     def test_a_service_that_is_down_is_named_in_plain_words(
         self, console: Console, new_page: NewPage

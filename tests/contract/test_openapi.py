@@ -9,6 +9,7 @@ documented content type, headers and body.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import APIOperation, GenerationMode
 from schemathesis import checks as schemathesis_checks
+from schemathesis.core.result import Ok
 
 from tests.e2e.client import Api
 from tests.e2e.harness import STAFF_PASSWORD, STAFF_USERNAME, running_system
@@ -29,10 +31,12 @@ CHECKS = [
     schemathesis_checks.response_headers_conformance,
     schemathesis_checks.response_schema_conformance,
 ]
+URI_TOO_LONG = 414
 EXAMPLES = settings(
-    max_examples=12,
+    max_examples=int(os.environ.get("CONTRACT_EXAMPLES", "10")),
     deadline=None,
     database=None,  # nothing written under the repository
+    derandomize=os.environ.get("CONTRACT_RANDOM") != "1",  # the same cases each run in CI
     suppress_health_check=list(HealthCheck),
 )
 
@@ -61,7 +65,11 @@ def contract(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contract]:
 
 def call_as_everyone(case: schemathesis.Case, contract: Contract) -> None:
     for token in contract.tokens.values():
-        case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
+        headers = {"Authorization": f"Bearer {token}"}
+        response = case.call(headers=headers)
+        if response.status_code == URI_TOO_LONG:
+            continue  # gunicorn's limit on the request line: Django never saw the request
+        case.validate_response(response, checks=CHECKS, headers=headers)
 
 
 def failures_of(operation: APIOperation, mode: GenerationMode, contract: Contract) -> str | None:
@@ -84,7 +92,10 @@ def failures_of(operation: APIOperation, mode: GenerationMode, contract: Contrac
 @pytest.mark.parametrize("service", ["inventory", "orders", "user-notification"])
 def test_every_operation_matches_the_schema(service: str, contract: Contract) -> None:
     schema = schemathesis.openapi.from_url(f"{contract.urls[service]}/api/schema/?format=json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result.err()  # the schema itself is broken
+        operations.append(result.ok())
     assert operations
     failures = [
         failure

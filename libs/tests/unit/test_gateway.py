@@ -153,6 +153,10 @@ class TestProxy:
         )
         assert (status, json.loads(body)["code"]) == (413, "too_large")
 
+    def test_a_length_that_is_not_a_number_is_refused(self, port: int) -> None:
+        status, _, body = request(port, "POST", "/api/orders/", b"{}", **{"Content-Length": "x"})
+        assert (status, json.loads(body)["code"]) == (400, "bad_request")
+
     def test_unknown_api_paths_are_a_json_404(self, port: int) -> None:
         status, headers, body = request(port, "GET", "/api/unknown/")
         assert (status, json.loads(body)["detail"]) == (404, "Not found.")

@@ -117,7 +117,7 @@ class ProductOutputSerializer(serializers.Serializer):
     description = serializers.CharField()
     price = serializers.DecimalField(max_digits=10, decimal_places=2)
     category = serializers.IntegerField(source="category_id", allow_null=True)
-    category_name = serializers.CharField(source="category.name", default=None)
+    category_name = serializers.CharField(source="category.name", default=None, allow_null=True)
     active = serializers.BooleanField()
     low_stock_threshold = serializers.IntegerField()
     on_hand = serializers.IntegerField()
@@ -136,7 +136,10 @@ class ProductInputSerializer(serializers.Serializer):
         queryset=Category.objects.all(), required=False, allow_null=True, default=None
     )
     active = serializers.BooleanField(required=False, default=True)
-    low_stock_threshold = serializers.IntegerField(min_value=0, required=False, default=0)
+    # The column's range: a larger number would be a database error (a 500), not a 400.
+    low_stock_threshold = serializers.IntegerField(
+        min_value=0, max_value=2_147_483_647, required=False, default=0
+    )
 
 
 class ProductListApi(APIView):
@@ -147,7 +150,7 @@ class ProductListApi(APIView):
     InputSerializer = ProductInputSerializer
 
     class FilterSerializer(serializers.Serializer):
-        category = serializers.IntegerField(required=False)
+        category = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
         active = serializers.BooleanField(required=False)
         sku = serializers.CharField(required=False)
 

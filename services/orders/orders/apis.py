@@ -23,6 +23,7 @@ from service_runtime.openapi import errors, page_parameters, paginated
 
 MAX_LINES = 500  # what order.created can carry
 MAX_QUANTITY = 10_000
+MAX_ID = 2**63 - 1  # ids are 64-bit: a larger one would be a database error, not a 400
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
@@ -158,7 +159,7 @@ class OrderListCreateApi(APIView):
         """Only product ids and quantities: price, status and owner are never the client's."""
 
         class LineSerializer(serializers.Serializer):
-            product_id = StrictIntegerField(min_value=1)
+            product_id = StrictIntegerField(min_value=1, max_value=MAX_ID)
             quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
 
         lines = LineSerializer(many=True, allow_empty=False)
@@ -170,7 +171,7 @@ class OrderListCreateApi(APIView):
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
-        user_id = serializers.IntegerField(min_value=1, required=False)
+        user_id = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
 
     @extend_schema(
         operation_id="orders_list",
