@@ -10,6 +10,7 @@ import json
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -150,11 +151,18 @@ def cluster_leader_killed(ctx: FaultContext) -> None:
     ctx.wait_for_share(0.3)
     leaders = cluster.leaders(ctx.system.prefix)
     node = max(set(leaders.values()), key=list(leaders.values()).count)
-    ctx.notes.append(f"queue leaders before: {leaders}; killed {node}")
+    ctx.notes.append(f"queue leaders before: {_by_node(leaders)}; kill -9 {node}")
     ctx.started()
     cluster.node(node).kill()
     ctx.ended()
-    ctx.notes.append(f"queue leaders after: {cluster.leaders(ctx.system.prefix, wait=True)}")
+    ctx.notes.append(
+        f"queue leaders after: {_by_node(cluster.leaders(ctx.system.prefix, wait=True))}"
+    )
+
+
+def _by_node(leaders: dict[str, str]) -> str:
+    counts = Counter(leaders.values())
+    return ", ".join(f"{count} on {node}" for node, count in sorted(counts.items())) or "none"
 
 
 # ---------------------------------------------------------------------------------------------

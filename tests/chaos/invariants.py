@@ -20,6 +20,8 @@ from typing import Any
 
 from tests.chaos.driver import Accepted
 
+SERVICES = ("inventory", "orders", "user-notification")
+
 FINAL = {"CONFIRMED", "REJECTED", "CANCELLED", "SHIPPED"}
 # What inventory's reservation must say once an order is final.
 RESERVATION_FOR = {
@@ -138,15 +140,69 @@ class Findings:
         }
 
 
-def _rows(connection: Any, query: str) -> list[tuple[Any, ...]]:
-    return list(connection.execute(query).fetchall())
+# What is read, from which service's database; :func:`check` works on the rows alone.
+QUERIES: dict[str, tuple[str, str]] = {
+    "orders": ("orders", "SELECT id, user_id, status FROM orders_order"),
+    "order_lines": ("orders", "SELECT order_id, product_id, quantity FROM orders_orderline"),
+    "transitions": (
+        "orders",
+        "SELECT order_id, from_status, to_status FROM orders_orderstatuschange "
+        "WHERE from_status <> to_status",
+    ),
+    "reservations": ("inventory", "SELECT order_id, status, lines FROM stock_reservation"),
+    "stock_levels": ("inventory", "SELECT product_id, on_hand, reserved FROM stock_stocklevel"),
+    "ledger_sums": (
+        "inventory",
+        "SELECT product_id, SUM(delta_on_hand), SUM(delta_reserved) "
+        "FROM stock_stockledgerentry GROUP BY product_id",
+    ),
+    "ledger_repeats": (
+        "inventory",
+        "SELECT order_id, product_id, kind, COUNT(*) FROM stock_stockledgerentry "
+        "WHERE order_id IS NOT NULL GROUP BY 1, 2, 3 HAVING COUNT(*) > 1",
+    ),
+    "notifications": (
+        "user-notification",
+        "SELECT user_id, order_id, kind FROM notifications_notification WHERE order_id IS NOT NULL",
+    ),
+    "orders_events": (
+        "orders",
+        "SELECT routing_key, correlation_id, COUNT(*) FROM messaging_outboxmessage WHERE "
+        "routing_key IN ('order.confirmed', 'order.rejected', 'order.shipped') "
+        "GROUP BY 1, 2 HAVING COUNT(*) > 1",
+    ),
+    "inventory_events": (
+        "inventory",
+        "SELECT routing_key, correlation_id, COUNT(*) FROM messaging_outboxmessage WHERE "
+        "routing_key IN ('stock.reserved', 'stock.rejected', 'stock.released') "
+        "GROUP BY 1, 2 HAVING COUNT(*) > 1",
+    ),
+}
+for _service in SERVICES:
+    QUERIES[f"unsent {_service}"] = (
+        _service,
+        "SELECT COUNT(*) FROM messaging_outboxmessage WHERE sent_at IS NULL",
+    )
+    QUERIES[f"inbox repeats {_service}"] = (
+        _service,
+        "SELECT consumer, message_id, COUNT(*) FROM messaging_inboxmessage "
+        "GROUP BY 1, 2 HAVING COUNT(*) > 1",
+    )
+
+Rows = dict[str, list[tuple[Any, ...]]]
+
+
+def read(connections: dict[str, Any]) -> Rows:
+    """Run every query against its service's database connection."""
+    return {
+        name: list(connections[service].execute(query).fetchall())
+        for name, (service, query) in QUERIES.items()
+    }
 
 
 def check(
+    rows: Rows,
     *,
-    orders_db: Any,
-    inventory_db: Any,
-    users_db: Any,
     accepted: dict[str, Accepted],
     stock_given: dict[int, int],
     queued: dict[str, int],
@@ -157,15 +213,10 @@ def check(
     )
 
     # ---- orders ----
-    orders = {
-        str(oid): (int(uid), status)
-        for oid, uid, status in _rows(orders_db, "SELECT id, user_id, status FROM orders_order")
-    }
+    orders = {str(oid): (int(uid), status) for oid, uid, status in rows["orders"]}
     f.orders_in_db = len(orders)
     lines: dict[str, dict[int, int]] = defaultdict(dict)
-    for oid, pid, quantity in _rows(
-        orders_db, "SELECT order_id, product_id, quantity FROM orders_orderline"
-    ):
+    for oid, pid, quantity in rows["order_lines"]:
         lines[str(oid)][int(pid)] = int(quantity)
     for order_id in accepted:
         if order_id not in orders:
@@ -180,11 +231,7 @@ def check(
 
     ever_confirmed = set()
     transitions: Counter[tuple[str, str]] = Counter()
-    for oid, _from_status, to_status in _rows(
-        orders_db,
-        "SELECT order_id, from_status, to_status FROM orders_orderstatuschange "
-        "WHERE from_status <> to_status",
-    ):
+    for oid, _from_status, to_status in rows["transitions"]:
         transitions[(str(oid), to_status)] += 1
         if to_status == "CONFIRMED":
             ever_confirmed.add(str(oid))
@@ -196,9 +243,7 @@ def check(
     # ---- inventory ----
     reservations: dict[str, tuple[str, dict[int, int]]] = {}
     reservation_count: Counter[str] = Counter()
-    for oid, status, reservation_lines in _rows(
-        inventory_db, "SELECT order_id, status, lines FROM stock_reservation"
-    ):
+    for oid, status, reservation_lines in rows["reservations"]:
         reservation_count[str(oid)] += 1
         quantities = {int(x["product_id"]): int(x["quantity"]) for x in reservation_lines or []}
         reservations[str(oid)] = (status, quantities)
@@ -232,10 +277,7 @@ def check(
             elif status == "SHIPPED":
                 shipped_units[pid] += quantity
     levels = {
-        int(pid): (int(on_hand), int(reserved))
-        for pid, on_hand, reserved in _rows(
-            inventory_db, "SELECT product_id, on_hand, reserved FROM stock_stocklevel"
-        )
+        int(pid): (int(on_hand), int(reserved)) for pid, on_hand, reserved in rows["stock_levels"]
     }
     for pid, given in stock_given.items():
         on_hand, reserved = levels.get(pid, (0, 0))
@@ -257,32 +299,18 @@ def check(
                 f"product {pid}: on_hand {on_hand}, given {given} - shipped {shipped_units[pid]}",
             )
 
-    sums = {
-        int(pid): (int(a), int(b))
-        for pid, a, b in _rows(
-            inventory_db,
-            "SELECT product_id, SUM(delta_on_hand), SUM(delta_reserved) "
-            "FROM stock_stockledgerentry GROUP BY product_id",
-        )
-    }
+    sums = {int(pid): (int(a), int(b)) for pid, a, b in rows["ledger_sums"]}
     for pid, counters in levels.items():
         if sums.get(pid, (0, 0)) != counters:
             f.ledger_mismatch += 1
             f.note("ledger", f"product {pid}: counters {counters}, ledger {sums.get(pid)}")
-    for oid, pid, kind, count in _rows(
-        inventory_db,
-        "SELECT order_id, product_id, kind, COUNT(*) FROM stock_stockledgerentry "
-        "WHERE order_id IS NOT NULL GROUP BY 1, 2, 3 HAVING COUNT(*) > 1",
-    ):
+    for oid, pid, kind, count in rows["ledger_repeats"]:
         f.duplicates[f"ledger {kind}"] += int(count) - 1
         f.note("duplicate", f"ledger {kind} for order {oid} product {pid} x{count}")
 
     # ---- notifications ----
     told: Counter[tuple[int, str, str]] = Counter()
-    for uid, oid, kind in _rows(
-        users_db,
-        "SELECT user_id, order_id, kind FROM notifications_notification WHERE order_id IS NOT NULL",
-    ):
+    for uid, oid, kind in rows["notifications"]:
         told[(int(uid), str(oid), kind)] += 1
     for key, count in told.items():
         if count > 1:
@@ -300,31 +328,17 @@ def check(
                 f.note("notification_missing", f"{kind} for order {order_id} (user {uid})")
 
     # ---- messaging, in every service ----
-    for name, db in (("orders", orders_db), ("inventory", inventory_db), ("users", users_db)):
-        [(unsent,)] = _rows(
-            db, "SELECT COUNT(*) FROM messaging_outboxmessage WHERE sent_at IS NULL"
-        )
-        f.outbox_unsent[name] = int(unsent)
-        for consumer, message_id, count in _rows(
-            db,
-            "SELECT consumer, message_id, COUNT(*) FROM messaging_inboxmessage "
-            "GROUP BY 1, 2 HAVING COUNT(*) > 1",
-        ):
+    for service in SERVICES:
+        [(unsent,)] = rows[f"unsent {service}"]
+        f.outbox_unsent[service] = int(unsent)
+        for consumer, message_id, count in rows[f"inbox repeats {service}"]:
             f.duplicates["inbox"] += int(count) - 1
             f.note("duplicate", f"inbox {consumer} {message_id} x{count}")
     # One outcome event per order (order.cancelled may be re-sent on purpose to release a late
     # reservation; inventory's release is idempotent, so it is not counted here).
-    for db, events in (
-        (orders_db, "'order.confirmed', 'order.rejected', 'order.shipped'"),
-        (inventory_db, "'stock.reserved', 'stock.rejected', 'stock.released'"),
-    ):
-        for routing_key, correlation_id, count in _rows(
-            db,
-            f"SELECT routing_key, correlation_id, COUNT(*) FROM messaging_outboxmessage "  # noqa: S608
-            f"WHERE routing_key IN ({events}) GROUP BY 1, 2 HAVING COUNT(*) > 1",
-        ):
-            f.duplicates[f"event {routing_key}"] += int(count) - 1
-            f.note("duplicate", f"{routing_key} for {correlation_id} x{count}")
+    for routing_key, correlation_id, count in rows["orders_events"] + rows["inventory_events"]:
+        f.duplicates[f"event {routing_key}"] += int(count) - 1
+        f.note("duplicate", f"{routing_key} for {correlation_id} x{count}")
     return f
 
 

@@ -33,7 +33,7 @@ from tests.chaos.infra import (
     erlang_home,
     missing_tools,
 )
-from tests.chaos.invariants import Findings, check, dead_letter_problems
+from tests.chaos.invariants import Findings, check, dead_letter_problems, read
 from tests.chaos.system import (
     STAFF_PASSWORD,
     STAFF_USERNAME,
@@ -360,14 +360,13 @@ def _findings(system: ChaosSystem, driver: OrderDriver) -> Findings:
         system.connect_db("inventory") as inventory_db,
         system.connect_db("user-notification") as users_db,
     ):
-        return check(
-            orders_db=orders_db,
-            inventory_db=inventory_db,
-            users_db=users_db,
-            accepted=dict(driver.stats.accepted),
-            stock_given=driver.stock_given,
-            queued=system.queue_depths(),
-        )
+        rows = read({"orders": orders_db, "inventory": inventory_db, "user-notification": users_db})
+    return check(
+        rows,
+        accepted=dict(driver.stats.accepted),
+        stock_given=driver.stock_given,
+        queued=system.queue_depths(),
+    )
 
 
 def _pending_before(system: ChaosSystem, moment: datetime) -> int:
@@ -392,6 +391,21 @@ def _dead_letters(system: ChaosSystem) -> dict[str, list[str | None]]:
             None if line.split()[0] == "-" else line.split()[0] for line in lines if line.strip()
         ]
     return found
+
+
+RECONNECT_MARKERS = ("lost the broker", "lost a connection", "database unavailable")
+
+
+def _reconnects(log_dir: Path) -> dict[str, int]:
+    """Per process log, how many times the worker reported losing the broker or the database:
+    evidence that the fault reached it."""
+    counts = {}
+    for log_file in sorted(log_dir.glob("*.log")):
+        with log_file.open(errors="replace") as lines:
+            count = sum(1 for line in lines if any(m in line for m in RECONNECT_MARKERS))
+        if count:
+            counts[log_file.stem] = count
+    return counts
 
 
 def run_scenario(
@@ -513,6 +527,13 @@ def run_scenario(
                 f"injected {ctx.poison_injected_count} poison messages, planned {scenario.poison}"
             )
         result.notes += ctx.notes
+        sent_in = driver.finished_at - driver.started_at
+        result.notes.append(
+            f"orders sent in {sent_in:.0f} s ({driver.stats.attempted / max(sent_in, 0.1):.1f}/s)"
+        )
+        reconnects = _reconnects(work_dir / "logs")
+        if reconnects:
+            result.notes.append(f"workers that lost a connection and reconnected: {reconnects}")
         result.details = {
             "findings": findings.as_dict(),
             "http_outcomes": dict(driver.stats.outcomes),
@@ -524,6 +545,7 @@ def run_scenario(
             "fault_ended": fault_end.isoformat(),
             "kills": dict(system.kills),
             "logs": str(work_dir / "logs"),
+            "sending_seconds": round(driver.finished_at - driver.started_at, 1),
         }
         result.status = "passed" if not result.violations else "failed"
     except Exception as exc:
