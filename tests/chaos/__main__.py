@@ -8,6 +8,7 @@ python -m tests.chaos --only poison,kill-relays --scale 0.25
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
         scenarios = [s for s in scenarios if s.name in wanted]
 
+    # A SIGTERM (a CI timeout, say) unwinds like Ctrl-C: every private server gets stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     started = datetime.now(UTC)
     results: list[Result] = []
     with environment(scenarios) as env:

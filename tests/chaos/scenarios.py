@@ -430,14 +430,19 @@ def run_scenario(
         if scenario.needs == "cluster":
             assert env.home is not None
             cluster = Cluster(env.root, env.home)
-            log("  starting a 3-node RabbitMQ cluster")
-            cluster.start()
+            log("starting a 3-node RabbitMQ cluster")
+            try:
+                cluster.start()
+            except InfraError as exc:
+                result.status = "not run"
+                result.notes.append(f"the 3-node cluster could not be formed: {exc}"[:1000])
+                return result
         work_dir = env.root / scenario.name
         replace = {}
         if scenario.doubling_relays:
             replace = {f"{s.name}:run_relay": doubling_relay_argv() for s in SERVICES}
         system = ChaosSystem(scenario.name, env.backend(scenario, cluster), work_dir, replace)
-        log("  starting the system")
+        log("starting the system")
         system.start()
         driver = OrderDriver(
             {s.name: system.url(s.name) for s in SERVICES},
@@ -457,7 +462,7 @@ def run_scenario(
             netns=env.netns,
             cluster=cluster,
         )
-        log(f"  sending {scenario.orders} orders at {scenario.rate}/s and injecting the fault")
+        log(f"sending {scenario.orders} orders at {scenario.rate}/s and injecting the fault")
         driver.start(scenario.orders, scenario.rate)
         injector_error: list[BaseException] = []
 
@@ -476,7 +481,7 @@ def run_scenario(
             raise injector_error[0]
         fault_end = ctx.fault_ended or datetime.now(UTC)
         fault_end_clock = time.monotonic() - (datetime.now(UTC) - fault_end).total_seconds()
-        log("  fault over; waiting for the system to settle")
+        log("fault over; waiting for the system to settle")
         # Recovery: every order placed before the fault ended is final.
         recovered = wait_until(
             lambda: _pending_before(system, fault_end) == 0, recovery_limit, interval=0.25
