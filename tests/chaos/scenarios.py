@@ -202,6 +202,13 @@ class Cluster:
             node.wait_ready()
         first.ctl("add_vhost", QUORUM_VHOST, "--default-queue-type", "quorum")
         first.ctl("set_permissions", "-p", QUORUM_VHOST, "guest", ".*", ".*", ".*")
+        # A retry queue hands its messages back to the main queue by dead-lettering; quorum
+        # queues do that at most once unless told otherwise, which a node loss could turn into
+        # a lost message: at least once, as a production cluster would be configured.
+        first.ctl(
+            "set_policy", "-p", QUORUM_VHOST, "--apply-to", "queues", "retry-at-least-once",
+            r"\.retry\.", '{"dead-letter-strategy": "at-least-once", "overflow": "reject-publish"}',
+        )  # fmt: skip
         self.front = TcpFailover([("127.0.0.1", node.port) for node in self.nodes])
 
     def url(self) -> str:

@@ -64,7 +64,11 @@ def contract(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contract]:
 
 
 def call_as_everyone(case: schemathesis.Case, contract: Contract) -> None:
-    for token in contract.tokens.values():
+    """As staff and as a customer; once when anyone may call the operation (a token changes
+    nothing there, and the token endpoints hash a password per call)."""
+    anyone = {} in case.operation.definition.raw.get("security", [{}])
+    tokens = [contract.tokens["customer"]] if anyone else list(contract.tokens.values())
+    for token in tokens:
         headers = {"Authorization": f"Bearer {token}"}
         response = case.call(headers=headers)
         if response.status_code == URI_TOO_LONG:

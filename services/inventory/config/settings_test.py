@@ -16,4 +16,4 @@ ensure_keypair(TEST_KEYS_DIR / "jwt_private.pem", TEST_KEYS_DIR / "jwt_public.pe
 
 MESSAGING_PREFIX = "test."
 
-DATABASES = {"default": private_test_database(DATABASES["default"])}  # noqa: F405
+DATABASES = {"default": private_test_database(globals()["DATABASES"]["default"])}

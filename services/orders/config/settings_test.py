@@ -16,4 +16,4 @@ ensure_keypair(Path(JWT_PRIVATE_KEY_FILE), Path(JWT_PUBLIC_KEY_FILE))
 
 ORDER_PENDING_DEADLINE_SECONDS = 900
 
-DATABASES = {"default": private_test_database(DATABASES["default"])}  # noqa: F405
+DATABASES = {"default": private_test_database(globals()["DATABASES"]["default"])}
