@@ -142,7 +142,7 @@ def drf_insert(config: BenchConfig, run_id: str, log_dir: Path) -> dict[str, Any
             try:
                 endpoint = f"http://127.0.0.1:{port}/api/rows/"
                 _wait_http(endpoint, process)
-                cpu = CpuWindow().start()
+                cpu = CpuWindow(lambda: [process.pid]).start()
                 result = asyncio.run(
                     _drive(endpoint, config.clients, config.baseline_duration, config.progress)
                 )

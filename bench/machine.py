@@ -9,8 +9,10 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pika
@@ -109,20 +111,60 @@ def _cpu_jiffies() -> tuple[int, int]:
     return total - idle, total
 
 
+def schedstat(pid: int) -> tuple[int, int]:
+    """(ns on a CPU, ns runnable but waiting for a CPU) summed over a process's threads."""
+    running = waiting = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            fields = (task / "schedstat").read_text().split()
+        except OSError:
+            continue
+        running += int(fields[0])
+        waiting += int(fields[1])
+    return running, waiting
+
+
+def process_tree(pids: Iterable[int]) -> list[int]:
+    """The given processes and all their descendants (gunicorn's workers, for instance)."""
+    found: list[int] = []
+    pending = list(pids)
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        with contextlib.suppress(OSError):
+            pending += [
+                int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            ]
+    return found
+
+
 @dataclass
 class CpuWindow:
-    """How busy the machine, and this process, were between start() and stop()."""
+    """How busy the machine, this process and the system under test were in a window.
 
+    ``system`` gives the pids of the system under test: their scheduler statistics say how
+    many cores they used and how often they were ready to run but found both cores taken
+    (the clearest sign that other work on the machine slowed them down).
+    """
+
+    system: Callable[[], list[int]] | None = None
     started: float = 0.0
     busy0: int = 0
     total0: int = 0
     own0: float = 0.0
+    sched0: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def _sched(self) -> dict[int, tuple[int, int]]:
+        if self.system is None:
+            return {}
+        return {pid: schedstat(pid) for pid in process_tree(self.system())}
 
     def start(self) -> CpuWindow:
         self.started = time.monotonic()
         self.busy0, self.total0 = _cpu_jiffies()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         self.own0 = usage.ru_utime + usage.ru_stime
+        self.sched0 = self._sched()
         return self
 
     def stop(self) -> dict[str, float]:
@@ -130,7 +172,7 @@ class CpuWindow:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         elapsed = max(time.monotonic() - self.started, 1e-9)
         cores = os.cpu_count() or 1
-        return {
+        figures = {
             "machine_busy_percent": round(
                 100 * (busy - self.busy0) / max(total - self.total0, 1), 1
             ),
@@ -138,3 +180,11 @@ class CpuWindow:
                 100 * (usage.ru_utime + usage.ru_stime - self.own0) / elapsed / cores, 1
             ),
         }
+        if self.system is not None:
+            after = self._sched()
+            both = [pid for pid in after if pid in self.sched0]
+            running = sum(after[p][0] - self.sched0[p][0] for p in both) / 1e9
+            waiting = sum(after[p][1] - self.sched0[p][1] for p in both) / 1e9
+            figures["system_cores_used"] = round(running / elapsed, 2)
+            figures["system_threads_waiting_for_cpu"] = round(waiting / elapsed, 2)
+        return figures

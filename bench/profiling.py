@@ -82,6 +82,26 @@ def targets(system: LocalSystem) -> dict[str, int]:
     return found
 
 
+def scheduling(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], seconds: float
+) -> dict[str, dict[str, float]]:
+    """Per process: % of the wall clock on a CPU, and % runnable but waiting for a CPU.
+
+    A wall-clock profile cannot tell "blocked on a socket" from "ready, but both cores are
+    taken": a process woken from ``select`` that waits for a CPU still shows ``select``. The
+    kernel's scheduler statistics can.
+    """
+    shares: dict[str, dict[str, float]] = {}
+    for label, (running, waiting) in after.items():
+        if label not in before:
+            continue
+        shares[label] = {
+            "on_cpu_percent": round(100 * (running - before[label][0]) / 1e9 / seconds, 1),
+            "waiting_for_cpu_percent": round(100 * (waiting - before[label][1]) / 1e9 / seconds, 1),
+        }
+    return shares
+
+
 def start(
     system: LocalSystem, seconds: int, out_dir: Path, rate: int = 100
 ) -> list[tuple[str, Path, subprocess.Popen[bytes]]]:
@@ -99,7 +119,10 @@ def start(
     return started
 
 
-def finish(started: list[tuple[str, Path, subprocess.Popen[bytes]]]) -> dict[str, Any]:
+def finish(
+    started: list[tuple[str, Path, subprocess.Popen[bytes]]],
+    shares: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
     summaries: dict[str, Any] = {}
     for label, output, process in started:
         try:
@@ -111,6 +134,7 @@ def finish(started: list[tuple[str, Path, subprocess.Popen[bytes]]]) -> dict[str
             summaries[label] = {"error": stderr.decode(errors="replace")[-500:]}
             continue
         summaries[label] = summarise(output)
+        summaries[label]["scheduler"] = (shares or {}).get(label)
     return summaries
 
 
@@ -178,7 +202,14 @@ def markdown(summaries: dict[str, Any], throughput: float | None) -> str:
         if "error" in summary:
             lines += [f"py-spy failed: `{summary['error']}`", ""]
             continue
-        lines += [f"{summary['samples']} samples, busy {summary['busy_percent']}%.", ""]
+        scheduler = summary.get("scheduler")
+        cpu = (
+            f" The kernel's view of the same window: on a CPU {scheduler['on_cpu_percent']}% "
+            f"of the time, runnable but waiting for a CPU {scheduler['waiting_for_cpu_percent']}%."
+            if scheduler
+            else ""
+        )
+        lines += [f"{summary['samples']} samples, busy {summary['busy_percent']}%.{cpu}", ""]
         sections = (
             ("Categories", "categories"),
             ("Busiest frames (inclusive, busy samples)", "top_inclusive_busy"),

@@ -16,6 +16,7 @@ SCENARIO_TITLES = {
     "a": "(a) closed loop, max throughput",
     "c": "(c) flash sale",
     "d": "(d) backlog drain",
+    "a_profiled": "(a) again, under py-spy",
 }
 
 
@@ -215,7 +216,8 @@ def plots(
             sorted(windows.items(), key=lambda x: x[1])
         ):
             axes.axvspan(begin - origin, end - origin, color=colours[index % 2], zorder=0)
-            axes.text(begin - origin, axes.get_ylim()[1] * 0.95, scenario, fontsize=8)
+            height = axes.get_ylim()[1] * (0.95 if index % 2 == 0 else 0.89)
+            axes.text(begin - origin, height, scenario, fontsize=8)
         axes.set_xlabel("seconds since the first order")
         axes.set_ylabel("orders per second")
         axes.set_title("Throughput over time (shaded: scenario windows)")
@@ -257,6 +259,16 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def _starvation(cpu: dict[str, Any]) -> str:
+    if "system_cores_used" not in cpu:
+        return ""
+    return (
+        f"the system under test used {cpu['system_cores_used']} cores on average while "
+        f"{cpu['system_threads_waiting_for_cpu']} of its threads, on average, were ready to run "
+        "but waiting for a CPU."
+    )
 
 
 def _verdict(passed: bool | None) -> str:
@@ -381,7 +393,9 @@ def markdown(config: BenchConfig, results: dict[str, Any], plot_paths: list[Path
         "(mean of rounds: "
         + ", ".join(
             f"{r['requests_per_second']} req/s, p50 {r['latency_ms']['p50']} ms, "
-            f"{r['errors']} errors, machine busy {r['cpu']['machine_busy_percent']}%"
+            f"{r['errors']} errors, machine busy {r['cpu']['machine_busy_percent']}%, server "
+            f"{r['cpu'].get('system_cores_used')} cores used with "
+            f"{r['cpu'].get('system_threads_waiting_for_cpu')} threads waiting for a CPU"
             for r in baselines["drf_insert"]["rounds"]
         )
         + "). `bench/baseline/`: one APIView validating a JSON body and inserting one row, "
@@ -402,9 +416,9 @@ def markdown(config: BenchConfig, results: dict[str, Any], plot_paths: list[Path
         if key not in scenarios:
             continue
         entry = scenarios[key]
-        title = SCENARIO_TITLES.get(key, "(a) again, under py-spy (not a headline figure)")
-        if key == "b":
-            title = "(b) open loop at fixed arrival rates"
+        title = SCENARIO_TITLES.get(key, "(b) open loop at fixed arrival rates")
+        if key == "a_profiled":
+            title += " (not a headline figure)"
         lines += [f"### {title}", ""]
         if key == "b":
             lines += [
@@ -446,7 +460,8 @@ def markdown(config: BenchConfig, results: dict[str, Any], plot_paths: list[Path
             f"POST → final ms: {entry['latency_ms']}; POST → response ms: "
             f"{entry['post_latency_ms']}; statuses {entry['statuses']}; "
             f"machine busy {entry['cpu']['machine_busy_percent']}%, of which the load "
-            f"generator {entry['cpu']['load_generator_cpu_percent_of_machine']}%.",
+            f"generator {entry['cpu']['load_generator_cpu_percent_of_machine']}%; "
+            f"{_starvation(entry['cpu'])}",
             "",
         ]
         work = entry.get("database_work_per_order")

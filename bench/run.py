@@ -200,9 +200,14 @@ async def profile_closed(bench: Bench, results: dict[str, Any]) -> dict[str, Any
     while len(bench.records) - first < config.clients and not task.done():
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.5)
+    pids = profiling.targets(bench.system.system)
+    before = {label: machine.schedstat(pid) for label, pid in pids.items()}
     started = profiling.start(bench.system.system, config.profile_seconds, out_dir)
+    await asyncio.sleep(config.profile_seconds)
+    after = {label: machine.schedstat(pid) for label, pid in pids.items()}
+    shares = profiling.scheduling(before, after, config.profile_seconds)
     outcome = await task
-    summaries = await asyncio.to_thread(profiling.finish, started)
+    summaries = await asyncio.to_thread(profiling.finish, started, shares)
     bench.config = config
     results["profile"] = summaries
     (out_dir / "top.md").write_text(

@@ -64,6 +64,14 @@ class Bench:
             for product_id in sorted(self.rng.sample(self.products, count))
         ]
 
+    def system_pids(self) -> list[int]:
+        """The running processes of the system under test (their children are found later)."""
+        return [
+            managed.process.pid
+            for managed in self.system.system.processes
+            if managed.process is not None and managed.running()
+        ]
+
     def customer(self, index: int) -> Customer:
         return self.customers[index % len(self.customers)]
 
@@ -238,7 +246,7 @@ async def run_closed(bench: Bench, scenario: str = "a") -> dict[str, Any]:
     config = bench.config
     urls = bench.system.database_urls
     counters_before = await asyncio.to_thread(database_counters, urls)
-    cpu = CpuWindow().start()
+    cpu = CpuWindow(bench.system_pids).start()
     first = len(bench.records)
     window = await closed_loop(
         bench,
@@ -278,7 +286,7 @@ async def run_closed(bench: Bench, scenario: str = "a") -> dict[str, Any]:
 async def run_open(bench: Bench, rate: int, scenario: str) -> dict[str, Any]:
     """(b) One fixed arrival rate: ``rate`` orders per second for ``open_seconds``."""
     config = bench.config
-    cpu = CpuWindow().start()
+    cpu = CpuWindow(bench.system_pids).start()
     count = max(1, round(rate * config.open_seconds))
     first = len(bench.records)
     begin = time.monotonic() + 0.1
@@ -341,7 +349,7 @@ async def run_open(bench: Bench, rate: int, scenario: str) -> dict[str, Any]:
 async def run_flash(bench: Bench, scenario: str = "c") -> dict[str, Any]:
     """(c) Flash sale: ``flash_orders`` one-unit orders for one SKU with ``flash_stock`` units."""
     config = bench.config
-    cpu = CpuWindow().start()
+    cpu = CpuWindow(bench.system_pids).start()
     first = len(bench.records)
     await closed_loop(
         bench,
@@ -407,7 +415,7 @@ INVENTORY_WORKERS = ("run_consumer", "run_relay")
 async def run_backlog(bench: Bench, scenario: str = "d") -> dict[str, Any]:
     """(d) Backlog drain: orders accepted while inventory's workers are stopped, then started."""
     config = bench.config
-    cpu = CpuWindow().start()
+    cpu = CpuWindow(bench.system_pids).start()
     system = bench.system.system
     for role in INVENTORY_WORKERS:
         system.find("inventory", role).stop()

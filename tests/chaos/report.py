@@ -63,9 +63,16 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def write(results: list[Result], directory: Path, *, suite: str, started: datetime) -> None:
+def write(
+    results: list[Result],
+    directory: Path,
+    *,
+    suite: str,
+    started: datetime,
+    finished: datetime | None = None,
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    finished = datetime.now(UTC)
+    finished = finished or datetime.now(UTC)
     meta = {
         "suite": suite,
         "started": started.isoformat(timespec="seconds"),
@@ -101,7 +108,10 @@ def write(results: list[Result], directory: Path, *, suite: str, started: dateti
         "inbox rows, outcome events per order.",
         "- **dead-lettered**: messages in the dead-letter queues; they must be exactly the "
         "poison injected (compared by message id), then are purged with "
-        "`manage.py dead_letters purge --all`.",
+        "`manage.py dead_letters purge --all`. A poison message is published to a service's "
+        "exchange like any event, so one whose routing key two services bind (`order.created`: "
+        "inventory and user-notification) is dead-lettered by both, and the dead letters "
+        "expected outnumber the poison messages.",
         f"- **seconds to recover**: from the end of the fault until every order placed before "
         f"it is final (limit {RECOVERY_LIMIT_SECONDS:.0f} s); **seconds to settle**: until "
         "every invariant holds, every outbox is drained and every queue is empty (the order "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import shutil
 import tempfile
 import threading
 import time
@@ -61,119 +62,98 @@ class Scenario:
     poison: int = 0
 
 
-def full_suite(scale: float = 1.0) -> list[Scenario]:
+def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
+    """Every scenario. ``rate`` (orders per second) is kept below what two busy cores process,
+    so that the recovery measured is the fault's, not a backlog the load alone would build."""
+
     def n(orders: int) -> int:
         return max(50, int(orders * scale))
 
     relays = ["inventory:run_relay", "orders:run_relay", "user-notification:run_relay"]
     return [
+        Scenario("baseline", "no fault: the reference for the figures below", n(500), rate,
+                 faults.nothing),
         Scenario(
             "kill-inventory-consumer",
             "kill -9 the inventory consumer 20 times during a 2,000-order run",
-            n(2000),
-            25,
-            faults.kill_repeatedly(["inventory:run_consumer"], 20),
+            n(2000), rate, faults.kill_repeatedly(["inventory:run_consumer"], 20),
         ),
         Scenario(
             "kill-orders-consumer",
             "kill -9 the orders consumer 20 times during a 2,000-order run",
-            n(2000),
-            25,
-            faults.kill_repeatedly(["orders:run_consumer"], 20),
+            n(2000), rate, faults.kill_repeatedly(["orders:run_consumer"], 20),
+        ),
+        Scenario(
+            "kill-notification-consumer",
+            "kill -9 the user-notification consumer 20 times during a 1,000-order run",
+            n(1000), rate, faults.kill_repeatedly(["user-notification:run_consumer"], 20),
         ),
         Scenario(
             "kill-relays",
             "kill -9 each outbox relay (inventory, orders, user-notification) 20 times "
             "during a 2,000-order run",
-            n(2000),
-            25,
-            faults.kill_repeatedly(relays, 20),
+            n(2000), rate, faults.kill_repeatedly(relays, 20),
         ),
         Scenario(
             "rabbitmq-stopped",
             "RabbitMQ stopped for 30 s mid-run, then started",
-            n(1500),
-            20,
-            faults.broker_stopped(30),
+            n(1000), rate, faults.broker_stopped(30),
         ),
         Scenario(
             "inventory-db-restarted",
-            "the inventory PostgreSQL cluster crashed (immediate stop) and restarted mid-run",
-            n(1500),
-            20,
-            faults.inventory_database_restarted(5),
+            "the inventory PostgreSQL cluster crashed (immediate stop), restarted 5 s later, "
+            "mid-run",
+            n(1000), rate, faults.inventory_database_restarted(5),
         ),
         Scenario(
             "inventory-down",
             "every inventory process (web, consumer, relay) down for 60 s",
-            n(1500),
-            15,
-            faults.service_down("inventory", 60),
+            n(1000), rate, faults.service_down("inventory", 60),
         ),
         Scenario(
             "network-cut",
             "inventory's workers cut off from the broker for 30 s (network namespace, veth "
             "link down); processes keep running",
-            n(1500),
-            15,
-            faults.network_cut(30),
-            needs="netns",
+            n(1000), rate, faults.network_cut(30), needs="netns",
         ),
         Scenario(
             "poison",
             "50 poison messages (bad JSON, unknown type, schema-invalid, 10 MB body) "
             "interleaved with traffic",
-            n(1000),
-            20,
-            faults.poison(50),
-            poison=50,
+            n(1000), rate, faults.poison(50), poison=50,
         ),
         Scenario(
             "duplicate-delivery",
             "every event published twice: all three relays replaced by a doubling relay",
-            n(1000),
-            20,
-            faults.nothing,
-            doubling_relays=True,
+            n(1000), rate, faults.nothing, doubling_relays=True,
         ),
         Scenario(
             "quorum-leader-killed",
             "3-node RabbitMQ cluster, quorum queues; kill -9 the node hosting the queue leaders",
-            n(1000),
-            15,
-            faults.cluster_leader_killed,
-            needs="cluster",
+            n(1000), rate, faults.cluster_leader_killed, needs="cluster",
         ),
-    ]
+    ]  # fmt: skip
 
 
 def short_suite() -> list[Scenario]:
-    """Three scenarios small enough for ``make test``."""
+    """Three scenarios small enough for ``make test`` (about a minute and a half each)."""
     return [
         Scenario(
             "short-kill-inventory-consumer",
-            "kill -9 the inventory consumer 5 times during a 250-order run",
-            250,
-            20,
-            faults.kill_repeatedly(["inventory:run_consumer"], 5),
+            "kill -9 the inventory consumer 5 times during a 150-order run",
+            150, 10, faults.kill_repeatedly(["inventory:run_consumer"], 5),
         ),
         Scenario(
             "short-rabbitmq-stopped",
             "RabbitMQ stopped for 10 s mid-run, then started",
-            250,
-            15,
-            faults.broker_stopped(10),
+            150, 10, faults.broker_stopped(10),
         ),
         Scenario(
             "short-poison-duplicates",
             "12 poison messages interleaved, every event published twice",
-            200,
-            20,
-            faults.poison(12),
-            doubling_relays=True,
-            poison=12,
+            150, 10, faults.poison(12), doubling_relays=True, poison=12,
         ),
-    ]
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,6 +284,12 @@ class Environment:
                 cluster.stop()
         if self.netns is not None:
             self.netns.teardown()
+        # The servers' data goes; every process's log stays, for whoever reads the report.
+        for cluster in (self.main_db, self.inventory_db):
+            if cluster is not None and not cluster.running():
+                shutil.rmtree(cluster.data, ignore_errors=True)
+        for data in self.root.glob("rabbit-*/mnesia"):
+            shutil.rmtree(data, ignore_errors=True)
 
     def backend(self, scenario: Scenario, cluster: Cluster | None) -> Backend:
         assert self.broker and self.main_db and self.inventory_db
@@ -400,6 +386,48 @@ def _dead_letters(system: ChaosSystem) -> dict[str, list[str | None]]:
     return found
 
 
+class Sampler(threading.Thread):
+    """Every second: PENDING orders and unsent rows in the orders outbox, to show the backlog
+    a fault builds and how it drains."""
+
+    QUERY = (
+        "SELECT (SELECT COUNT(*) FROM orders_order WHERE status = 'PENDING'), "
+        "(SELECT COUNT(*) FROM messaging_outboxmessage WHERE sent_at IS NULL)"
+    )
+
+    def __init__(self, system: ChaosSystem) -> None:
+        super().__init__(daemon=True, name="sampler")
+        self.system = system
+        # (wall clock, PENDING orders, unsent orders outbox rows)
+        self.samples: list[tuple[str, int, int]] = []
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(1.0):
+            with contextlib.suppress(Exception):
+                with self.system.connect_db("orders") as db:
+                    pending, unsent = db.execute(self.QUERY).fetchone() or (0, 0)
+                now = datetime.now(UTC).isoformat(timespec="seconds")
+                self.samples.append((now, int(pending), int(unsent)))
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(5)
+
+    def summary(self, fault_started: datetime | None, fault_ended: datetime) -> str:
+        if not self.samples:
+            return "no samples of the backlog"
+        start = (fault_started or fault_ended).isoformat(timespec="seconds")
+        end = fault_ended.isoformat(timespec="seconds")
+        before = [p for t, p, _ in self.samples if t < start] or [0]
+        during = [(p, u) for t, p, u in self.samples if start <= t <= end] or [(0, 0)]
+        return (
+            f"backlog: PENDING orders peaked at {max(p for _, p, _ in self.samples)} "
+            f"({max(before)} before the fault, {max(p for p, _ in during)} during it); "
+            f"unsent orders outbox rows peaked at {max(u for _, _, u in self.samples)}"
+        )
+
+
 RECONNECT_MARKERS = ("lost the broker", "lost a connection", "database unavailable")
 
 
@@ -433,6 +461,7 @@ def run_scenario(
 
     cluster: Cluster | None = None
     system: ChaosSystem | None = None
+    sampler: Sampler | None = None
     try:
         if scenario.needs == "cluster":
             assert env.home is not None
@@ -471,6 +500,8 @@ def run_scenario(
         )
         log(f"sending {scenario.orders} orders at {scenario.rate}/s and injecting the fault")
         driver.start(scenario.orders, scenario.rate)
+        sampler = Sampler(system)
+        sampler.start()
         injector_error: list[BaseException] = []
 
         def run_injector() -> None:
@@ -483,18 +514,31 @@ def run_scenario(
         injector = threading.Thread(target=run_injector, daemon=True)
         injector.start()
         injector.join()
-        driver.join()
         if injector_error:
+            driver.join()
             raise injector_error[0]
         fault_end = ctx.fault_ended or datetime.now(UTC)
         fault_end_clock = time.monotonic() - (datetime.now(UTC) - fault_end).total_seconds()
-        log("fault over; waiting for the system to settle")
-        # Recovery: every order placed before the fault ended is final.
-        recovered = wait_until(
-            lambda: _pending_before(system, fault_end) == 0, recovery_limit, interval=0.25
-        )
-        if recovered:
-            result.recover_seconds = round(max(0.0, time.monotonic() - fault_end_clock), 1)
+        log("fault over; watching the recovery while the orders keep coming")
+        # Recovery: every order placed before the fault ended is final. Watched from now on,
+        # while the driver may still be sending.
+        recovered_at: list[float] = []
+
+        def watch_recovery() -> None:
+            if wait_until(
+                lambda: _pending_before(system, fault_end) == 0,
+                fault_end_clock + recovery_limit - time.monotonic(),
+                interval=0.25,
+            ):
+                recovered_at.append(time.monotonic())
+
+        watcher = threading.Thread(target=watch_recovery, daemon=True)
+        watcher.start()
+        driver.join()
+        log("all orders sent; waiting for the system to settle")
+        watcher.join()
+        if recovered_at:
+            result.recover_seconds = round(max(0.0, recovered_at[0] - fault_end_clock), 1)
         settle_from = max(fault_end_clock, driver.finished_at)
         findings = _findings(system, driver)
         while not findings.settled and time.monotonic() < settle_from + recovery_limit:
@@ -546,7 +590,10 @@ def run_scenario(
         reconnects = _reconnects(work_dir / "logs")
         if reconnects:
             result.notes.append(f"workers that lost a connection and reconnected: {reconnects}")
+        sampler.stop()
+        result.notes.append(sampler.summary(ctx.fault_started, fault_end))
         result.details = {
+            "timeline": sampler.samples,
             "findings": findings.as_dict(),
             "http_outcomes": dict(driver.stats.outcomes),
             "cancels": dict(driver.stats.cancels),
@@ -566,6 +613,8 @@ def run_scenario(
         traceback.print_exc()
     finally:
         log("stopping the system")
+        if sampler is not None:
+            sampler.stop()
         if system is not None:
             system.stop()
             system.drop()
