@@ -20,7 +20,7 @@ from django.utils import timezone
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.exceptions import NackError, UnroutableError
 
-from messaging import topology
+from messaging import notify, topology
 from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
 from messaging.config import MessagingConfig, get_config
 from messaging.metrics import record_published
@@ -47,18 +47,10 @@ class _CommitWaiter:
     """Blocks until a writer commits an outbox row (PostgreSQL NOTIFY) or a timeout passes."""
 
     def __init__(self) -> None:
-        self._listener: psycopg.Connection[Any] | None = None
-        if connection.vendor == "postgresql":
-            params = connection.get_connection_params()
-            params.pop("cursor_factory", None)
-            params.pop("context", None)
-            self._listener = psycopg.connect(**params, autocommit=True)
-            self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        self._listener: psycopg.Connection[Any] | None = notify.listen(NOTIFY_CHANNEL)
 
     def drain(self) -> None:
-        if self._listener is not None:
-            for _ in self._listener.notifies(timeout=0):
-                pass
+        notify.drain(self._listener)
 
     def wait(self, broker: BlockingConnection) -> None:
         if self._listener is None:

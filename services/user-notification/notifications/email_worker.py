@@ -38,6 +38,7 @@ from django.core import mail
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
+from messaging import notify
 from messaging.broker import backoff_delays
 from messaging.worker import Heartbeat
 from notifications.email_deliveries import (
@@ -77,18 +78,10 @@ class _CommitWaiter:
     """Blocks until a notification's transaction commits (PostgreSQL NOTIFY) or time is up."""
 
     def __init__(self) -> None:
-        self._listener: psycopg.Connection[Any] | None = None
-        if connection.vendor == "postgresql":
-            params = connection.get_connection_params()
-            params.pop("cursor_factory", None)
-            params.pop("context", None)
-            self._listener = psycopg.connect(**params, autocommit=True)
-            self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        self._listener: psycopg.Connection[Any] | None = notify.listen(NOTIFY_CHANNEL)
 
     def drain(self) -> None:
-        if self._listener is not None:
-            for _ in self._listener.notifies(timeout=0):
-                pass
+        notify.drain(self._listener)
 
     def wait(self, timeout: float, stop_event: threading.Event, heartbeat: Heartbeat) -> None:
         if self._listener is None:
