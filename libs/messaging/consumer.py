@@ -12,16 +12,24 @@ Outcome of one delivery:
   meanwhile, it leaves the delivery unacked and the broker hands it out again).
 
 A copy is acked only after the broker confirmed the copy, so a delivery is never lost.
+
+Batches: every delivery the broker has already pushed (up to the prefetch) is applied in one
+transaction: one multi-row inbox insert, each handler in turn, one commit, then one
+``basic.ack`` with ``multiple``. One WAL flush and one ack per batch instead of per message,
+and a batch of one when the queue is quiet, so latency does not wait for a batch to fill. If any
+handler in the batch raises, the whole transaction rolls back and the batch is applied again
+one message per transaction, so each message still gets its own outcome as above.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -84,6 +92,31 @@ def record_in_inbox(consumer: str, envelope: Envelope) -> bool:
         return cursor.rowcount == 1
 
 
+def record_many_in_inbox(consumer: str, envelopes: Sequence[Envelope]) -> set[str]:
+    """Insert the inbox rows of a batch in one statement; the ids not applied before."""
+    if not envelopes:
+        return set()
+    table = InboxMessage._meta.db_table
+    id_field = _field("message_id")
+    processed_at = _field("processed_at").get_db_prep_value(datetime.now(UTC), db_connection)
+    values: list[Any] = []
+    for envelope in envelopes:
+        values += [
+            consumer,
+            id_field.get_db_prep_value(envelope.id, db_connection),
+            envelope.type,
+            processed_at,
+        ]
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(envelopes))
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (consumer, message_id, message_type, processed_at) "  # noqa: S608
+            f"VALUES {rows} ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id",
+            values,
+        )
+        return {str(id_field.to_python(row[0])) for row in cursor.fetchall()}
+
+
 def _field(name: str) -> models.Field[Any, Any]:
     return cast("models.Field[Any, Any]", InboxMessage._meta.get_field(name))
 
@@ -97,8 +130,20 @@ def attempt_of(properties: BasicProperties) -> int:
         return 1
 
 
+@dataclass
+class Item:
+    """One message of a batch: its body, its attempt, and the context to apply it in."""
+
+    body: bytes
+    attempt: int = 1
+    # log fields and tracing span of the delivery (the consumer's; none for a bare body)
+    context: Callable[[], contextlib.AbstractContextManager[Any]] = field(
+        default=contextlib.nullcontext
+    )
+
+
 class MessageProcessor:
-    """Turns one message body into an :class:`Outcome`; knows nothing of pika."""
+    """Turns message bodies into :class:`Outcome` s; knows nothing of pika."""
 
     def __init__(self, consumer: str, handlers: Mapping[str, Handler], max_attempts: int) -> None:
         self.consumer = consumer
@@ -113,6 +158,67 @@ class MessageProcessor:
             return Outcome("dead", f"malformed: {exc}", attempt)
         with bind(correlation_id=envelope.correlation_id, message_id=envelope.id):
             return self._apply(envelope, attempt)
+
+    def process_batch(self, items: Sequence[Item]) -> list[Outcome]:
+        """Apply several messages in one transaction, one outcome each, in order.
+
+        Database outages propagate as ``DatabaseError``, with nothing applied. When a handler
+        fails, its batch is applied again one message per transaction (:meth:`process`).
+        """
+        if len(items) == 1:
+            with items[0].context():
+                return [self.process(items[0].body, items[0].attempt)]
+        outcomes: list[Outcome | None] = [None] * len(items)
+        ready: list[tuple[int, Envelope, Handler]] = []
+        for index, item in enumerate(items):
+            try:
+                envelope = decode(item.body)
+            except MalformedMessage as exc:
+                outcomes[index] = Outcome("dead", f"malformed: {exc}", item.attempt)
+                continue
+            handler = self.handlers.get(envelope.type)
+            if handler is None:
+                reason = f"no handler for {envelope.type!r} in {self.consumer}"
+                outcomes[index] = Outcome("dead", reason, item.attempt)
+                continue
+            ready.append((index, envelope, handler))
+        if ready:
+            try:
+                self._apply_together(items, ready)
+                for index, _, _ in ready:
+                    outcomes[index] = ACK
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as exc:
+                logger.info(
+                    "a batch of %d failed together (%s: %s); applying its messages one by one",
+                    len(ready),
+                    type(exc).__name__,
+                    exc,
+                )
+                for index, envelope, _ in ready:
+                    item = items[index]
+                    with (
+                        item.context(),
+                        bind(correlation_id=envelope.correlation_id, message_id=envelope.id),
+                    ):
+                        outcomes[index] = self._apply(envelope, item.attempt)
+        return [outcome or ACK for outcome in outcomes]
+
+    def _apply_together(
+        self, items: Sequence[Item], ready: Sequence[tuple[int, Envelope, Handler]]
+    ) -> None:
+        with transaction.atomic():
+            fresh = record_many_in_inbox(self.consumer, [envelope for _, envelope, _ in ready])
+            for index, envelope, handler in ready:
+                if envelope.id not in fresh:
+                    continue  # applied before, or earlier in this same batch
+                fresh.discard(envelope.id)
+                with (
+                    items[index].context(),
+                    bind(correlation_id=envelope.correlation_id, message_id=envelope.id),
+                ):
+                    handler(envelope)
 
     def _apply(self, envelope: Envelope, attempt: int) -> Outcome:
         handler = self.handlers.get(envelope.type)
@@ -156,6 +262,8 @@ class Consumer:
         self.handled = 0
         self.heartbeat = Heartbeat(None)  # run_consumer gives it a file: ready while consuming
         self._broker: BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._pending: list[_Delivery] = []
 
     def run_forever(self) -> None:
         delays = backoff_delays()
@@ -175,7 +283,9 @@ class Consumer:
                 logger.info("consuming %s", self.queue)
                 delays = backoff_delays()
                 while not self.stop_event.is_set():
+                    # Returns as soon as deliveries arrived, having handed over all those read.
                     self._broker.process_data_events(time_limit=0.5)
+                    self.process_pending()
                     self.heartbeat.beat()
             except CONNECTION_ERRORS as exc:
                 delay = next(delays)
@@ -188,6 +298,8 @@ class Consumer:
                     except Exception:  # already broken
                         logger.debug("ignored error while closing", exc_info=True)
                 self._broker = None
+                self._channel = None
+                self._pending = []  # unacked: the broker hands them out again
 
     def _on_cancelled_by_broker(self, method_frame: Any) -> None:
         # The queue was deleted (or its node went away): without this the consumer would sit
@@ -201,32 +313,37 @@ class Consumer:
         properties: BasicProperties,
         body: bytes,
     ) -> None:
-        """One delivery, in its log context and its ``consume`` span (parent: its headers)."""
-        with (
-            bind(correlation_id=properties.correlation_id, message_id=properties.message_id),
-            tracing.consume_span(
-                queue=self.queue,
-                exchange=method.exchange or "",
-                routing_key=method.routing_key or "",
-                message_id=properties.message_id or "",
-                correlation_id=properties.correlation_id or "",
-                headers=properties.headers,
-            ),
-        ):
-            self._handle_delivery(channel, method, properties, body)
+        """Called by pika for each delivery: collected, applied with the rest of its batch."""
+        self._channel = channel
+        self._pending.append(_Delivery(self.queue, method, properties, body))
 
-    def _handle_delivery(
-        self,
-        channel: BlockingChannel,
-        method: Basic.Deliver,
-        properties: BasicProperties,
-        body: bytes,
-    ) -> None:
-        attempt = attempt_of(properties)
+    def process_pending(self) -> None:
+        """Apply every collected delivery as one batch, copy retries and dead letters, ack."""
+        if not self._pending:
+            return
+        assert self._channel is not None
+        channel = self._channel
+        # Deliveries that arrive while this batch waits for the database form the next one.
+        batch, self._pending = self._pending, []
         started = time.perf_counter()
-        outcome = self._process_until_database_answers(body, attempt)
-        if outcome is None:
-            return  # stopping: left unacked, the broker redelivers it once we disconnect
+        outcomes = self._process_until_database_answers(batch)
+        if outcomes is None:
+            return  # stopping: left unacked, the broker redelivers them once we disconnect
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            if outcome.action != "ack":
+                props = delivery.properties
+                with bind(correlation_id=props.correlation_id, message_id=props.message_id):
+                    self._copy_for(channel, delivery, outcome)
+        # Every earlier delivery on this channel is settled: one ack covers the whole batch.
+        channel.basic_ack(batch[-1].method.delivery_tag, multiple=len(batch) > 1)
+        self.handled += len(batch)
+        seconds = (time.perf_counter() - started) / len(batch)
+        for outcome in outcomes:
+            record_delivery(self.queue, outcome.action, seconds)
+
+    def _copy_for(self, channel: BlockingChannel, delivery: _Delivery, outcome: Outcome) -> None:
+        method, properties, body = delivery.method, delivery.properties, delivery.body
+        attempt = outcome.attempt or delivery.attempt
         if outcome.action == "retry":
             delay = self.config.retry_delays_ms[min(attempt, len(self.config.retry_delays_ms)) - 1]
             self._copy(
@@ -251,17 +368,15 @@ class Consumer:
                     "x-dead-lettered-at": datetime.now(UTC).isoformat(),
                 },
             )
-        channel.basic_ack(method.delivery_tag)
-        self.handled += 1
-        record_delivery(self.queue, outcome.action, time.perf_counter() - started)
 
-    def _process_until_database_answers(self, body: bytes, attempt: int) -> Outcome | None:
-        """The outcome, once the database answers; None if asked to stop before it does."""
+    def _process_until_database_answers(self, batch: Sequence[_Delivery]) -> list[Outcome] | None:
+        """The outcomes, once the database answers; None if asked to stop before it does."""
         delays = backoff_delays()
+        items = [Item(d.body, d.attempt, d.context) for d in batch]
         while True:
             try:
                 close_old_connections()
-                return self.processor.process(body, attempt)
+                return self.processor.process_batch(items)
             except DatabaseError as exc:
                 if self.stop_event.is_set():
                     return None
@@ -304,6 +419,35 @@ class Consumer:
             ),
             mandatory=True,
         )
+
+
+@dataclass
+class _Delivery:
+    queue: str
+    method: Basic.Deliver
+    properties: BasicProperties
+    body: bytes
+
+    @property
+    def attempt(self) -> int:
+        return attempt_of(self.properties)
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        """The delivery's log fields and its ``consume`` span (parent: its headers)."""
+        method, properties = self.method, self.properties
+        with (
+            bind(correlation_id=properties.correlation_id, message_id=properties.message_id),
+            tracing.consume_span(
+                queue=self.queue,
+                exchange=method.exchange or "",
+                routing_key=method.routing_key or "",
+                message_id=properties.message_id or "",
+                correlation_id=properties.correlation_id or "",
+                headers=properties.headers,
+            ),
+        ):
+            yield
 
 
 def _close_database_quietly() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from messaging import topology
 from messaging.config import get_config
@@ -57,8 +57,20 @@ def publish_event(
         correlation_id=envelope.correlation_id,
         headers=tracing.inject(),  # the current span's context: the relay passes it on
     )
-    if connection.vendor == "postgresql":
-        # Delivered to the relay's LISTEN at commit, and dropped on rollback.
+    if connection.vendor == "postgresql" and not _notified_in_this_transaction():
+        # Delivered to the relay's LISTEN at commit, and dropped on rollback. One per
+        # transaction is enough: the relay then reads every unsent row.
         with connection.cursor() as cursor:
             cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        transaction.on_commit(_relay_notified)
     return envelope
+
+
+def _relay_notified() -> None:
+    """Marks, among the transaction's on-commit callbacks, that its NOTIFY was sent."""
+
+
+def _notified_in_this_transaction() -> bool:
+    # Django drops the callbacks of a rolled-back transaction or savepoint, so the mark goes
+    # exactly when the NOTIFY it stands for is rolled back with it.
+    return any(entry[1] is _relay_notified for entry in connection.run_on_commit)

@@ -1,5 +1,8 @@
 """The outbox relay: publishes unsent outbox rows with publisher confirms, then marks them sent.
 
+A batch of rows goes out with its confirms in flight (``messaging.publisher``): one wait for
+the broker per batch, not per row, then one ``UPDATE`` marks the confirmed rows sent.
+
 It wakes on commit through PostgreSQL's LISTEN/NOTIFY (``publish_event`` sends the NOTIFY in
 the writer's transaction), with a slow poll as a safety net; on SQLite it polls quickly. Rows
 are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` so several relays can run side by side.
@@ -17,8 +20,7 @@ import pika
 import psycopg
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
-from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.exceptions import NackError, UnroutableError
+from pika.adapters.blocking_connection import BlockingConnection
 
 from messaging import notify, topology
 from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
@@ -26,6 +28,7 @@ from messaging.config import MessagingConfig, get_config
 from messaging.metrics import record_published
 from messaging.models import OutboxMessage
 from messaging.outbox import NOTIFY_CHANNEL
+from messaging.publisher import ConfirmingPublisher, OutgoingMessage, Settled
 from messaging.worker import Heartbeat
 from service_runtime import tracing
 from service_runtime.logging import bind
@@ -88,11 +91,11 @@ class OutboxRelay:
                 # Only its own exchange: the rest of the layout belongs to its owners (and to the
                 # broker's definitions), and a service's broker account may not declare it.
                 topology.declare_own_exchange(channel, self.config.names, self.config.service)
-                channel.confirm_delivery()
+                publisher = ConfirmingPublisher(broker, channel)
                 waiter = _CommitWaiter()
                 logger.info("outbox relay connected", extra={"service": self.config.service})
                 delays = backoff_delays()
-                self._relay_until_stopped(broker, channel, waiter)
+                self._relay_until_stopped(broker, publisher, waiter)
             except _RECONNECT_ERRORS as exc:
                 delay = next(delays)
                 logger.warning("outbox relay lost a connection (%s); retrying in %.1fs", exc, delay)
@@ -102,52 +105,63 @@ class OutboxRelay:
                 connection.close()
 
     def _relay_until_stopped(
-        self, broker: BlockingConnection, channel: BlockingChannel, waiter: _CommitWaiter
+        self, broker: BlockingConnection, publisher: ConfirmingPublisher, waiter: _CommitWaiter
     ) -> None:
         while not self.stop_event.is_set():
             waiter.drain()
-            published = self.relay_batch(channel)
+            published = self.relay_batch(publisher)
             self.heartbeat.beat()
             if published < self.batch_size:
                 waiter.wait(broker)
 
-    def relay_batch(self, channel: BlockingChannel) -> int:
-        """Publish one batch of unsent rows; return how many the broker confirmed."""
+    def relay_batch(self, publisher: ConfirmingPublisher) -> int:
+        """Publish one batch of unsent rows; return how many the broker confirmed.
+
+        Every row of the batch goes out before the relay waits, once, for all the confirms
+        (``ConfirmingPublisher``); the confirmed rows are then marked sent in one statement.
+        """
         close_old_connections()
         failure: BaseException | None = None
-        confirmed: list[int] = []
+        settled = Settled()
         with transaction.atomic():
             rows = list(
                 OutboxMessage.objects.select_for_update(skip_locked=True)
                 .filter(sent_at__isnull=True)
                 .order_by("id")[: self.batch_size]
             )
-            for row in rows:
-                try:
-                    self._publish(channel, row)
-                except (UnroutableError, NackError) as exc:
-                    # Kept unsent: no queue is bound for it yet (its consumer declares it).
-                    OutboxMessage.objects.filter(pk=row.pk).update(
-                        attempts=row.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
-                    )
-                    failure = exc
-                    break
-                except CONNECTION_ERRORS as exc:
-                    failure = exc
-                    break
-                confirmed.append(row.pk)
+            if not rows:
+                return 0
+            try:
+                for row in rows:
+                    self._publish(publisher, row)
+                settled = publisher.wait()
+            except CONNECTION_ERRORS as exc:
+                failure = exc  # nothing is marked: published rows go again, the inbox absorbs
+            confirmed = [rows[index] for index in settled.confirmed]
             if confirmed:
-                OutboxMessage.objects.filter(pk__in=confirmed).update(sent_at=timezone.now())
+                OutboxMessage.objects.filter(pk__in=[row.pk for row in confirmed]).update(
+                    sent_at=timezone.now()
+                )
+            for index, reason in settled.refused.items():
+                # Kept unsent: no queue is bound for it yet (its consumer declares it).
+                row = rows[index]
+                OutboxMessage.objects.filter(pk=row.pk).update(
+                    attempts=row.attempts + 1, last_error=reason[:2000]
+                )
         self.published += len(confirmed)
-        record_published(row.routing_key for row in rows[: len(confirmed)])  # confirmed: a prefix
-        if isinstance(failure, UnroutableError | NackError):
-            logger.error("broker refused an outbox message (retrying in 1s): %s", failure)
+        record_published(row.routing_key for row in confirmed)
+        if settled.refused:
+            logger.error(
+                "broker refused %d outbox message(s) (retrying in 1s): %s",
+                len(settled.refused),
+                next(iter(settled.refused.values())),
+            )
             self.stop_event.wait(1.0)
-        elif failure is not None:
+        if failure is not None:
             raise failure
         return len(confirmed)
 
-    def _publish(self, channel: BlockingChannel, row: OutboxMessage) -> None:
+    def _publish(self, publisher: ConfirmingPublisher, row: OutboxMessage) -> None:
         message_id = str(row.message_id)
         with (
             bind(correlation_id=row.correlation_id, message_id=message_id),
@@ -159,21 +173,22 @@ class OutboxRelay:
                 stored_headers=row.headers,
             ) as trace_headers,
         ):
-            channel.basic_publish(
-                exchange=row.exchange,
-                routing_key=row.routing_key,
-                body=row.body.encode(),
-                properties=pika.BasicProperties(
-                    content_type="application/json",
-                    delivery_mode=pika.DeliveryMode.Persistent,
-                    message_id=message_id,
-                    correlation_id=row.correlation_id,
-                    type=row.routing_key,
-                    app_id=self.config.service,
-                    user_id=self._user_id,
-                    headers=trace_headers or None,  # W3C traceparent/tracestate
-                ),
-                mandatory=True,
+            publisher.publish(
+                OutgoingMessage(
+                    exchange=row.exchange,
+                    routing_key=row.routing_key,
+                    body=row.body.encode(),
+                    properties=pika.BasicProperties(
+                        content_type="application/json",
+                        delivery_mode=pika.DeliveryMode.Persistent,
+                        message_id=message_id,
+                        correlation_id=row.correlation_id,
+                        type=row.routing_key,
+                        app_id=self.config.service,
+                        user_id=self._user_id,
+                        headers=trace_headers or None,  # W3C traceparent/tracestate
+                    ),
+                )
             )
             logger.debug("published %s %s", row.routing_key, message_id)
 

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import pytest
+from django.db import connection
 from pika.adapters.blocking_connection import BlockingChannel
 
 from messaging.consumer import ATTEMPT_HEADER, RejectMessage
@@ -226,3 +227,27 @@ def test_the_consumer_comes_back_when_its_queue_is_deleted(broker: Broker) -> No
         broker.publish_event("order.created", message.to_json().encode())
         wait_for(lambda: consumer.handled == 2, timeout=5)
     assert handler.attempts[-1] == message.id
+
+
+def test_a_backlog_is_applied_in_batches_and_acked_with_one_ack_per_batch(
+    broker: Broker,
+) -> None:
+    transactions: list[int] = []
+
+    def handler(envelope: Envelope) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT txid_current()")
+            transactions.append(cursor.fetchone()[0])
+        Handler()(envelope)
+
+    messages = [envelope() for _ in range(40)]
+    for message in messages:
+        broker.publish_event("order.created", message.to_json().encode())
+    with running_consumer(broker, "inventory", {"order.created": handler}, prefetch=10) as consumer:
+        wait_for(lambda: consumer.handled == 40)
+    assert _effects() == 40
+    assert InboxMessage.objects.count() == 40
+    # queued before the consumer started: it took them ten at a time, one transaction each
+    assert len(set(transactions)) < 40
+    assert max(transactions.count(t) for t in set(transactions)) > 1
+    assert broker.message_count(broker.names.queue("inventory")) == 0  # every one acked

@@ -24,6 +24,7 @@ from messaging import topology
 from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.outbox import publish_event
+from messaging.publisher import OutgoingMessage, Settled
 from messaging.relay import OutboxRelay
 from tests.factories import envelope, order_created, stock_reserved
 from tests.integration.conftest import (
@@ -202,12 +203,17 @@ def test_every_relayed_message_carries_user_id_and_app_id(
         assert delivery.method.exchange == broker.names.exchange(service)
 
 
-class _RecordingChannel:
+class _RecordingPublisher:
+    """Takes the place of ``ConfirmingPublisher``: records, and confirms everything."""
+
     def __init__(self) -> None:
         self.published: list[pika.BasicProperties] = []
 
-    def basic_publish(self, **kwargs: Any) -> None:
-        self.published.append(kwargs["properties"])
+    def publish(self, message: OutgoingMessage) -> None:
+        self.published.append(message.properties)
+
+    def wait(self) -> Settled:
+        return Settled(confirmed=list(range(len(self.published))))
 
 
 def test_user_id_is_the_broker_urls_username(broker: Broker, settings: Any) -> None:
@@ -217,8 +223,8 @@ def test_user_id_is_the_broker_urls_username(broker: Broker, settings: Any) -> N
         publish_event("order.created", order_created(), correlation_id="c")
     url = "amqp://svc%2Borders:s3cret@127.0.0.1:5672/%2F"
     relay = OutboxRelay(dataclasses.replace(broker.config("orders"), broker_url=url))
-    channel = _RecordingChannel()
-    assert relay.relay_batch(channel) == 1
+    channel = _RecordingPublisher()
+    assert relay.relay_batch(channel) == 1  # type: ignore[arg-type]
     [properties] = channel.published
     assert properties.user_id == "svc+orders"  # percent-decoded, as the broker sees it
     assert properties.app_id == "orders"

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from messaging.envelope import decode
 from messaging.models import OutboxMessage
@@ -121,3 +122,22 @@ def test_the_relay_is_notified_on_commit_and_not_on_rollback(
         assert list(listener.notifies(timeout=0.1)) == []
     notices = list(listener.notifies(timeout=2, stop_after=1))
     assert [n.channel for n in notices] == [NOTIFY_CHANNEL]
+
+
+def test_one_notify_per_transaction_and_again_after_a_rolled_back_savepoint(
+    listener: psycopg.Connection[Any],
+) -> None:
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        publish_event("order.created", order_created(), correlation_id="c-1")
+        publish_event("order.created", order_created(), correlation_id="c-2")
+    assert sum(q["sql"].startswith("NOTIFY") for q in queries) == 1
+    assert len(list(listener.notifies(timeout=2, stop_after=1))) == 1
+
+    # The NOTIFY sent inside a savepoint goes with it: the next event must send its own.
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            publish_event("order.created", order_created(), correlation_id="c-3")
+            raise RuntimeError
+        publish_event("order.created", order_created(), correlation_id="c-4")
+    assert sum(q["sql"].startswith("NOTIFY") for q in queries) == 2
+    assert [n.channel for n in listener.notifies(timeout=2, stop_after=1)] == [NOTIFY_CHANNEL]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 
-from messaging.consumer import ACK, MessageProcessor, RejectMessage
+from messaging.consumer import ACK, Item, MessageProcessor, RejectMessage
 from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.outbox import publish_event
@@ -161,4 +163,106 @@ def test_a_database_outage_propagates_and_records_nothing() -> None:
     processor = MessageProcessor("inventory", {"order.created": handler}, 3)
     with pytest.raises(OperationalError):
         processor.process(envelope().to_json().encode())
+    assert _counts() == (0, 0)
+
+
+# Batches: one transaction, one inbox insert, one outcome per message.
+
+
+def _items(*raws: bytes, attempt: int = 1) -> list[Item]:
+    return [Item(raw, attempt) for raw in raws]
+
+
+def test_a_batch_is_applied_with_one_inbox_insert_and_a_duplicate_inside_it_once() -> None:
+    handler = Recorder()
+    processor = MessageProcessor("inventory", {"order.created": handler}, 3)
+    messages = [envelope() for _ in range(5)]
+    raws = [m.to_json().encode() for m in messages]
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = processor.process_batch(_items(*raws, raws[2]))
+    assert outcomes == [ACK] * 6
+    assert sorted(e.id for e in handler.calls) == sorted(m.id for m in messages)
+    assert _counts() == (5, 5)
+    inbox_inserts = [q for q in queries if q["sql"].startswith("INSERT INTO messaging_inbox")]
+    assert len(inbox_inserts) == 1
+    # the second delivery of a whole batch changes nothing
+    assert processor.process_batch(_items(*raws)) == [ACK] * 5
+    assert len(handler.calls) == 5 and _counts() == (5, 5)
+
+
+def test_a_batch_runs_in_one_transaction() -> None:
+    seen: list[bool] = []
+
+    def handler(envelope: Envelope) -> None:
+        seen.append(connection.in_atomic_block)
+        Recorder()(envelope)
+
+    processor = MessageProcessor("inventory", {"order.created": handler}, 3)
+    raws = [envelope().to_json().encode() for _ in range(4)]
+    with CaptureQueriesContext(connection) as queries:
+        assert processor.process_batch(_items(*raws)) == [ACK] * 4
+    assert seen == [True] * 4
+    # one NOTIFY for the relay per transaction, however many events it wrote
+    assert sum(1 for q in queries if q["sql"].startswith("NOTIFY")) == 1
+
+
+def test_one_failing_message_does_not_hold_up_the_rest_of_its_batch() -> None:
+    poison = envelope()
+
+    def handler(envelope: Envelope) -> None:
+        Recorder()(envelope)
+        if envelope.id == poison.id:
+            raise ValueError("boom")
+
+    processor = MessageProcessor("inventory", {"order.created": handler}, 3)
+    good = [envelope() for _ in range(3)]
+    raws = [good[0], poison, good[1], good[2]]
+    outcomes = processor.process_batch(_items(*(m.to_json().encode() for m in raws), attempt=2))
+    assert [o.action for o in outcomes] == ["ack", "retry", "ack", "ack"]
+    assert outcomes[1].attempt == 2 and outcomes[1].reason.startswith("ValueError: boom")
+    # the good ones applied exactly once, the failing one not at all (rolled back)
+    assert _counts() == (3, 3)
+    assert set(InboxMessage.objects.values_list("message_id", flat=True)) == {
+        uuid.UUID(m.id) for m in good
+    }
+
+
+def test_malformed_rejected_and_unhandled_in_a_batch_get_their_own_outcomes() -> None:
+    rejected = envelope()
+
+    def handler(envelope: Envelope) -> None:
+        Recorder()(envelope)
+        if envelope.id == rejected.id:
+            raise RejectMessage("no such order")
+
+    processor = MessageProcessor("inventory", {"order.created": handler}, 3)
+    good = envelope()
+    unhandled = envelope("order.shipped", {"order_id": good.data["order_id"], "user_id": 1})
+    outcomes = processor.process_batch(
+        _items(
+            b"\x00garbage",
+            good.to_json().encode(),
+            rejected.to_json().encode(),
+            unhandled.to_json().encode(),
+        )
+    )
+    assert [o.action for o in outcomes] == ["dead", "ack", "dead", "dead"]
+    assert outcomes[0].reason.startswith("malformed: body is not JSON")
+    assert outcomes[2].reason == "rejected: no such order"
+    assert outcomes[3].reason.startswith("no handler for 'order.shipped'")
+    assert _counts() == (1, 1)
+
+
+def test_a_database_outage_in_a_batch_propagates_and_records_nothing() -> None:
+    calls = [0]
+
+    def handler(envelope: Envelope) -> None:
+        calls[0] += 1
+        Recorder()(envelope)
+        if calls[0] == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+
+    processor = MessageProcessor("inventory", {"order.created": handler}, 3)
+    with pytest.raises(OperationalError):
+        processor.process_batch(_items(*(envelope().to_json().encode() for _ in range(3))))
     assert _counts() == (0, 0)

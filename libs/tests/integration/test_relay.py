@@ -7,14 +7,16 @@ import json
 import time
 from typing import Any
 
+import pika
 import pytest
 from django.db import transaction
 
 from messaging import relay as relay_module
 from messaging import topology
-from messaging.envelope import decode
+from messaging.envelope import Envelope, decode
 from messaging.models import OutboxMessage
 from messaging.outbox import publish_event
+from messaging.publisher import ConfirmingPublisher, OutgoingMessage
 from messaging.relay import OutboxRelay
 from tests.factories import order_created
 from tests.integration.conftest import Broker, running, wait_for
@@ -56,8 +58,7 @@ def _unsent() -> int:
 def test_relay_batch_publishes_persistent_messages_and_marks_them_sent(broker: Broker) -> None:
     ids = _publish(3)
     relay = OutboxRelay(broker.config("orders"), batch_size=2)
-    channel = broker._connection.channel()
-    channel.confirm_delivery()
+    channel = ConfirmingPublisher(broker._connection, broker._connection.channel())
     assert relay.relay_batch(channel) == 2
     assert _unsent() == 1
     assert relay.relay_batch(channel) == 1
@@ -90,8 +91,7 @@ def test_an_unroutable_row_is_kept_unsent_with_the_error(broker: Broker) -> None
     relay = OutboxRelay(broker.config("orders"))
     relay.stop_event.set()  # skips the pause after a refusal
     _unbind_order_created(broker)
-    channel = broker._connection.channel()
-    channel.confirm_delivery()
+    channel = ConfirmingPublisher(broker._connection, broker._connection.channel())
     assert relay.relay_batch(channel) == 0
     row = OutboxMessage.objects.get()
     assert row.sent_at is None
@@ -182,3 +182,58 @@ def test_a_running_relay_keeps_a_refused_row_until_the_broker_takes_it(broker: B
         wait_for(lambda: _unsent() == 0, timeout=5)
     [delivery] = broker.wait_for_messages(broker.names.queue("inventory"), 1)
     assert delivery.properties.message_id == message_id
+
+
+def _message(broker: Broker, routing_key: str = "order.created") -> OutgoingMessage:
+    data = order_created()
+    # the broker routes by routing key only: the body can stay an order.created
+    envelope = Envelope.new("order.created", data, source="orders", correlation_id=data["order_id"])
+    return OutgoingMessage(
+        exchange=broker.names.exchange("orders"),
+        routing_key=routing_key,
+        body=envelope.to_json().encode(),
+        properties=pika.BasicProperties(message_id=envelope.id, delivery_mode=2),
+    )
+
+
+def test_a_batch_goes_out_before_the_one_wait_for_its_confirms(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = broker._connection
+    publisher = ConfirmingPublisher(connection, connection.channel())
+    waits = []
+    original = connection.process_data_events
+
+    def counting(time_limit: float | None = 0) -> None:
+        waits.append(time_limit)
+        original(time_limit)
+
+    monkeypatch.setattr(connection, "process_data_events", counting)
+    messages = [_message(broker) for _ in range(50)]
+    settled = publisher.publish_all(messages)
+    assert settled.confirmed == list(range(50)) and settled.refused == {}
+    # Waiting per message would take at least one I/O loop pass per message.
+    assert len(waits) < 10, len(waits)
+    received = broker.wait_for_messages(broker.names.queue("inventory"), 50)
+    assert [d.properties.message_id for d in received] == [
+        m.properties.message_id for m in messages
+    ]
+
+
+def test_an_unroutable_message_is_refused_alone_and_the_rest_are_confirmed(broker: Broker) -> None:
+    _unbind_order_created(broker)
+    connection = broker._connection
+    publisher = ConfirmingPublisher(connection, connection.channel())
+    messages = [
+        _message(broker, "order.confirmed"),
+        _message(broker),
+        _message(broker, "order.confirmed"),
+    ]
+    settled = publisher.publish_all(messages)
+    assert settled.confirmed == [0, 2]
+    assert list(settled.refused) == [1]
+    assert settled.refused[1].startswith("UnroutableError: 312 NO_ROUTE")
+    # the publisher is reusable: the next batch starts clean
+    broker.declare()
+    again = publisher.publish_all([_message(broker)])
+    assert (again.confirmed, again.refused) == ([0], {})

@@ -39,7 +39,7 @@ class FakeChannel:
     def basic_publish(self, **kwargs: Any) -> None:
         self.calls.append(("publish", kwargs))
 
-    def basic_ack(self, delivery_tag: int) -> None:
+    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
         self.calls.append(("ack", delivery_tag))
 
 
@@ -78,6 +78,7 @@ def _deliver(
         delivery_tag=9, exchange="unit.orders.events", routing_key="order.created"
     )
     consumer._on_message(channel, method, properties, b"{}")
+    consumer.process_pending()
     return channel.calls
 
 
@@ -148,6 +149,7 @@ def test_database_outage_waits_without_acking_then_carries_on() -> None:
     channel = FakeChannel()
     method = Basic.Deliver(delivery_tag=3, exchange="", routing_key="q")
     consumer._on_message(channel, method, BasicProperties(), b"{}")
+    consumer.process_pending()
     assert channel.calls == [("ack", 3)]
     assert 0.1 < sum(broker.slept) < 1.5  # two back-off pauses: about 0.2 s then 0.4 s
 
@@ -165,6 +167,7 @@ def test_stopping_during_a_database_outage_leaves_the_delivery_unacked() -> None
     channel = FakeChannel()
     method = Basic.Deliver(delivery_tag=3, exchange="", routing_key="q")
     consumer._on_message(channel, method, BasicProperties(), b"{}")
+    consumer.process_pending()
     assert channel.calls == []
 
 
