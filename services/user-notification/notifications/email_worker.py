@@ -6,24 +6,31 @@ transaction and the worker ``LISTEN``s, so it wakes when that transaction commit
 rolled back). It also wakes when the earliest retry falls due, and at least every second as a
 safety net; on SQLite it polls every 0.1 s.
 
-**Claiming.** Due rows are claimed in a short transaction that commits before any SMTP traffic
-(``SELECT ... FOR UPDATE SKIP LOCKED``, ``pending`` -> ``sending``, one more attempt), so any
-number of workers can run and none ever sends a delivery that another one holds.
+**Claiming.** Due rows are claimed in batches (``BATCH_SIZE``), each in one statement that
+commits before any SMTP traffic (``SELECT ... FOR UPDATE SKIP LOCKED`` feeding an ``UPDATE ...
+RETURNING``: ``pending`` -> ``sending``, one more attempt; the ORM in a short transaction on
+SQLite), so any number of workers can run and none ever sends a delivery that another one holds.
+A batch goes over one connection to the mail server, each message on its own so that each
+outcome is known, and its sent messages are recorded together in one statement. A full batch is
+followed at once by the next claim; only a partial one asks when the next retry is due.
 
 **Never twice.** A window cannot be closed: between the mail server accepting a message and the
-worker recording ``sent``. A worker that dies there leaves its row in ``sending``; once the claim
-is older than ``EMAIL_SENDING_LEASE_SECONDS`` the row becomes ``failed`` and is not sent again.
-Likewise a connection that breaks while a message is on its way (the server may have taken it)
-fails that delivery at once. Only an answer proving that nothing went out (the server cannot be
-reached, refuses the login, or replies 4xx/5xx to the sender, recipient or data) is retried,
-with exponential back-off (``EMAIL_RETRY_BASE_SECONDS`` doubled each time), until
-``EMAIL_MAX_ATTEMPTS``; then ``failed``. This is at-most-once on purpose: a rare lost e-mail
-(its notification is still in the app, and the row says why) is better than a duplicate.
+worker recording ``sent`` (at the end of its batch, or sooner: a long batch records what went out
+every ``RECORD_SENT_EVERY_SECONDS``). A worker that dies there leaves its rows in ``sending``;
+once the claim is older than ``EMAIL_SENDING_LEASE_SECONDS`` they become ``failed`` and are not
+sent again. Likewise a connection that breaks while a message is on its way (the server may have
+taken it) fails that delivery at once, and the rest of the batch is given back untried. Only an
+answer proving that nothing went out (the server cannot be reached, refuses the login, or
+replies 4xx/5xx to the sender, recipient or data) is retried, with exponential back-off
+(``EMAIL_RETRY_BASE_SECONDS`` doubled each time), until ``EMAIL_MAX_ATTEMPTS``; then
+``failed``. This is at-most-once on purpose: a rare lost e-mail (its notification is still in
+the app, and the row says why) is better than a duplicate.
 While the database is down after a send, the worker keeps the outcome and retries recording it.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import smtplib
@@ -45,9 +52,9 @@ from notifications.email_deliveries import (
     NOTIFY_CHANNEL,
     email_deliveries_claim,
     email_deliveries_expire_claims,
+    email_deliveries_mark_refused,
+    email_deliveries_mark_sent,
     email_deliveries_release,
-    email_delivery_mark_refused,
-    email_delivery_mark_sent,
     email_delivery_mark_unknown,
 )
 from notifications.email_messages import email_message_build
@@ -61,6 +68,13 @@ SQLITE_POLL_SECONDS = 0.1
 MIN_WAIT_SECONDS = 0.05  # a due row another worker is claiming must not make this one spin
 EXPIRE_CLAIMS_EVERY_SECONDS = 30.0
 STOP_CHECK_SECONDS = 0.5
+BATCH_SIZE = 100  # claimed in one statement, sent over one connection, recorded in one
+# A long batch records what went out at least this often: the window in which a worker that
+# dies leaves a sent e-mail to be marked failed stays short.
+RECORD_SENT_EVERY_SECONDS = 1.0
+# Django checks a connection with a round trip of its own before using it again; a busy worker's
+# connection proves itself with every statement (and one that fails is closed and opened anew).
+CHECK_CONNECTION_AFTER_IDLE_SECONDS = 1.0
 
 # Answers proving that the server did not take the message: safe to send it again later.
 REFUSED: tuple[type[Exception], ...] = (
@@ -72,6 +86,14 @@ REFUSED: tuple[type[Exception], ...] = (
 )
 DATABASE_ERRORS: tuple[type[Exception], ...] = (DatabaseError, psycopg.Error)
 T = TypeVar("T")
+
+
+class Outcome(enum.Enum):
+    """What became of one message of a batch."""
+
+    SENT = "sent"  # the server took it
+    REFUSED = "refused"  # nothing went out: recorded for a retry (or given up)
+    UNKNOWN = "unknown"  # the connection broke on the way: recorded failed, connection dropped
 
 
 class _CommitWaiter:
@@ -106,7 +128,7 @@ class _CommitWaiter:
 class EmailDeliveryWorker:
     """Sends due e-mail deliveries until ``stop_event`` is set; survives database outages."""
 
-    def __init__(self, *, batch_size: int = 20, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(self, *, batch_size: int = BATCH_SIZE, poll_seconds: float = POLL_SECONDS) -> None:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.max_attempts: int = settings.EMAIL_MAX_ATTEMPTS
@@ -116,6 +138,7 @@ class EmailDeliveryWorker:
         self.sent = 0
         self.heartbeat = Heartbeat(None)  # run_email_deliveries gives it a file
         self._claims_expired_at = -math.inf
+        self._database_answered_at = -math.inf
 
     def run_forever(self) -> None:
         delays = backoff_delays()
@@ -129,7 +152,7 @@ class EmailDeliveryWorker:
                     claimed = self.run_once()
                     delays = backoff_delays()
                     self.heartbeat.beat()  # ready: the database answered (the mail server may not)
-                    if claimed < self.batch_size:
+                    if claimed < self.batch_size:  # else more may be due: claim again at once
                         waiter.wait(self._seconds_until_due(), self.stop_event, self.heartbeat)
             except DATABASE_ERRORS as exc:
                 delay = next(delays)
@@ -142,17 +165,23 @@ class EmailDeliveryWorker:
 
     def run_once(self) -> int:
         """Send the deliveries due now (one batch); how many were claimed."""
-        close_old_connections()
+        if time.monotonic() - self._database_answered_at >= CHECK_CONNECTION_AFTER_IDLE_SECONDS:
+            close_old_connections()  # its check costs a round trip: only after an idle spell
         self._expire_claims()
-        due = email_delivery_next_due()  # a read first: on SQLite a claim locks the database
-        if due is None or due > timezone.now():
-            return 0
+        if connection.vendor != "postgresql":
+            due = email_delivery_next_due()  # a read first: on SQLite a claim locks the database
+            if due is None or due > timezone.now():
+                self._database_answered_at = time.monotonic()
+                return 0
         claimed = email_deliveries_claim(limit=self.batch_size)
         if claimed:
             self._send(claimed)
+        self._database_answered_at = time.monotonic()
         return len(claimed)
 
     def _send(self, claimed: list[EmailDelivery]) -> None:
+        """Send a claimed batch over one connection to the mail server; record the sent ones
+        together (at the end, and every ``RECORD_SENT_EVERY_SECONDS`` of a long batch)."""
         backend = mail.get_connection(fail_silently=False)
         try:
             backend.open()
@@ -160,28 +189,40 @@ class EmailDeliveryWorker:
             logger.warning(
                 "mail server unavailable (%s): %d e-mails wait", _describe(exc), len(claimed)
             )
-            for delivery in claimed:
-                self._refused(delivery, _describe(exc))
+            self._refused(claimed, _describe(exc))
             return
+        sent: list[EmailDelivery] = []
+        recorded_at = time.monotonic()
         try:
             for index, delivery in enumerate(claimed):
                 if self.stop_event.is_set():  # stopping: give back what was not tried
                     self._record(email_deliveries_release, deliveries=claimed[index:])
                     return
-                if not self._send_one(backend, delivery):  # the connection cannot be trusted
+                outcome = self._send_one(backend, delivery)
+                if outcome is Outcome.SENT:
+                    sent.append(delivery)
+                    if time.monotonic() - recorded_at >= RECORD_SENT_EVERY_SECONDS:
+                        self._record_sent(sent)
+                        sent, recorded_at = [], time.monotonic()
+                elif outcome is Outcome.UNKNOWN:  # the connection cannot be trusted
                     self._record(email_deliveries_release, deliveries=claimed[index + 1 :])
                     return
         finally:
-            _quietly(backend.close)
+            try:
+                if sent:  # whatever ended the batch, what went out is recorded
+                    self._record_sent(sent)
+            finally:
+                _quietly(backend.close)
 
-    def _send_one(self, backend: Any, delivery: EmailDelivery) -> bool:
-        """Send one; False when the connection is left in an unknown state."""
+    def _send_one(self, backend: Any, delivery: EmailDelivery) -> Outcome:
+        """Send one on the batch's connection; refusals and unknown outcomes are recorded here,
+        the sent ones by the caller, with the rest of the batch."""
         notification_id = delivery.notification_id
         try:
             sent = backend.send_messages([email_message_build(delivery=delivery)])
         except REFUSED as exc:
-            self._refused(delivery, _describe(exc))
-            return True
+            self._refused([delivery], _describe(exc))
+            return Outcome.REFUSED
         except (smtplib.SMTPException, OSError) as exc:
             logger.error(
                 "e-mail of notification %s may have gone out (%s): not retried",
@@ -189,28 +230,33 @@ class EmailDeliveryWorker:
                 _describe(exc),
             )
             self._record(email_delivery_mark_unknown, delivery=delivery, error=_describe(exc))
-            return False
+            return Outcome.UNKNOWN
         except Exception as exc:  # the message could not even be built: nothing went out
             logger.exception("e-mail of notification %s could not be built", notification_id)
-            self._refused(delivery, _describe(exc))
-            return True
+            self._refused([delivery], _describe(exc))
+            return Outcome.REFUSED
         if not sent:
-            self._refused(delivery, "the e-mail backend sent nothing")
-            return True
-        self._record(email_delivery_mark_sent, delivery=delivery)
-        self.sent += 1
-        logger.info("e-mailed notification %s (attempt %d)", notification_id, delivery.attempts)
-        return True
+            self._refused([delivery], "the e-mail backend sent nothing")
+            return Outcome.REFUSED
+        return Outcome.SENT
 
-    def _refused(self, delivery: EmailDelivery, error: str) -> None:
-        status = self._record(
-            email_delivery_mark_refused,
-            delivery=delivery,
+    def _record_sent(self, deliveries: list[EmailDelivery]) -> None:
+        self._record(email_deliveries_mark_sent, deliveries=deliveries)
+        self.sent += len(deliveries)
+        for delivery in deliveries:
+            logger.info(
+                "e-mailed notification %s (attempt %d)", delivery.notification_id, delivery.attempts
+            )
+
+    def _refused(self, deliveries: list[EmailDelivery], error: str) -> None:
+        given_up = self._record(
+            email_deliveries_mark_refused,
+            deliveries=deliveries,
             error=error,
             max_attempts=self.max_attempts,
             retry_base_seconds=self.retry_base_seconds,
         )
-        if status == EmailDelivery.Status.FAILED:
+        for delivery in given_up:
             logger.error(
                 "gave up e-mailing notification %s after %d attempts: %s",
                 delivery.notification_id,

@@ -355,7 +355,7 @@ class TestWorkerLoop:
         self, smtp_settings, mail_server, order_event, monkeypatch
     ):
         mail_server.start()
-        real_mark_sent = email_worker.email_delivery_mark_sent
+        real_mark_sent = email_worker.email_deliveries_mark_sent
         failures: list[int] = []
 
         def flaky_mark_sent(**kwargs):
@@ -364,7 +364,7 @@ class TestWorkerLoop:
                 raise OperationalError("server closed the connection unexpectedly")
             return real_mark_sent(**kwargs)
 
-        monkeypatch.setattr(email_worker, "email_delivery_mark_sent", flaky_mark_sent)
+        monkeypatch.setattr(email_worker, "email_deliveries_mark_sent", flaky_mark_sent)
         order_event()
 
         EmailDeliveryWorker().run_once()

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from messaging.worker import Heartbeat, serve_metrics, stop_on_signals
-from notifications.email_worker import EmailDeliveryWorker
+from notifications.email_worker import BATCH_SIZE, EmailDeliveryWorker
 
 logger = logging.getLogger("notifications.email")
 
@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Send notifications' e-mails after commit, with retries and back-off, until SIGTERM."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--batch-size", type=int, default=20)
+        parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
 
     def handle(self, *args: Any, **options: Any) -> None:
         worker = EmailDeliveryWorker(batch_size=options["batch_size"])
