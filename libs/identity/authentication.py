@@ -6,6 +6,7 @@ Services other than user-notification hold no user table: the caller is the toke
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -37,11 +38,30 @@ def public_key() -> str:
     return read_key("JWT_PUBLIC_KEY", settings.JWT_PUBLIC_KEY_FILE)
 
 
+@lru_cache(maxsize=8)
+def _prepared_key(pem: str, algorithm: str) -> Any:
+    """``pem`` parsed once per process for ``algorithm`` (PyJWT would parse it per token).
+
+    Keyed by the PEM text itself, so the key in use is always the one :func:`public_key`
+    reads. A key that does not parse is returned as text: ``jwt.decode`` then refuses every
+    token with the same error as before.
+    """
+    try:
+        return jwt.get_algorithm_by_name(algorithm).prepare_key(pem)
+    except (jwt.PyJWTError, NotImplementedError, TypeError, ValueError):
+        return pem
+
+
+def verifying_key() -> Any:
+    """The public key, ready for ``jwt.decode`` with ``settings.JWT_ALGORITHM``."""
+    return _prepared_key(public_key(), settings.JWT_ALGORITHM)
+
+
 def decode_access_token(token: str) -> dict[str, Any]:
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            public_key(),
+            verifying_key(),
             algorithms=[settings.JWT_ALGORITHM],
             options={"require": ["exp", "user_id", "token_type"]},
         )

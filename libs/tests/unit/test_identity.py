@@ -9,10 +9,16 @@ from typing import Any
 
 import jwt
 import pytest
+from jwt.algorithms import RSAAlgorithm
 from rest_framework import exceptions
 from rest_framework.test import APIRequestFactory
 
-from identity.authentication import JWTAuthentication, TokenUser, decode_access_token
+from identity.authentication import (
+    JWTAuthentication,
+    TokenUser,
+    _prepared_key,
+    decode_access_token,
+)
 from identity.keys import ensure_keypair, read_key
 from identity.permissions import IsStaff, IsStaffOrReadOnly
 from identity.testing import make_access_token
@@ -134,6 +140,58 @@ def test_the_public_key_can_come_from_the_environment(
     read_key.cache_clear()
     token = make_access_token(keypairs["right"][0], user_id=3)
     assert decode_access_token(token)["user_id"] == 3
+
+
+def test_the_public_key_is_parsed_once_per_process(
+    keypairs: dict[str, tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = {
+        user_id: make_access_token(keypairs["right"][0], user_id=user_id) for user_id in (1, 2, 3)
+    }
+    real_prepare = RSAAlgorithm.prepare_key
+    parsed: list[object] = []
+
+    def prepare(self: RSAAlgorithm, key: Any) -> Any:
+        if isinstance(key, str | bytes):
+            parsed.append(key)
+        return real_prepare(self, key)
+
+    monkeypatch.setattr(RSAAlgorithm, "prepare_key", prepare)
+    _prepared_key.cache_clear()
+
+    for user_id, token in tokens.items():
+        assert decode_access_token(token)["user_id"] == user_id
+
+    assert parsed == [keypairs["right"][1].read_text()]
+
+
+def test_a_new_public_key_is_used_as_soon_as_it_is_read(
+    keypairs: dict[str, tuple[Path, Path]], settings: Any
+) -> None:
+    right = make_access_token(keypairs["right"][0], user_id=1)
+    other = make_access_token(keypairs["other"][0], user_id=2)
+    assert decode_access_token(right)["user_id"] == 1
+
+    settings.JWT_PUBLIC_KEY_FILE = str(keypairs["other"][1])
+    read_key.cache_clear()
+
+    assert decode_access_token(other)["user_id"] == 2
+    with pytest.raises(exceptions.AuthenticationFailed, match="Invalid token: Signature"):
+        decode_access_token(right)
+
+
+def test_a_public_key_that_does_not_parse_refuses_every_token(
+    keypairs: dict[str, tuple[Path, Path]], settings: Any, tmp_path: Path
+) -> None:
+    broken = tmp_path / "public.pem"
+    broken.write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
+    settings.JWT_PUBLIC_KEY_FILE = str(broken)
+    read_key.cache_clear()
+    token = make_access_token(keypairs["right"][0], user_id=1)
+
+    for _ in range(2):
+        with pytest.raises(exceptions.AuthenticationFailed, match="Invalid token: Could not"):
+            decode_access_token(token)
 
 
 @pytest.mark.parametrize(

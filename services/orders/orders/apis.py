@@ -216,7 +216,10 @@ class OrderListCreateApi(APIView):
             raise IdempotencyKeyReused(str(exc)) from exc
         order = placement.order
         if placement.created:
-            response = _detail(order, status.HTTP_202_ACCEPTED)
+            # A new order carries the lines and history just written: shown without a read.
+            response = Response(
+                OrderDetailOutputSerializer(order).data, status=status.HTTP_202_ACCEPTED
+            )
         else:
             response = _detail(order, status.HTTP_200_OK)
             response["Idempotent-Replayed"] = "true"

@@ -24,7 +24,7 @@ from messaging.envelope import Envelope
 from messaging.outbox import publish_event
 from orders import metrics
 from orders.models import TRANSITIONS, Order, OrderLine, OrderStatus, OrderStatusChange
-from orders.selectors import order_by_idempotency_key
+from orders.selectors import order_by_idempotency_key, order_details_in_hand
 from product_replica.models import ProductReplica
 from product_replica.selectors import product_replicas_by_id
 from service_runtime.logging import bind
@@ -73,14 +73,21 @@ def order_place(*, user_id: int, idempotency_key: str, lines: Sequence[LineReque
     """Place an order priced from the replica, or return the one this key already placed.
 
     The order, its lines, its first history entry and ``order.created`` are written in one
-    transaction. Two concurrent requests with one key meet at the unique constraint on
-    ``(user_id, idempotency_key)``: the loser returns the winner's order.
+    transaction. The key is not looked up first: the unique constraint on
+    ``(user_id, idempotency_key)`` decides, so a new order costs no read of the orders. When the
+    insert meets the constraint (a retry, or a concurrent request that won the race), or when
+    the lines cannot be placed any more (a product gone since), the order this key already
+    placed is returned if there is one, exactly as if it had been looked up first. The returned
+    new order carries its lines and history (see :func:`orders.selectors.order_details_in_hand`).
     """
     fingerprint = request_fingerprint(lines)
-    existing = order_by_idempotency_key(user_id=user_id, idempotency_key=idempotency_key)
-    if existing is not None:
+    try:
+        priced = _price(lines, product_replicas_by_id(product_ids=[x.product_id for x in lines]))
+    except InvalidOrder:
+        existing = order_by_idempotency_key(user_id=user_id, idempotency_key=idempotency_key)
+        if existing is None:
+            raise
         return _replay(existing, fingerprint)
-    priced = _price(lines, product_replicas_by_id(product_ids=[x.product_id for x in lines]))
     try:
         with transaction.atomic():
             order = _order_create(
@@ -174,9 +181,10 @@ def _order_create(
     for line in lines:
         line.order = order
     OrderLine.objects.bulk_create(lines)
-    OrderStatusChange.objects.create(
+    placed = OrderStatusChange.objects.create(
         order=order, to_status=OrderStatus.PENDING, reason="placed", actor_user_id=user_id
     )
+    order_details_in_hand(order, lines=lines, history=[placed])
     metrics.order_placed()
     publish_event(
         "order.created",

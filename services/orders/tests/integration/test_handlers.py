@@ -116,17 +116,21 @@ class TestStockReserved:
         assert len(outbox("order.cancelled")) == 2  # the cancel, then the compensation
         assert outbox("order.confirmed") == []
 
+    # In real transactions: the fixture's own NOTIFY must not share the handler's transaction
+    # (publish_event sends one per transaction).
+    @pytest.mark.django_db(transaction=True)
     def test_query_count_is_pinned(self, order: Order, django_assert_num_queries: Any) -> None:
         event = reserved(order)
-        # (savepoint), lock the order, update it, history row, outbox row, NOTIFY, (release)
+        # BEGIN, lock the order, update it, history row, outbox row, NOTIFY, COMMIT
         with django_assert_num_queries(7):
             handle(event)
 
+    @pytest.mark.django_db(transaction=True)
     def test_query_count_through_the_consumer_is_pinned(
         self, order: Order, processor: MessageProcessor, django_assert_num_queries: Any
     ) -> None:
         message = body(reserved(order))
-        # the handler's five, plus the inbox row, inside the consumer's (savepoint)
+        # the handler's seven, plus the inbox row
         with django_assert_num_queries(8):
             assert processor.process(message).action == "ack"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import CUSTOMER_ID
-from django.db import connection
+from django.db import IntegrityError, connection
 from rest_framework.test import APIClient
 from support import outbox
 
@@ -103,11 +103,22 @@ class TestPlacing:
     def test_query_count_is_pinned(
         self, customer: APIClient, products: dict, django_assert_num_queries: Any
     ) -> None:
-        # key lookup, replica rows (one query), savepoint, order, lines (bulk), history,
-        # outbox, NOTIFY, release savepoint, then lines and history for the response.
-        with django_assert_num_queries(11):
+        # replica rows (one query), savepoint, order, lines (bulk), history, outbox, NOTIFY,
+        # release savepoint. No idempotency-key lookup first (the unique constraint decides)
+        # and no read-back: the response is built from the rows just written.
+        with django_assert_num_queries(8):
             response = place(customer, ONE_OF_EACH)
         assert response.status_code == 202
+
+    def test_the_answer_is_what_reading_the_order_back_shows(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        placed = place(customer, ONE_OF_EACH)
+
+        shown = customer.get(placed["Location"])
+
+        assert shown.status_code == 200
+        assert placed.content == shown.content  # byte for byte
 
 
 class TestIdempotency:
@@ -140,6 +151,40 @@ class TestIdempotency:
         reordered = {"lines": list(reversed(ONE_OF_EACH["lines"]))}
 
         assert place(customer, reordered).json()["id"] == first.json()["id"]
+
+    def test_replay_query_count_is_pinned(
+        self, customer: APIClient, products: dict, django_assert_num_queries: Any
+    ) -> None:
+        first = place(customer, ONE_OF_EACH)
+        # replica rows, savepoint, the order insert that meets the unique constraint, rollback
+        # to and release of the savepoint, the order by its key, then its lines and history.
+        with django_assert_num_queries(8):
+            second = place(customer, ONE_OF_EACH)
+        assert second.status_code == 200
+        assert second.content == first.content
+
+    def test_replay_works_after_a_product_became_unavailable(
+        self, customer: APIClient, products: dict, make_product: Any
+    ) -> None:
+        first = place(customer, ONE_OF_EACH)
+        make_product(2, active=False)
+
+        second = place(customer, ONE_OF_EACH)
+
+        assert second.status_code == 200
+        assert second["Idempotent-Replayed"] == "true"
+        assert second.json()["id"] == first.json()["id"]
+
+    def test_same_key_with_another_body_naming_an_unknown_product_is_422(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        place(customer, ONE_OF_EACH)
+
+        response = place(customer, {"lines": [{"product_id": 404, "quantity": 1}]})
+
+        assert response.status_code == 422
+        assert response.json()["code"] == "idempotency_key_reused"
+        assert Order.objects.count() == 1
 
     def test_same_key_with_another_body_is_422(self, customer: APIClient, products: dict) -> None:
         place(customer, ONE_OF_EACH)
@@ -179,13 +224,13 @@ class TestIdempotency:
         assert Order.objects.count() == 0
 
 
-def blind_first_lookup(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Make the first idempotency-key lookup see nothing; returns what each lookup found."""
+def record_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Record what each idempotency-key lookup of ``order_place`` found."""
     real_lookup = services.order_by_idempotency_key
     found: list[Any] = []
 
     def lookup(**kwargs: Any) -> Any:
-        found.append(real_lookup(**kwargs) if found else None)
+        found.append(real_lookup(**kwargs))
         return found[-1]
 
     monkeypatch.setattr(services, "order_by_idempotency_key", lookup)
@@ -193,31 +238,56 @@ def blind_first_lookup(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 class TestSameKeyRace:
-    def test_losing_the_insert_race_returns_the_winners_order(
+    def test_a_new_key_is_not_looked_up(
+        self, products: dict, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        found = record_lookups(monkeypatch)
+
+        placement = services.order_place(
+            user_id=5, idempotency_key="new", lines=[services.LineRequest(1, 1)]
+        )
+
+        assert placement.created is True
+        assert found == []
+
+    def test_meeting_the_unique_constraint_returns_the_winners_order(
         self, products: dict, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         lines = [services.LineRequest(product_id=1, quantity=1)]
         winner = services.order_place(user_id=5, idempotency_key="same", lines=lines).order
-        # The loser looked before the winner committed, then meets it at the unique constraint.
-        found = blind_first_lookup(monkeypatch)
+        found = record_lookups(monkeypatch)
 
         loser = services.order_place(user_id=5, idempotency_key="same", lines=lines)
 
-        assert found == [None, winner]  # the second lookup came after the IntegrityError
+        assert found == [winner]  # looked up once, after the IntegrityError
         assert loser == services.Placement(order=winner, created=False)
         assert Order.objects.count() == 1
         assert OutboxMessage.objects.count() == 1
 
-    def test_losing_the_race_with_another_body_is_refused(
-        self, products: dict, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_meeting_the_constraint_with_another_body_is_refused(self, products: dict) -> None:
         services.order_place(user_id=5, idempotency_key="same", lines=[services.LineRequest(1, 1)])
-        blind_first_lookup(monkeypatch)
 
         with pytest.raises(services.IdempotencyKeyReused):
             services.order_place(
                 user_id=5, idempotency_key="same", lines=[services.LineRequest(1, 2)]
             )
+
+    def test_another_integrity_error_is_not_taken_for_a_replay(
+        self, products: dict, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken_publish(*args: Any, **kwargs: Any) -> None:
+            raise IntegrityError("not the idempotency key")
+
+        monkeypatch.setattr(services, "publish_event", broken_publish)
+        found = record_lookups(monkeypatch)
+
+        with pytest.raises(IntegrityError, match="not the idempotency key"):
+            services.order_place(
+                user_id=5, idempotency_key="fresh", lines=[services.LineRequest(1, 1)]
+            )
+
+        assert found == [None]
+        assert Order.objects.count() == 0
 
 
 @pytest.mark.django_db(transaction=True)
