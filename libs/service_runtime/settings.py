@@ -51,7 +51,12 @@ def database(service: str) -> dict[str, Any]:
         config: dict[str, Any] = dict(
             dj_database_url.parse(url, conn_max_age=None, conn_health_checks=True)
         )
-        config.setdefault("OPTIONS", {})
+        options = config.setdefault("OPTIONS", {})
+        # Parameters bound by the server (psycopg's Cursor, not ClientCursor): no quoting in
+        # Python, and psycopg prepares a statement once a connection has run it
+        # `prepare_threshold` times (5), so the hot statements skip parsing and planning.
+        # Behind a transaction-pooling PgBouncer older than 1.21, set it to false.
+        options.setdefault("server_side_binding", env_bool("DATABASE_SERVER_SIDE_BINDING", True))
         return config
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     return {
