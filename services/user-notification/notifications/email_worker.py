@@ -1,10 +1,11 @@
 """The e-mail worker behind ``run_email_deliveries``: sends notifications' e-mail copies after
 their transaction committed, outside any consumer's transaction, in a process of its own.
 
-**Waking.** ``email_delivery_schedule`` sends a PostgreSQL ``NOTIFY`` in the notification's
-transaction and the worker ``LISTEN``s, so it wakes when that transaction commits (never for one
-rolled back). It also wakes when the earliest retry falls due, and at least every second as a
-safety net; on SQLite it polls every 0.1 s.
+**Waking.** Scheduling a delivery sends a PostgreSQL ``NOTIFY`` (once per transaction) in the
+notification's transaction (``notifications.services.notification_create``) and the worker
+``LISTEN``s, so it wakes when that transaction commits (never for one rolled back). It also
+wakes when the earliest retry falls due, and at least every second as a safety net; on SQLite
+it polls every 0.1 s.
 
 **Claiming.** Due rows are claimed in batches (``BATCH_SIZE``), each in one statement that
 commits before any SMTP traffic (``SELECT ... FOR UPDATE SKIP LOCKED`` feeding an ``UPDATE ...

@@ -22,20 +22,29 @@ def _user_named_by(envelope: Envelope) -> User:
     user_id = envelope.data["user_id"]
     user = user_get(user_id=user_id)
     if user is None:
-        raise RejectMessage(f"{envelope.type} {envelope.id} names unknown user {user_id}")
+        raise _unknown_user(envelope, user_id)
     return user
 
 
+def _unknown_user(envelope: Envelope, user_id: object) -> RejectMessage:
+    return RejectMessage(f"{envelope.type} {envelope.id} names unknown user {user_id}")
+
+
 def _tell_order_owner(envelope: Envelope, *, kind: str, outcome: str, detail: str) -> None:
-    order_id = envelope.data["order_id"]
-    notification_create(
-        user=_user_named_by(envelope),
-        kind=kind,
-        title=f"Order {order_id} {outcome}",
-        body=f"Your order {order_id} {detail}",
-        order_id=order_id,
-        source_message_id=envelope.id,
-    )
+    """One statement: the owner is not read first, the notification's insert reads them."""
+    data = envelope.data
+    order_id, user_id = data["order_id"], data["user_id"]
+    try:
+        notification_create(
+            user_id=user_id,
+            kind=kind,
+            title=f"Order {order_id} {outcome}",
+            body=f"Your order {order_id} {detail}",
+            order_id=order_id,
+            source_message_id=envelope.id,
+        )
+    except User.DoesNotExist:
+        raise _unknown_user(envelope, user_id) from None
 
 
 def _because(reason: str) -> str:
@@ -96,7 +105,7 @@ def stock_low(envelope: Envelope) -> None:
         )
     for user in staff:
         notification_create(
-            user=user,
+            user_id=user.pk,
             kind=Kind.STOCK_LOW,
             title=f"Low stock: {data['name']} ({data['sku']})",
             body=(
@@ -109,9 +118,9 @@ def stock_low(envelope: Envelope) -> None:
 
 
 def user_registered(envelope: Envelope) -> None:
-    user = _user_named_by(envelope)
+    user = _user_named_by(envelope)  # its name is in the welcome
     notification_create(
-        user=user,
+        user_id=user.pk,
         kind=Kind.WELCOME,
         title=f"Welcome, {user.username}!",
         body="Your account is ready. What happens to your orders will be told here.",

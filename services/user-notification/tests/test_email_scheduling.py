@@ -67,7 +67,11 @@ class TestScheduled:
 
         with pytest.raises(RuntimeError), transaction.atomic():
             notification_create(
-                user=alice, kind="welcome", title="Hi", body="Hi", source_message_id=uuid.uuid4()
+                user_id=alice.pk,
+                kind="welcome",
+                title="Hi",
+                body="Hi",
+                source_message_id=uuid.uuid4(),
             )
             raise RuntimeError("the handler failed after creating it")
 
