@@ -2,48 +2,313 @@
 
 Rows of ``StockLevel`` are always locked in product id order, whoever locks them, so two
 transactions can never wait on each other in a cycle.
+
+On PostgreSQL the moves are a few hand-written statements with a fixed text whatever the number
+of products (arrays, not one placeholder per product), so psycopg prepares them once per
+connection and no ORM query is built per message: one ``SELECT ... FOR UPDATE`` of the levels,
+then one statement that updates every counter and writes every ledger row (and, for an order,
+its reservation). Other databases (SQLite on a laptop) take the equivalent ORM path. Either
+way the CHECK constraints of ``StockLevel`` remain the last line of defence against overselling.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Case, F, IntegerField, Value, When
+from django.utils import timezone
 
+from catalogue.models import Product
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
 from stock.availability import crossed_low_threshold
-from stock.models import StockLedgerEntry, StockLevel
+from stock.models import Reservation, StockLedgerEntry, StockLevel
 
 Deltas = Mapping[int, tuple[int, int]]  # product id -> (change of on_hand, change of reserved)
 
+_LEVELS = StockLevel._meta.db_table
+_PRODUCTS = Product._meta.db_table
+_LEDGER = StockLedgerEntry._meta.db_table
+_RESERVATIONS = Reservation._meta.db_table
 
-def lock_levels(product_ids: Iterable[int]) -> dict[int, StockLevel]:
-    levels = (
-        StockLevel.objects.select_for_update(of=("self",))
-        .select_related("product")
-        .filter(product_id__in=list(product_ids))
-        .order_by("product_id")
-    )
-    return {level.product_id: level for level in levels}
+_LOCK_SQL = (
+    "SELECT s.product_id, s.on_hand, s.reserved,"  # noqa: S608 (table names, not input)
+    " p.active, p.sku, p.name, p.low_stock_threshold"
+    f" FROM {_LEVELS} AS s JOIN {_PRODUCTS} AS p ON p.id = s.product_id"
+    " WHERE s.product_id = ANY(%s::bigint[])"
+    " ORDER BY s.product_id"
+    " FOR UPDATE OF s"
+)
+
+# Adds each product's deltas to its (already locked) counters; {gate} can make it conditional.
+_MOVED_CTE = (
+    "moved AS ("  # noqa: S608 (table names, not input)
+    f" UPDATE {_LEVELS} AS s"
+    " SET on_hand = s.on_hand + d.on_hand, reserved = s.reserved + d.reserved"
+    " FROM unnest(%s::bigint[], %s::integer[], %s::integer[]) AS d (product_id, on_hand, reserved)"
+    " WHERE s.product_id = d.product_id{gate}"
+    " RETURNING d.product_id, d.on_hand, d.reserved"
+    ")"
+)
+
+# One ledger row for each product ``moved`` changed.
+_LEDGER_INSERT = (
+    f"INSERT INTO {_LEDGER}"  # noqa: S608 (table names, not input)
+    " (product_id, kind, delta_on_hand, delta_reserved, reason, order_id, actor_id, created_at)"
+    " SELECT product_id, %s, on_hand, reserved, %s, %s::uuid, %s::bigint, %s FROM moved"
+)
+
+_APPLY_SQL = f"WITH {_MOVED_CTE.format(gate='')} {_LEDGER_INSERT} RETURNING id, product_id"
+
+_RESERVATION_INSERT = (
+    f"INSERT INTO {_RESERVATIONS}"  # noqa: S608 (table names, not input)
+    " (order_id, user_id, status, lines, reason, created_at, updated_at)"
+    " VALUES (%s::uuid, %s::bigint, %s, %s::jsonb, %s, %s, %s)"
+    " ON CONFLICT (order_id) DO NOTHING"
+    " RETURNING id"
+)
+
+# The reservation, the counters and the ledger of an order in one statement. The unique
+# order_id decides: when the order already has a reservation, nothing is inserted, so nothing
+# moves and no row comes back. Replaces a SELECT of the reservation before the work.
+_RESERVE_SQL = (
+    f"WITH reservation AS ({_RESERVATION_INSERT}),"  # noqa: S608 (table names, not input)
+    f" {_MOVED_CTE.format(gate=' AND EXISTS (SELECT 1 FROM reservation)')},"
+    f" ledger AS ({_LEDGER_INSERT})"
+    " SELECT id FROM reservation"
+)
+
+# The columns, in this order, of the model instances built from what these statements wrote.
+_RESERVATION_FIELDS = [
+    "id",
+    "order_id",
+    "user_id",
+    "status",
+    "lines",
+    "reason",
+    "created_at",
+    "updated_at",
+]
+_LEDGER_FIELDS = [
+    "id",
+    "product_id",
+    "kind",
+    "delta_on_hand",
+    "delta_reserved",
+    "reason",
+    "order_id",
+    "actor_id",
+    "created_at",
+]
+
+
+@dataclass(slots=True)
+class Level:
+    """One locked ``StockLevel`` row and what moving its stock needs to know of its product."""
+
+    product_id: int
+    on_hand: int
+    reserved: int
+    active: bool
+    sku: str
+    name: str
+    low_stock_threshold: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+def _hand_written_sql() -> bool:
+    """Whether the statements of this module suit the database (PostgreSQL); else the ORM."""
+    return connection.vendor == "postgresql"
+
+
+def lock_levels(product_ids: Iterable[int]) -> dict[int, Level]:
+    """Lock the levels of these products, in product id order; unknown products are left out."""
+    ids = list(product_ids)
+    if _hand_written_sql():
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_SQL, [ids])
+            rows: Iterable[tuple[Any, ...]] = cursor.fetchall()
+    else:
+        rows = (
+            StockLevel.objects.select_for_update(of=("self",))
+            .filter(product_id__in=ids)
+            .order_by("product_id")
+            .values_list(
+                "product_id",
+                "on_hand",
+                "reserved",
+                "product__active",
+                "product__sku",
+                "product__name",
+                "product__low_stock_threshold",
+            )
+        )
+    return {row[0]: Level(*row) for row in rows}
 
 
 def apply(
-    levels: Mapping[int, StockLevel], deltas: Deltas, **ledger: Any
+    levels: Mapping[int, Level],
+    deltas: Deltas,
+    *,
+    kind: str,
+    reason: str,
+    order_id: str | None = None,
+    actor_id: int | None = None,
 ) -> list[StockLedgerEntry]:
-    """Apply ``deltas`` to locked levels: one UPDATE, one ledger INSERT, whatever the count."""
-    StockLevel.objects.filter(product_id__in=list(deltas)).update(
-        on_hand=F("on_hand") + _per_product(deltas, 0),
-        reserved=F("reserved") + _per_product(deltas, 1),
-    )
+    """Apply ``deltas`` to locked levels and write a ledger entry per product, in one go."""
+    now = timezone.now()
+    if _hand_written_sql():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _APPLY_SQL,
+                [*_delta_arrays(deltas), kind, reason, order_id, actor_id, now],
+            )
+            ids = {product_id: pk for pk, product_id in cursor.fetchall()}
+        entries = [
+            StockLedgerEntry.from_db(
+                connection.alias,
+                _LEDGER_FIELDS,
+                [ids[pid], pid, kind, on_hand, reserved, reason, order_id, actor_id, now],
+            )
+            for pid, (on_hand, reserved) in deltas.items()
+        ]
+    else:
+        StockLevel.objects.filter(product_id__in=list(deltas)).update(
+            on_hand=F("on_hand") + _per_product(deltas, 0),
+            reserved=F("reserved") + _per_product(deltas, 1),
+        )
+        entries = StockLedgerEntry.objects.bulk_create(
+            StockLedgerEntry(
+                product_id=pid,
+                delta_on_hand=on_hand,
+                delta_reserved=reserved,
+                kind=kind,
+                reason=reason,
+                order_id=order_id,
+                actor_id=actor_id,
+            )
+            for pid, (on_hand, reserved) in deltas.items()
+        )
+    _moved(levels, deltas)
+    return entries
+
+
+def reserve(
+    levels: Mapping[int, Level], wanted: Mapping[int, int], *, order_id: str, user_id: int
+) -> Reservation | None:
+    """Hold ``wanted`` of locked levels for an order: its reservation, counters and ledger.
+
+    None, with nothing changed, when the order already has a reservation (of any status).
+    """
+    lines = as_lines(wanted)
+    status = Reservation.Status.RESERVED
+    deltas = {pid: (0, quantity) for pid, quantity in wanted.items()}
+    kind, reason = StockLedgerEntry.Kind.RESERVE, "reserved for an order"
+    if not _hand_written_sql():
+        if Reservation.objects.filter(order_id=order_id).exists():
+            return None
+        apply(levels, deltas, kind=kind, reason=reason, order_id=order_id)
+        return Reservation.objects.create(
+            order_id=order_id, user_id=user_id, status=status, lines=lines
+        )
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RESERVE_SQL,
+            [
+                *_reservation_values(order_id, user_id, status, lines, "", now),
+                *_delta_arrays(deltas),
+                kind,
+                reason,
+                order_id,
+                None,  # actor_id: no staff user moves stock for an order
+                now,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    _moved(levels, deltas)
+    return _reservation(row[0], order_id, user_id, status, lines, "", now)
+
+
+def record_rejection(
+    wanted: Mapping[int, int], *, order_id: str, user_id: int, reason: str
+) -> Reservation | None:
+    """Remember that an order was rejected; None when it already has a reservation."""
+    lines = as_lines(wanted)
+    status = Reservation.Status.REJECTED
+    if not _hand_written_sql():
+        if Reservation.objects.filter(order_id=order_id).exists():
+            return None
+        return Reservation.objects.create(
+            order_id=order_id, user_id=user_id, status=status, lines=lines, reason=reason
+        )
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RESERVATION_INSERT,
+            _reservation_values(order_id, user_id, status, lines, reason, now),
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _reservation(row[0], order_id, user_id, status, lines, reason, now)
+
+
+def as_lines(wanted: Mapping[int, int]) -> list[dict[str, int]]:
+    """Quantities per product as the lines of a reservation and of its events."""
+    return [{"product_id": pid, "quantity": quantity} for pid, quantity in wanted.items()]
+
+
+def _delta_arrays(deltas: Deltas) -> list[list[int]]:
+    """The product ids, on_hand changes and reserved changes of ``deltas``, as three arrays."""
+    return [
+        list(deltas),
+        [on_hand for on_hand, _ in deltas.values()],
+        [reserved for _, reserved in deltas.values()],
+    ]
+
+
+def _moved(levels: Mapping[int, Level], deltas: Deltas) -> None:
+    """Bring the locked levels in memory up to date with what the database now holds."""
     for pid, (on_hand, reserved) in deltas.items():
-        levels[pid].on_hand += on_hand
-        levels[pid].reserved += reserved
-    return StockLedgerEntry.objects.bulk_create(
-        StockLedgerEntry(product_id=pid, delta_on_hand=on_hand, delta_reserved=reserved, **ledger)
-        for pid, (on_hand, reserved) in deltas.items()
-    )
+        level = levels[pid]
+        level.on_hand += on_hand
+        level.reserved += reserved
+
+
+def _reservation_values(
+    order_id: str,
+    user_id: int,
+    status: str,
+    lines: list[dict[str, int]],
+    reason: str,
+    now: datetime,
+) -> list[Any]:
+    return [order_id, user_id, status, json.dumps(lines), reason, now, now]
+
+
+def _reservation(
+    pk: int,
+    order_id: str,
+    user_id: int,
+    status: str,
+    lines: list[dict[str, int]],
+    reason: str,
+    now: datetime,
+) -> Reservation:
+    """The model instance of a reservation just inserted by hand, as if loaded from the database."""
+    values = [pk, order_id, user_id, status, lines, reason, now, now]
+    return Reservation.from_db(connection.alias, _RESERVATION_FIELDS, values)
 
 
 def _per_product(deltas: Deltas, index: int) -> Case:
@@ -52,19 +317,19 @@ def _per_product(deltas: Deltas, index: int) -> Case:
 
 
 def announce_low_stock(
-    levels: Mapping[int, StockLevel],
+    levels: Mapping[int, Level],
     before: Mapping[int, int],
     *,
     correlation_id: str,
     cause: Envelope | None = None,
 ) -> None:
     for pid, level in levels.items():
-        threshold = level.product.low_stock_threshold
+        threshold = level.low_stock_threshold
         if crossed_low_threshold(before=before[pid], after=level.available, threshold=threshold):
             data = {
                 "product_id": pid,
-                "sku": level.product.sku,
-                "name": level.product.name,
+                "sku": level.sku,
+                "name": level.name,
                 "available": level.available,
                 "threshold": threshold,
             }

@@ -35,24 +35,24 @@ def stock_level_create(*, product: Product) -> StockLevel:
 def stock_reserve(
     *, order_id: str, user_id: int, lines: Iterable[Mapping[str, int]], cause: Envelope
 ) -> Reservation:
-    """Reserve every line of an order, or none, and announce which it was."""
-    existing = Reservation.objects.filter(order_id=order_id).first()
-    if existing is not None:
-        logger.info("order %s already has a %s reservation", order_id, existing.status)
-        return existing
+    """Reserve every line of an order, or none, and announce which it was.
+
+    A successful reservation is three statements (PostgreSQL): lock the levels, write the
+    reservation with its counters and ledger, write the event to the outbox. An order seen
+    before (a duplicate, or a tombstone left by an early cancel) is recognised by the unique
+    order id when its reservation is written, and then changes nothing.
+    """
     wanted = merge_lines(lines)
     levels = movements.lock_levels(wanted)
-    offers = {pid: Offer(level.available, level.product.active) for pid, level in levels.items()}
+    offers = {pid: Offer(level.available, level.active) for pid, level in levels.items()}
     found = shortfalls(wanted, offers)
     if found:
         reason = rejection_reason(found, len(wanted))
-        reservation = Reservation.objects.create(
-            order_id=order_id,
-            user_id=user_id,
-            status=Reservation.Status.REJECTED,
-            lines=_as_lines(wanted),
-            reason=reason,
+        rejected = movements.record_rejection(
+            wanted, order_id=order_id, user_id=user_id, reason=reason
         )
+        if rejected is None:
+            return _already_seen(order_id)
         data = {
             "order_id": order_id,
             "reason": reason,
@@ -60,27 +60,23 @@ def stock_reserve(
         }
         publish_event("stock.rejected", data, correlation_id=cause.correlation_id, causation=cause)
         logger.info("order %s rejected: %s", order_id, reason)
-        return reservation
+        return rejected
 
     before = {pid: level.available for pid, level in levels.items()}
-    movements.apply(
-        levels,
-        {pid: (0, quantity) for pid, quantity in wanted.items()},
-        kind=StockLedgerEntry.Kind.RESERVE,
-        reason="reserved for an order",
-        order_id=order_id,
-    )
-    reservation = Reservation.objects.create(
-        order_id=order_id,
-        user_id=user_id,
-        status=Reservation.Status.RESERVED,
-        lines=_as_lines(wanted),
-    )
-    data = {"order_id": order_id, "lines": _as_lines(wanted)}
+    reservation = movements.reserve(levels, wanted, order_id=order_id, user_id=user_id)
+    if reservation is None:
+        return _already_seen(order_id)
+    data = {"order_id": order_id, "lines": reservation.lines}
     publish_event("stock.reserved", data, correlation_id=cause.correlation_id, causation=cause)
     logger.info("order %s reserved: %s", order_id, _describe(wanted))
     movements.announce_low_stock(levels, before, correlation_id=cause.correlation_id, cause=cause)
     return reservation
+
+
+def _already_seen(order_id: str) -> Reservation:
+    existing = Reservation.objects.get(order_id=order_id)
+    logger.info("order %s already has a %s reservation", order_id, existing.status)
+    return existing
 
 
 @transaction.atomic(savepoint=False)
@@ -178,7 +174,3 @@ def _set_status(reservation: Reservation, status: str, *, reason: str | None = N
 
 def _describe(quantities: Mapping[int, int]) -> str:
     return ", ".join(f"{quantity} of product {pid}" for pid, quantity in quantities.items())
-
-
-def _as_lines(wanted: Mapping[int, int]) -> list[dict[str, int]]:
-    return [{"product_id": pid, "quantity": quantity} for pid, quantity in wanted.items()]

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from catalogue.models import Product
 from catalogue.services import product_create
 from identity.testing import make_access_token
+from stock import movements
 from stock.services import stock_adjust
 from tests.factories import CUSTOMER_ID, STAFF_ID
 
@@ -35,6 +36,15 @@ def staff_client() -> APIClient:
 @pytest.fixture
 def customer_client() -> APIClient:
     return _client(user_id=CUSTOMER_ID, username="alice", is_staff=False)
+
+
+@pytest.fixture(params=["sql", "orm"])
+def either_stock_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test on both paths of ``stock.movements``: the hand-written PostgreSQL statements,
+    and the ORM that other databases (SQLite under ``make up``) take."""
+    if request.param == "orm":
+        monkeypatch.setattr(movements, "_hand_written_sql", lambda: False)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from stock.models import StockLevel
 from stock.selectors import stock_ledger_mismatches
 from tests import factories
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("either_stock_path")]
 
 
 @pytest.fixture

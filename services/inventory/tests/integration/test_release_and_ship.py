@@ -6,7 +6,7 @@ from stock.models import Reservation, StockLedgerEntry, StockLevel
 from tests import factories
 from tests.factories import published
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("either_stock_path")]
 
 
 def counters(product):

@@ -4,14 +4,24 @@ import pytest
 
 from stock.handlers import order_created
 from stock.models import Reservation, StockLedgerEntry, StockLevel
+from stock.selectors import stock_ledger_mismatches
+from stock.services import stock_reserve
 from tests import factories
 from tests.factories import published
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("either_stock_path")]
 
 
 def level(product):
     return StockLevel.objects.get(product=product)
+
+
+def order_created_returning(envelope):
+    """What ``stock_reserve`` answers for an order.created, as the handler calls it."""
+    data = envelope.data
+    return stock_reserve(
+        order_id=data["order_id"], user_id=data["user_id"], lines=data["lines"], cause=envelope
+    )
 
 
 class TestReserveAllLines:
@@ -47,6 +57,22 @@ class TestReserveAllLines:
         assert (entry.delta_on_hand, entry.delta_reserved) == (0, 3)
         assert str(entry.order_id) == envelope.data["order_id"]
 
+    def test_the_ledger_of_every_line_agrees_with_the_counters(self, make_product):
+        products = [make_product(on_hand=10) for _ in range(3)]
+        envelope = factories.order_created([(p.pk, n) for n, p in enumerate(products, start=1)])
+
+        reservation = order_created_returning(envelope)
+
+        entries = StockLedgerEntry.objects.filter(kind="reserve").order_by("product_id")
+        assert [(e.product_id, e.delta_on_hand, e.delta_reserved) for e in entries] == [
+            (p.pk, 0, n) for n, p in enumerate(products, start=1)
+        ]
+        assert {str(e.order_id) for e in entries} == {envelope.data["order_id"]}
+        assert [level(p).reserved for p in products] == [1, 2, 3]
+        assert stock_ledger_mismatches() == []
+        assert reservation == Reservation.objects.get(order_id=envelope.data["order_id"])
+        assert reservation.status == Reservation.Status.RESERVED
+
 
 class TestRejectWholeOrder:
     def test_one_short_line_reserves_nothing_at_all(self, make_product):
@@ -55,8 +81,8 @@ class TestRejectWholeOrder:
 
         order_created(envelope)
 
-        assert level(hammer).reserved == 0
-        assert level(nails).reserved == 0
+        assert (level(hammer).on_hand, level(hammer).reserved) == (5, 0)
+        assert (level(nails).on_hand, level(nails).reserved) == (3, 0)
         assert not StockLedgerEntry.objects.filter(kind="reserve").exists()
         reservation = Reservation.objects.get(order_id=envelope.data["order_id"])
         assert reservation.status == Reservation.Status.REJECTED
@@ -87,6 +113,24 @@ class TestRejectWholeOrder:
         assert event.data["reason"].startswith("3 of 4 lines cannot be reserved: ")
         assert f"product {short.pk}: only 3 available" in event.data["reason"]
 
+    def test_an_unknown_product_rejects_the_order(self, make_product):
+        hammer = make_product(on_hand=5)
+        unknown_id = hammer.pk + 1000
+        envelope = factories.order_created([(hammer.pk, 1), (unknown_id, 1)])
+
+        order_created(envelope)
+
+        assert level(hammer).reserved == 0
+        assert not StockLedgerEntry.objects.filter(kind="reserve").exists()
+        reservation = Reservation.objects.get(order_id=envelope.data["order_id"])
+        assert reservation.status == Reservation.Status.REJECTED
+        assert f"product {unknown_id}: unknown product" in reservation.reason
+        [event] = published("stock.rejected")
+        assert event.data["lines"] == [
+            {"product_id": unknown_id, "requested": 1, "available": 0, "reason": "unknown product"}
+        ]
+        assert published("stock.reserved") == []
+
     def test_available_is_what_others_have_not_reserved(self, make_product):
         hammer = make_product(on_hand=5)
         order_created(factories.order_created([(hammer.pk, 4)]))
@@ -108,3 +152,26 @@ class TestOrderAlreadySeen:
 
         assert level(hammer).reserved == 2
         assert len(published("stock.reserved")) == 1
+
+    def test_order_created_again_when_its_stock_is_gone_is_not_rejected(self, make_product):
+        hammer = make_product(on_hand=5)
+        envelope = factories.order_created([(hammer.pk, 4)])
+        order_created(envelope)
+
+        again = order_created_returning(envelope)
+
+        assert again.status == Reservation.Status.RESERVED
+        assert level(hammer).reserved == 4
+        assert StockLedgerEntry.objects.filter(kind="reserve").count() == 1
+        assert len(published("stock.reserved")) == 1
+        assert published("stock.rejected") == []
+
+    def test_a_rejected_order_created_again_is_rejected_once(self, make_product):
+        hammer = make_product(on_hand=1)
+        envelope = factories.order_created([(hammer.pk, 2)])
+        order_created(envelope)
+
+        again = order_created_returning(envelope)
+
+        assert again.status == Reservation.Status.REJECTED
+        assert len(published("stock.rejected")) == 1
