@@ -38,7 +38,6 @@ from django.db import (
     DatabaseError,
     InterfaceError,
     OperationalError,
-    close_old_connections,
     models,
     transaction,
 )
@@ -54,7 +53,7 @@ from messaging.config import MessagingConfig, get_config
 from messaging.envelope import Envelope, MalformedMessage, decode
 from messaging.metrics import record_delivery
 from messaging.models import InboxMessage
-from messaging.worker import Heartbeat
+from messaging.worker import DatabaseCheck, Heartbeat
 from service_runtime import tracing
 from service_runtime.logging import bind
 
@@ -264,6 +263,7 @@ class Consumer:
         self._broker: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._pending: list[_Delivery] = []
+        self._database = DatabaseCheck()
 
     def run_forever(self) -> None:
         delays = backoff_delays()
@@ -375,9 +375,12 @@ class Consumer:
         items = [Item(d.body, d.attempt, d.context) for d in batch]
         while True:
             try:
-                close_old_connections()
-                return self.processor.process_batch(items)
+                self._database.before_work()
+                outcomes = self.processor.process_batch(items)
+                self._database.answered()
+                return outcomes
             except DatabaseError as exc:
+                self._database.forget()
                 if self.stop_event.is_set():
                     return None
                 delay = next(delays)

@@ -29,7 +29,7 @@ from messaging.metrics import record_published
 from messaging.models import OutboxMessage
 from messaging.outbox import NOTIFY_CHANNEL
 from messaging.publisher import ConfirmingPublisher, OutgoingMessage, Settled
-from messaging.worker import Heartbeat
+from messaging.worker import DatabaseCheck, Heartbeat
 from service_runtime import tracing
 from service_runtime.logging import bind
 
@@ -75,6 +75,7 @@ class OutboxRelay:
         self.stop_event = threading.Event()
         self.published = 0
         self.heartbeat = Heartbeat(None)  # run_relay gives it a file: ready while relaying
+        self._database = DatabaseCheck()
         # RabbitMQ checks user_id against the connection's account, so consumers can trust it.
         self._user_id = pika.URLParameters(self.config.broker_url).credentials.username
 
@@ -97,6 +98,7 @@ class OutboxRelay:
                 delays = backoff_delays()
                 self._relay_until_stopped(broker, publisher, waiter)
             except _RECONNECT_ERRORS as exc:
+                self._database.forget()
                 delay = next(delays)
                 logger.warning("outbox relay lost a connection (%s); retrying in %.1fs", exc, delay)
                 self.stop_event.wait(delay)
@@ -120,7 +122,7 @@ class OutboxRelay:
         Every row of the batch goes out before the relay waits, once, for all the confirms
         (``ConfirmingPublisher``); the confirmed rows are then marked sent in one statement.
         """
-        close_old_connections()
+        self._database.before_work()
         failure: BaseException | None = None
         settled = Settled()
         with transaction.atomic():
@@ -130,6 +132,7 @@ class OutboxRelay:
                 .order_by("id")[: self.batch_size]
             )
             if not rows:
+                self._database.answered()
                 return 0
             try:
                 for row in rows:
@@ -148,6 +151,7 @@ class OutboxRelay:
                 OutboxMessage.objects.filter(pk=row.pk).update(
                     attempts=row.attempts + 1, last_error=reason[:2000]
                 )
+        self._database.answered()
         self.published += len(confirmed)
         record_published(row.routing_key for row in confirmed)
         if settled.refused:

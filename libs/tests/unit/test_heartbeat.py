@@ -1,4 +1,4 @@
-"""Worker readiness: the heartbeat file and ``manage.py worker_health``."""
+"""Worker readiness: the heartbeat file and ``manage.py worker_health``; the database check."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from messaging import worker
 from messaging.worker import HEARTBEAT_ENV, Heartbeat, heartbeat_age
 
 
@@ -79,3 +80,24 @@ class TestWorkerMetricsPort:
         assert serve_metrics() == port
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             assert b"messaging_messages_consumed_total" in response.read()
+
+
+def test_the_database_check_runs_only_after_an_idle_spell(monkeypatch: pytest.MonkeyPatch) -> None:
+    checks: list[bool] = []
+    monkeypatch.setattr(worker, "close_old_connections", lambda: checks.append(True))
+    now = [100.0]
+    monkeypatch.setattr(worker.time, "monotonic", lambda: now[0])
+    database = worker.DatabaseCheck(idle_seconds=1.0)
+    database.before_work()  # never answered yet: checked
+    database.answered()
+    now[0] += 0.5
+    database.before_work()  # busy: the last statement just proved the connection
+    database.answered()
+    assert len(checks) == 1
+    now[0] += 1.5
+    database.before_work()  # idle for a while: checked again
+    assert len(checks) == 2
+    database.answered()
+    database.forget()  # a database error: checked before the next unit of work
+    database.before_work()
+    assert len(checks) == 3

@@ -48,7 +48,7 @@ from django.utils import timezone
 
 from messaging import notify
 from messaging.broker import backoff_delays
-from messaging.worker import Heartbeat
+from messaging.worker import DatabaseCheck, Heartbeat
 from notifications.email_deliveries import (
     NOTIFY_CHANNEL,
     email_deliveries_claim,
@@ -73,10 +73,6 @@ BATCH_SIZE = 100  # claimed in one statement, sent over one connection, recorded
 # A long batch records what went out at least this often: the window in which a worker that
 # dies leaves a sent e-mail to be marked failed stays short.
 RECORD_SENT_EVERY_SECONDS = 1.0
-# Django checks a connection with a round trip of its own before using it again; a busy worker's
-# connection proves itself with every statement (and one that fails is closed and opened anew).
-CHECK_CONNECTION_AFTER_IDLE_SECONDS = 1.0
-
 # Answers proving that the server did not take the message: safe to send it again later.
 REFUSED: tuple[type[Exception], ...] = (
     smtplib.SMTPHeloError,
@@ -139,7 +135,7 @@ class EmailDeliveryWorker:
         self.sent = 0
         self.heartbeat = Heartbeat(None)  # run_email_deliveries gives it a file
         self._claims_expired_at = -math.inf
-        self._database_answered_at = -math.inf
+        self._database = DatabaseCheck()
 
     def run_forever(self) -> None:
         delays = backoff_delays()
@@ -166,18 +162,17 @@ class EmailDeliveryWorker:
 
     def run_once(self) -> int:
         """Send the deliveries due now (one batch); how many were claimed."""
-        if time.monotonic() - self._database_answered_at >= CHECK_CONNECTION_AFTER_IDLE_SECONDS:
-            close_old_connections()  # its check costs a round trip: only after an idle spell
+        self._database.before_work()  # its check costs a round trip: only after an idle spell
         self._expire_claims()
         if connection.vendor != "postgresql":
             due = email_delivery_next_due()  # a read first: on SQLite a claim locks the database
             if due is None or due > timezone.now():
-                self._database_answered_at = time.monotonic()
+                self._database.answered()
                 return 0
         claimed = email_deliveries_claim(limit=self.batch_size)
         if claimed:
             self._send(claimed)
-        self._database_answered_at = time.monotonic()
+        self._database.answered()
         return len(claimed)
 
     def _send(self, claimed: list[EmailDelivery]) -> None:
