@@ -1,23 +1,26 @@
 """Writes to orders. Every state change and the event announcing it share one transaction.
 
-Transitions are guarded by :data:`orders.models.TRANSITIONS` under a row lock, so a late or
-redelivered event never moves an order backwards and concurrent writers serialise.
+Transitions are guarded by :data:`orders.models.TRANSITIONS` under a row lock (taken by
+``SELECT ... FOR UPDATE``, or by a conditional ``UPDATE ... WHERE status = ...`` that is the lock
+and the check in one statement), so a late or redelivered event never moves an order backwards
+and concurrent writers serialise.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from messaging.envelope import Envelope
@@ -245,6 +248,97 @@ def _move(
     )
 
 
+@dataclass(frozen=True)
+class _Moved:
+    """What the event and the metrics need of an order that :func:`_move_pending` moved."""
+
+    user_id: int
+    total: Decimal
+    created_at: datetime
+
+
+def _move_pending(
+    order_id: uuid.UUID,
+    to_status: str,
+    *,
+    reason: str,
+    causation: Envelope,
+    also_set: Mapping[str, Any] | None = None,
+) -> _Moved | None:
+    """PENDING → ``to_status`` (setting ``also_set`` too), with its history entry; None, and
+    nothing written, when the order is not PENDING or does not exist.
+
+    On PostgreSQL this is one statement (:func:`_move_pending_sql`): ``UPDATE ... WHERE
+    status = 'PENDING' RETURNING`` is the row lock and the check at once (a concurrent writer's
+    change is waited for and re-checked), and the history row is inserted from what it returned.
+    It only writes, so it can run many times in one transaction (the consumer's batches). Other
+    databases take the ORM way: lock, check, save, insert.
+    """
+    if to_status not in TRANSITIONS[OrderStatus.PENDING]:
+        raise TransitionNotAllowed(f"A PENDING order cannot become {to_status}.")
+    also_set = also_set or {}
+    if connection.vendor != "postgresql":
+        order = _lock(order_id)
+        if order.status != OrderStatus.PENDING:
+            return None
+        for name, value in also_set.items():
+            setattr(order, name, value)
+        _move(order, to_status, reason=reason, causation=causation, also_update=tuple(also_set))
+        return _Moved(user_id=order.user_id, total=order.total, created_at=order.created_at)
+    now = timezone.now()
+    params: dict[str, Any] = {
+        "order_id": order_id,
+        "pending": OrderStatus.PENDING.value,
+        "to_status": to_status,
+        "now": now,
+        "reason": reason,
+        "causation_id": uuid.UUID(causation.id),
+    }
+    for name, value in also_set.items():
+        field = Order._meta.get_field(name)
+        assert isinstance(field, models.Field)
+        params[name] = field.get_db_prep_save(value, connection)  # e.g. JSON for rejected_lines
+    with connection.cursor() as cursor:
+        cursor.execute(_move_pending_sql(tuple(also_set)), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    moved = _Moved(user_id=row[0], total=row[1], created_at=row[2])
+    metrics.order_moved(
+        from_status=OrderStatus.PENDING, to_status=to_status, placed_at=moved.created_at
+    )
+    return moved
+
+
+@functools.cache
+def _move_pending_sql(also_set: tuple[str, ...]) -> str:
+    """The statement of :func:`_move_pending` on PostgreSQL; its text is the same every time,
+    so psycopg prepares it once per connection.
+
+    ``moved`` is the conditional update, ``noted`` the history row that
+    :func:`_record` would write for it (``actor_user_id`` stays NULL: an event is no caller).
+    """
+    qn = connection.ops.quote_name
+    order, change = Order._meta, OrderStatusChange._meta
+    assignments = "".join(f", {qn(name)} = %({name})s" for name in also_set)
+    return f"""
+        WITH moved AS (
+            UPDATE {qn(order.db_table)}
+            SET {qn("status")} = %(to_status)s, {qn("updated_at")} = %(now)s{assignments}
+            WHERE {qn("id")} = %(order_id)s AND {qn("status")} = %(pending)s
+            RETURNING {qn("id")}, {qn("user_id")}, {qn("total")}, {qn("created_at")}
+        ), noted AS (
+            INSERT INTO {qn(change.db_table)} (
+                {qn("order_id")}, {qn("from_status")}, {qn("to_status")}, {qn("reason")},
+                {qn("at")}, {qn("caused_by_message_id")}
+            )
+            SELECT {qn("id")}, %(pending)s, %(to_status)s, %(reason)s, %(now)s, %(causation_id)s
+            FROM moved
+        )
+        SELECT {qn("user_id")}, {qn("total")}, {qn("created_at")} FROM moved
+    """  # noqa: S608 (names come from the models)
+
+
 def _publish_cancelled(order: Order, reason: str, causation: Envelope | None = None) -> None:
     publish_event(
         "order.cancelled",
@@ -301,59 +395,65 @@ def order_ship(*, order_id: uuid.UUID, actor_user_id: int | None = None) -> Orde
 
 
 @transaction.atomic(savepoint=False)  # inside the consumer's transaction
-def order_confirm_reservation(*, order_id: uuid.UUID, causation: Envelope) -> Order:
+def order_confirm_reservation(*, order_id: uuid.UUID, causation: Envelope) -> None:
     """``stock.reserved``: PENDING → CONFIRMED; a reservation for a dead order is released.
 
     CANCELLED (cancel or deadline raced the reservation) or REJECTED: ``order.cancelled`` is
     published again so inventory releases the stock (its release is idempotent). CONFIRMED or
-    SHIPPED: a repeat, nothing to do.
+    SHIPPED: a repeat, nothing to do. ``Order.DoesNotExist`` for an unknown order.
+
+    The usual case, a PENDING order, is one statement before the event (see
+    :func:`_move_pending`); the order is read only when it was not PENDING.
     """
-    order = _lock(order_id)
-    if order.status == OrderStatus.PENDING:
-        _move(order, OrderStatus.CONFIRMED, reason="stock reserved", causation=causation)
+    moved = _move_pending(
+        order_id, OrderStatus.CONFIRMED, reason="stock reserved", causation=causation
+    )
+    if moved is not None:
         publish_event(
             "order.confirmed",
-            {"order_id": str(order.id), "user_id": order.user_id, "total": f"{order.total:.2f}"},
-            correlation_id=str(order.id),
+            {"order_id": str(order_id), "user_id": moved.user_id, "total": f"{moved.total:.2f}"},
+            correlation_id=str(order_id),
             causation=causation,
         )
-        logger.info("order %s confirmed: stock reserved, total %s", order.id, order.total)
-    elif order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+        logger.info("order %s confirmed: stock reserved, total %s", order_id, moved.total)
+        return
+    order = _lock(order_id)
+    if order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
         reason = f"stock reserved after the order was {order.status.lower()}; releasing it"
         _record(order, from_status=order.status, reason=reason, causation=causation)
         _publish_cancelled(order, reason, causation)
         logger.info("order %s: %s", order.id, reason)
     else:
         logger.info("order %s is already %s; stock.reserved ignored", order.id, order.status)
-    return order
 
 
 @transaction.atomic(savepoint=False)  # inside the consumer's transaction
 def order_reject_reservation(
     *, order_id: uuid.UUID, reason: str, lines: list[dict[str, Any]], causation: Envelope
-) -> Order:
-    """``stock.rejected``: PENDING → REJECTED with the reasons; otherwise a late event, ignored."""
-    order = _lock(order_id)
-    if order.status == OrderStatus.PENDING:
-        order.rejection_reason = reason
-        order.rejected_lines = lines
-        _move(
-            order,
-            OrderStatus.REJECTED,
-            reason=reason,
-            causation=causation,
-            also_update=("rejection_reason", "rejected_lines"),
-        )
+) -> None:
+    """``stock.rejected``: PENDING → REJECTED with the reasons; otherwise a late event, ignored.
+
+    ``Order.DoesNotExist`` for an unknown order. Like :func:`order_confirm_reservation`, one
+    statement before the event when the order is PENDING.
+    """
+    moved = _move_pending(
+        order_id,
+        OrderStatus.REJECTED,
+        reason=reason,
+        causation=causation,
+        also_set={"rejection_reason": reason, "rejected_lines": lines},
+    )
+    if moved is not None:
         publish_event(
             "order.rejected",
-            {"order_id": str(order.id), "user_id": order.user_id, "reason": reason},
-            correlation_id=str(order.id),
+            {"order_id": str(order_id), "user_id": moved.user_id, "reason": reason},
+            correlation_id=str(order_id),
             causation=causation,
         )
-        logger.info("order %s rejected: %s", order.id, reason)
-    else:
-        logger.info("order %s is already %s; stock.rejected ignored", order.id, order.status)
-    return order
+        logger.info("order %s rejected: %s", order_id, reason)
+        return
+    order = _lock(order_id)
+    logger.info("order %s is already %s; stock.rejected ignored", order.id, order.status)
 
 
 @transaction.atomic(savepoint=False)  # inside the consumer's transaction

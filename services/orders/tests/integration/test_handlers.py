@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from support import body, outbox, product_upserted, stock_event
 
@@ -54,6 +56,21 @@ def handle(envelope: Envelope) -> None:
 
 def status_of(order: Order) -> str:
     return Order.objects.get(pk=order.pk).status
+
+
+def wait_until_blocked_by_this_connection(timeout: float = 10) -> None:
+    """Until another connection waits for a lock this one holds (``pg_locks`` is live)."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks "
+                "WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid)))"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("no other connection waited for this one's locks")
 
 
 def history(order: Order) -> list[tuple[str, str]]:
@@ -116,13 +133,76 @@ class TestStockReserved:
         assert len(outbox("order.cancelled")) == 2  # the cancel, then the compensation
         assert outbox("order.confirmed") == []
 
+    def test_history_entry_is_the_same_as_ever(self, order: Order) -> None:
+        event = reserved(order)
+
+        handle(event)
+
+        stored = Order.objects.get(pk=order.pk)
+        last = stored.status_changes.order_by("-at", "-id").first()
+        assert last is not None
+        assert (last.from_status, last.to_status, last.reason) == (
+            "PENDING",
+            "CONFIRMED",
+            "stock reserved",
+        )
+        assert (str(last.caused_by_message_id), last.actor_user_id) == (event.id, None)
+        assert stored.updated_at > order.updated_at
+        assert last.at > order.updated_at
+
+    def test_several_in_one_transaction(self, order: Order) -> None:
+        other = services.order_place(
+            user_id=8, idempotency_key="k", lines=[services.LineRequest(product_id=2, quantity=1)]
+        ).order
+
+        with transaction.atomic():  # as the consumer applies a batch
+            for envelope in (reserved(order), reserved(other), reserved(order)):
+                HANDLERS[envelope.type](envelope)
+
+        assert (status_of(order), status_of(other)) == (OrderStatus.CONFIRMED,) * 2
+        assert [e.data["order_id"] for e in outbox("order.confirmed")] == [
+            str(order.id),
+            str(other.id),
+        ]
+        assert history(order) == [("", "PENDING"), ("PENDING", "CONFIRMED")]
+
+    @pytest.mark.django_db(transaction=True)
+    def test_waits_for_a_customer_cancel_in_progress_then_releases_the_stock(
+        self, order: Order
+    ) -> None:
+        """The conditional UPDATE waits for the row lock, then re-checks the committed status."""
+        errors: list[BaseException] = []
+
+        def deliver() -> None:
+            try:
+                handle(reserved(order))
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        worker = threading.Thread(target=deliver)
+        with transaction.atomic():
+            services.order_cancel(order_id=order.id, reason="changed my mind")
+            worker.start()
+            wait_until_blocked_by_this_connection()
+        worker.join(timeout=10)
+
+        assert not worker.is_alive()
+        assert errors == []
+        assert status_of(order) == OrderStatus.CANCELLED
+        assert len(outbox("order.cancelled")) == 2  # the cancel, then the compensation
+        assert outbox("order.confirmed") == []
+        assert history(order)[-1] == (OrderStatus.CANCELLED, OrderStatus.CANCELLED)
+
     # In real transactions: the fixture's own NOTIFY must not share the handler's transaction
     # (publish_event sends one per transaction).
     @pytest.mark.django_db(transaction=True)
     def test_query_count_is_pinned(self, order: Order, django_assert_num_queries: Any) -> None:
         event = reserved(order)
-        # BEGIN, lock the order, update it, history row, outbox row, NOTIFY, COMMIT
-        with django_assert_num_queries(7):
+        # BEGIN, update the PENDING order and insert its history row (one statement),
+        # outbox row, NOTIFY, COMMIT
+        with django_assert_num_queries(5):
             handle(event)
 
     @pytest.mark.django_db(transaction=True)
@@ -130,9 +210,20 @@ class TestStockReserved:
         self, order: Order, processor: MessageProcessor, django_assert_num_queries: Any
     ) -> None:
         message = body(reserved(order))
-        # the handler's seven, plus the inbox row
-        with django_assert_num_queries(8):
+        # the handler's five, plus the inbox row
+        with django_assert_num_queries(6):
             assert processor.process(message).action == "ack"
+
+    @pytest.mark.django_db(transaction=True)
+    def test_query_count_of_a_compensation_is_pinned(
+        self, order: Order, django_assert_num_queries: Any
+    ) -> None:
+        Order.objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
+        event = reserved(order)
+        # BEGIN, the update that finds no PENDING order, lock and read it, history row,
+        # outbox row, NOTIFY, COMMIT
+        with django_assert_num_queries(7):
+            handle(event)
 
 
 class TestStockRejected:
@@ -167,6 +258,28 @@ class TestStockRejected:
 
         assert status_of(order) == OrderStatus.CONFIRMED
         assert history(order) == [("", "PENDING"), ("PENDING", "CONFIRMED")]
+
+    def test_history_entry_is_the_same_as_ever(self, order: Order) -> None:
+        event = rejected(order)
+
+        handle(event)
+
+        last = order.status_changes.order_by("-at", "-id").first()
+        assert last is not None
+        assert (last.from_status, last.to_status, last.reason) == (
+            "PENDING",
+            "REJECTED",
+            "insufficient stock",
+        )
+        assert (str(last.caused_by_message_id), last.actor_user_id) == (event.id, None)
+
+    @pytest.mark.django_db(transaction=True)
+    def test_query_count_is_pinned(self, order: Order, django_assert_num_queries: Any) -> None:
+        event = rejected(order)
+        # BEGIN, update the PENDING order and insert its history row (one statement),
+        # outbox row, NOTIFY, COMMIT
+        with django_assert_num_queries(5):
+            handle(event)
 
 
 class TestStockReleased:
