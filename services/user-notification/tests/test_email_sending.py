@@ -5,6 +5,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import OperationalError
@@ -329,6 +330,29 @@ class TestWorkerLoop:
         wait_until(lambda: len(mail_server.received) == 1, timeout=5)
 
         assert time.monotonic() - started < 5
+
+    def test_commits_close_together_are_sent_as_one_batch(
+        self, smtp_settings, mail_server, order_event, running_worker, monkeypatch
+    ):
+        claims: list[int] = []
+        claim = email_worker.email_deliveries_claim
+
+        def counting(**kwargs: Any) -> list[EmailDelivery]:
+            claimed = claim(**kwargs)
+            if claimed:
+                claims.append(len(claimed))
+            return claimed
+
+        monkeypatch.setattr(email_worker, "email_deliveries_claim", counting)
+        monkeypatch.setattr(email_worker, "GATHER_SECONDS", 1.0)  # wide, for a slow machine
+        mail_server.start()
+        running_worker(poll_seconds=30)
+        time.sleep(0.3)  # idle, waiting
+        order_event("order.confirmed")  # three transactions, three wake-ups
+        order_event("order.rejected", reason="out of stock")
+        order_event("order.cancelled", reason="changed my mind")
+        wait_until(lambda: len(mail_server.received) == 3, timeout=10)
+        assert claims == [3]  # the first wake-up waited for the other two
 
     def test_survives_a_database_outage(
         self, smtp_settings, mail_server, order_event, running_worker, monkeypatch
