@@ -12,6 +12,7 @@ when the relay dies is published again, and the consumers' inbox absorbs the dup
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Any
@@ -126,11 +127,7 @@ class OutboxRelay:
         failure: BaseException | None = None
         settled = Settled()
         with transaction.atomic():
-            rows = list(
-                OutboxMessage.objects.select_for_update(skip_locked=True)
-                .filter(sent_at__isnull=True)
-                .order_by("id")[: self.batch_size]
-            )
+            rows = list(OutboxMessage.objects.raw(_claim_sql(), [self.batch_size]))
             if not rows:
                 self._database.answered()
                 return 0
@@ -142,9 +139,7 @@ class OutboxRelay:
                 failure = exc  # nothing is marked: published rows go again, the inbox absorbs
             confirmed = [rows[index] for index in settled.confirmed]
             if confirmed:
-                OutboxMessage.objects.filter(pk__in=[row.pk for row in confirmed]).update(
-                    sent_at=timezone.now()
-                )
+                _mark_sent([row.pk for row in confirmed])
             for index, reason in settled.refused.items():
                 # Kept unsent: no queue is bound for it yet (its consumer declares it).
                 row = rows[index]
@@ -195,6 +190,31 @@ class OutboxRelay:
                 )
             )
             logger.debug("published %s %s", row.routing_key, message_id)
+
+
+# The relay's two statements, written out: Django would compile them again for every batch.
+_TABLE = OutboxMessage._meta.db_table
+
+
+@functools.cache
+def _claim_sql() -> str:
+    """The oldest unsent rows (the partial index ``outbox_unsent``), locked for this relay."""
+    lock = (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    )
+    return (
+        "SELECT id, message_id, exchange, routing_key, body, correlation_id, attempts, headers "  # noqa: S608
+        f"FROM {_TABLE} WHERE sent_at IS NULL ORDER BY id LIMIT %s{lock}"
+    )
+
+
+def _mark_sent(ids: list[int]) -> None:
+    sent_at = OutboxMessage._meta.get_field("sent_at")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_TABLE} SET sent_at = %s WHERE id IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608
+            [sent_at.get_db_prep_save(timezone.now(), connection), *ids],  # type: ignore[union-attr]
+        )
 
 
 def _close_quietly(waiter: _CommitWaiter | None, broker: BlockingConnection | None) -> None:
