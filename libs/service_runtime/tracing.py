@@ -73,8 +73,15 @@ def configure(service: str | None = None) -> TracerProvider:
         return _provider
 
 
+_tracer: trace.Tracer | None = None
+
+
 def tracer() -> trace.Tracer:
-    return configure().get_tracer(INSTRUMENTATION_NAME)
+    """The process's tracer (made once: ``get_tracer`` is not free, and it runs per message)."""
+    global _tracer
+    if _tracer is None:
+        _tracer = configure().get_tracer(INSTRUMENTATION_NAME)
+    return _tracer
 
 
 def _text(value: object) -> str | None:
