@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from identity.authentication import TokenUser
-from orders.models import Order, OrderLine, OrderStatusChange
+from orders.models import Order, OrderStatusChange
 
 
 def _history() -> Prefetch:
@@ -44,27 +43,7 @@ def order_by_idempotency_key(*, user_id: int, idempotency_key: str) -> Order | N
 def order_with_details(order: Order) -> Order:
     """Load the lines and history of an order already in hand (two queries).
 
-    What the order already carries (see :func:`order_details_in_hand`) is not read again.
+    What the order already carries (an earlier prefetch) is not read again.
     """
     prefetch_related_objects([order], "lines", _history())
-    return order
-
-
-def order_details_in_hand(
-    order: Order, *, lines: Sequence[OrderLine], history: Sequence[OrderStatusChange]
-) -> Order:
-    """Give an order the lines and history rows just written with it, without a query.
-
-    They land where :func:`order_with_details` puts what it reads (``order.lines.all()`` and
-    ``order.status_changes.all()`` answer from them), so a new order is shown from the rows in
-    memory instead of being read back. ``lines`` in the order they were inserted, ``history``
-    oldest first, as the reads would give them.
-    """
-    # The prefetch cache, as Django's prefetch_related_objects fills it.
-    cache = order.__dict__.setdefault("_prefetched_objects_cache", {})
-    for name, rows in (("lines", lines), ("status_changes", history)):
-        queryset = getattr(order, name).all()  # lazy: no query
-        queryset._result_cache = list(rows)
-        queryset._prefetch_done = True
-        cache[name] = queryset
     return order

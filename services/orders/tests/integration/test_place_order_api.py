@@ -103,10 +103,11 @@ class TestPlacing:
     def test_query_count_is_pinned(
         self, customer: APIClient, products: dict, django_assert_num_queries: Any
     ) -> None:
-        # replica rows (one query), savepoint, order, lines (bulk), history, outbox, NOTIFY,
-        # release savepoint. No idempotency-key lookup first (the unique constraint decides)
-        # and no read-back: the response is built from the rows just written.
-        with django_assert_num_queries(8):
+        # replica rows (one query), savepoint, the order with its lines and history (one
+        # statement), outbox, NOTIFY, release savepoint. No idempotency-key lookup first (the
+        # unique constraint decides) and no read-back: the response is built from the values
+        # just written.
+        with django_assert_num_queries(6):
             response = place(customer, ONE_OF_EACH)
         assert response.status_code == 202
 
@@ -156,8 +157,9 @@ class TestIdempotency:
         self, customer: APIClient, products: dict, django_assert_num_queries: Any
     ) -> None:
         first = place(customer, ONE_OF_EACH)
-        # replica rows, savepoint, the order insert that meets the unique constraint, rollback
-        # to and release of the savepoint, the order by its key, then its lines and history.
+        # replica rows, savepoint, the order's insert that meets the unique constraint,
+        # rollback to and release of the savepoint, the order by its key, then its lines and
+        # history.
         with django_assert_num_queries(8):
             second = place(customer, ONE_OF_EACH)
         assert second.status_code == 200
