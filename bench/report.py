@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.config import REPO_ROOT, BenchConfig
+from bench.config import REPO_ROOT, REPORTS_DIR, BenchConfig
 from bench.listener import OutcomeListener
 from bench.scenarios import OrderRecord
 
@@ -18,6 +18,10 @@ SCENARIO_TITLES = {
     "d": "(d) backlog drain",
     "a_profiled": "(a) again, under py-spy",
 }
+
+
+# What each optimisation bought, measured change by change (see its own method section).
+CHANGES = REPORTS_DIR / "bench-changes.md"
 
 
 def _mean(values: list[float]) -> float | None:
@@ -341,6 +345,16 @@ def markdown(config: BenchConfig, results: dict[str, Any], plot_paths: list[Path
             f"| {target['target']} | {_fmt(target['measured'])} | **{_verdict(target['pass'])}** |"
         )
     lines += [""]
+    if not config.quick and CHANGES.exists():
+        lines += [
+            "## What each change bought",
+            "",
+            f"From [{CHANGES.name}]({_relative(CHANGES, config.output_dir)}), measured "
+            "change by change on this machine (kept by hand; the run above measures the last).",
+            "",
+            *CHANGES.read_text().split("\n")[1:],  # without its title
+            "",
+        ]
     lines += [
         "## Correctness",
         "",
