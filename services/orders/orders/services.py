@@ -1,5 +1,8 @@
 """Writes to orders. Every state change and the event announcing it share one transaction.
 
+Placing an order lives in :mod:`orders.placement` (re-exported here); this module moves orders
+from one status to the next.
+
 Transitions are guarded by :data:`orders.models.TRANSITIONS` under a row lock (taken by
 ``SELECT ... FOR UPDATE``, or by a conditional ``UPDATE ... WHERE status = ...`` that is the lock
 and the check in one statement), so a late or redelivered event never moves an order backwards
@@ -9,358 +12,38 @@ and concurrent writers serialise.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
-from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
 from orders import metrics
-from orders.models import TRANSITIONS, Order, OrderLine, OrderStatus, OrderStatusChange
-from orders.selectors import order_by_idempotency_key
-from product_replica.selectors import ReplicaPrice, product_replicas_by_id
-from service_runtime.logging import bind
+from orders.models import TRANSITIONS, Order, OrderStatus, OrderStatusChange
+from orders.placement import (  # noqa: F401 - the placing API, re-exported
+    IdempotencyKeyReused,
+    InvalidOrder,
+    LineRequest,
+    Placement,
+    order_log_context,
+    order_place,
+    request_fingerprint,
+)
 
 logger = logging.getLogger(__name__)
 
-MAX_TOTAL = Decimal("9999999999.99")  # what the money schema of order.confirmed can carry
 DEADLINE_REASON = "deadline exceeded"
-PLACED_REASON = "placed"  # of a new order's first history entry
-
-
-class InvalidOrder(Exception):
-    """The request cannot become an order; ``errors`` is shaped like a serializer's."""
-
-    def __init__(self, errors: dict[str, Any]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-
-class IdempotencyKeyReused(Exception):
-    """The key already placed an order with a different body."""
 
 
 class TransitionNotAllowed(Exception):
     """The order's status does not allow the requested change."""
-
-
-@dataclass(frozen=True)
-class LineRequest:
-    product_id: int
-    quantity: int
-
-
-class PricedLine(NamedTuple):
-    """A line priced from the replica: the values its ``OrderLine`` row is written with."""
-
-    product_id: int
-    sku: str
-    name: str
-    unit_price: Decimal
-    quantity: int
-    line_total: Decimal
-
-
-class HistoryEntry(NamedTuple):
-    """The values of an ``OrderStatusChange`` row as written (all but its ids)."""
-
-    from_status: str
-    to_status: str
-    reason: str
-    at: datetime
-    caused_by_message_id: uuid.UUID | None
-    actor_user_id: int | None
-
-
-@dataclass(frozen=True)
-class Placement:
-    """What :func:`order_place` did. A new order comes with the values its lines and first
-    history entry were written with (in the order a read would give them), so it can be shown
-    without reading it back; a replay comes with none (read the order's details)."""
-
-    order: Order
-    created: bool  # False when the idempotency key replayed an earlier placement
-    lines: tuple[PricedLine, ...] = ()
-    history: tuple[HistoryEntry, ...] = ()
-
-
-def request_fingerprint(lines: Sequence[LineRequest]) -> str:
-    """The same lines in any order give the same fingerprint."""
-    canonical = sorted([line.product_id, line.quantity] for line in lines)
-    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
-
-
-def order_place(*, user_id: int, idempotency_key: str, lines: Sequence[LineRequest]) -> Placement:
-    """Place an order priced from the replica, or return the one this key already placed.
-
-    The order, its lines, its first history entry and ``order.created`` are written in one
-    transaction. The key is not looked up first: the unique constraint on
-    ``(user_id, idempotency_key)`` decides, so a new order costs no read of the orders. When the
-    insert meets the constraint (a retry, or a concurrent request that won the race), or when
-    the lines cannot be placed any more (a product gone since), the order this key already
-    placed is returned if there is one, exactly as if it had been looked up first. A new order
-    comes with the values of its lines and history (see :class:`Placement`).
-    """
-    fingerprint = request_fingerprint(lines)
-    try:
-        priced = _price(lines, product_replicas_by_id(product_ids=[x.product_id for x in lines]))
-    except InvalidOrder:
-        existing = order_by_idempotency_key(user_id=user_id, idempotency_key=idempotency_key)
-        if existing is None:
-            raise
-        return _replay(existing, fingerprint)
-    try:
-        with transaction.atomic():
-            placement = _order_create(
-                user_id=user_id,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-                lines=priced,
-            )
-    except IntegrityError:
-        existing = order_by_idempotency_key(user_id=user_id, idempotency_key=idempotency_key)
-        if existing is None:
-            raise
-        return _replay(existing, fingerprint)
-    order = placement.order
-    with order_log_context(order.id):
-        logger.info(
-            "order %s placed by user %s: %d line(s), total %s; PENDING until stock is reserved",
-            order.id,
-            user_id,
-            len(priced),
-            order.total,
-        )
-    return placement
-
-
-def order_log_context(order_id: uuid.UUID | str) -> Any:
-    """Log lines about one order carry its id as their correlation id, like its events."""
-    return bind(correlation_id=order_id, order_id=order_id)
-
-
-def _replay(order: Order, fingerprint: str) -> Placement:
-    if order.request_fingerprint != fingerprint:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was already used for a different order; "
-            "use a new key for a new order."
-        )
-    with order_log_context(order.id):
-        logger.info("order %s returned again for its Idempotency-Key", order.id)
-    return Placement(order=order, created=False)
-
-
-def _price(lines: Sequence[LineRequest], replicas: dict[int, ReplicaPrice]) -> list[PricedLine]:
-    if not lines:
-        raise InvalidOrder({"lines": ["An order needs at least one line."]})
-    errors: list[dict[str, list[str]]] = []
-    seen: set[int] = set()
-    priced = []
-    for line in lines:
-        problems: dict[str, list[str]] = {}
-        replica = replicas.get(line.product_id)
-        if line.product_id in seen:
-            problems["product_id"] = [
-                f"Product {line.product_id} appears twice; send one line per product."
-            ]
-        elif replica is None:
-            problems["product_id"] = [f"Product {line.product_id} does not exist."]
-        elif not replica.active:
-            problems["product_id"] = [f"Product {line.product_id} is not available."]
-        if line.quantity < 1:
-            problems["quantity"] = ["Ensure this value is greater than or equal to 1."]
-        seen.add(line.product_id)
-        errors.append(problems)
-        if replica is not None and not problems:
-            priced.append(
-                PricedLine(
-                    product_id=replica.product_id,
-                    sku=replica.sku,
-                    name=replica.name,
-                    unit_price=replica.price,
-                    quantity=line.quantity,
-                    line_total=replica.price * line.quantity,
-                )
-            )
-    if any(errors):
-        raise InvalidOrder({"lines": errors})
-    if sum((line.line_total for line in priced), Decimal(0)) > MAX_TOTAL:
-        raise InvalidOrder({"lines": [f"The order total may not exceed {MAX_TOTAL}."]})
-    return priced
-
-
-def _order_create(
-    *, user_id: int, idempotency_key: str, fingerprint: str, lines: list[PricedLine]
-) -> Placement:
-    """Write a new PENDING order, its lines and its first history entry, and announce it.
-
-    PostgreSQL takes :func:`_order_insert` (one written-out statement), other databases
-    (SQLite) :func:`_order_create_orm`; both store the same values.
-    """
-    write = _order_insert if connection.vendor == "postgresql" else _order_create_orm
-    order, placed = write(
-        user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint, lines=lines
-    )
-    metrics.order_placed()
-    publish_event(
-        "order.created",
-        {
-            "order_id": str(order.id),
-            "user_id": user_id,
-            "lines": [{"product_id": x.product_id, "quantity": x.quantity} for x in lines],
-        },
-        correlation_id=str(order.id),
-    )
-    return Placement(order=order, created=True, lines=tuple(lines), history=(placed,))
-
-
-def _order_create_orm(
-    *, user_id: int, idempotency_key: str, fingerprint: str, lines: list[PricedLine]
-) -> tuple[Order, HistoryEntry]:
-    """The ORM way of :func:`_order_create`: three inserts, each compiled by Django."""
-    order = Order.objects.create(
-        user_id=user_id,
-        status=OrderStatus.PENDING,
-        total=sum((line.line_total for line in lines), Decimal("0.00")),
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
-        deadline=timezone.now() + timedelta(seconds=settings.ORDER_PENDING_DEADLINE_SECONDS),
-    )
-    OrderLine.objects.bulk_create([OrderLine(order=order, **line._asdict()) for line in lines])
-    placed = OrderStatusChange.objects.create(
-        order=order, to_status=OrderStatus.PENDING, reason=PLACED_REASON, actor_user_id=user_id
-    )
-    return order, HistoryEntry(
-        from_status=placed.from_status,
-        to_status=placed.to_status,
-        reason=placed.reason,
-        at=placed.at,
-        caused_by_message_id=placed.caused_by_message_id,
-        actor_user_id=placed.actor_user_id,
-    )
-
-
-def _order_insert(
-    *, user_id: int, idempotency_key: str, fingerprint: str, lines: list[PricedLine]
-) -> tuple[Order, HistoryEntry]:
-    """The PostgreSQL way of :func:`_order_create`: the three rows in one statement
-    (:func:`_order_insert_sql`), with the values :func:`_order_create_orm` stores.
-
-    The order's id comes from its model default and every timestamp from this process's
-    clock, as with the ORM; one reading of it serves them all (the ORM reads it per field,
-    microseconds apart). A key placed before meets the unique constraint on
-    ``(user_id, idempotency_key)`` and the statement fails with ``IntegrityError``, as the
-    ORM's insert does, and writes nothing.
-    """
-    now = timezone.now()
-    order = Order(
-        user_id=user_id,
-        status=OrderStatus.PENDING,
-        total=sum((line.line_total for line in lines), Decimal("0.00")),
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
-        created_at=now,
-        updated_at=now,
-        deadline=now + timedelta(seconds=settings.ORDER_PENDING_DEADLINE_SECONDS),
-    )
-    placed = HistoryEntry(
-        from_status="",
-        to_status=OrderStatus.PENDING,
-        reason=PLACED_REASON,
-        at=now,
-        caused_by_message_id=None,
-        actor_user_id=user_id,
-    )
-    rejected_lines = Order._meta.get_field("rejected_lines")
-    assert isinstance(rejected_lines, models.Field)
-    params: dict[str, Any] = {
-        "id": order.id,
-        "user_id": order.user_id,
-        "status": OrderStatus.PENDING.value,
-        "total": order.total,
-        "rejection_reason": order.rejection_reason,
-        "rejected_lines": rejected_lines.get_db_prep_save(order.rejected_lines, connection),
-        "cancellation_reason": order.cancellation_reason,
-        "idempotency_key": order.idempotency_key,
-        "request_fingerprint": order.request_fingerprint,
-        "created_at": order.created_at,
-        "updated_at": order.updated_at,
-        "deadline": order.deadline,
-        # The lines as one array per column, in request order.
-        "product_ids": [line.product_id for line in lines],
-        "skus": [line.sku for line in lines],
-        "names": [line.name for line in lines],
-        "unit_prices": [line.unit_price for line in lines],
-        "quantities": [line.quantity for line in lines],
-        "line_totals": [line.line_total for line in lines],
-        # The first history entry.
-        "from_status": placed.from_status,
-        "to_status": OrderStatus.PENDING.value,
-        "reason": placed.reason,
-        "at": placed.at,
-        "caused_by_message_id": placed.caused_by_message_id,
-        "actor_user_id": placed.actor_user_id,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_order_insert_sql(), params)
-    # Now a stored row, as ``Order.objects.create`` leaves it (a later save() updates it).
-    order._state.adding = False
-    order._state.db = connection.alias
-    return order, placed
-
-
-@functools.cache
-def _order_insert_sql() -> str:
-    """The statement of :func:`_order_insert` on PostgreSQL; its text is the same every time,
-    so psycopg prepares it once per connection.
-
-    Three inserts in one round trip, none reading another's output (the lines and the history
-    entry name the order by the id it is given): ``new_order``; ``new_lines``, from one array
-    per column (``unnest`` yields them in array order, so their ids follow the request as
-    ``bulk_create``'s do); then the history entry. Django's foreign keys are checked at commit,
-    so the order in which PostgreSQL runs the three does not matter.
-    """
-    qn = connection.ops.quote_name
-    order, line, change = (qn(m._meta.db_table) for m in (Order, OrderLine, OrderStatusChange))
-    return f"""
-        WITH new_order AS (
-            INSERT INTO {order} (
-                "id", "user_id", "status", "total", "rejection_reason", "rejected_lines",
-                "cancellation_reason", "idempotency_key", "request_fingerprint",
-                "created_at", "updated_at", "deadline"
-            ) VALUES (
-                %(id)s, %(user_id)s, %(status)s, %(total)s, %(rejection_reason)s,
-                %(rejected_lines)s, %(cancellation_reason)s, %(idempotency_key)s,
-                %(request_fingerprint)s, %(created_at)s, %(updated_at)s, %(deadline)s
-            )
-        ), new_lines AS (
-            INSERT INTO {line} (
-                "order_id", "product_id", "sku", "name", "unit_price", "quantity", "line_total"
-            )
-            SELECT %(id)s::uuid, product_id, sku, name, unit_price, quantity, line_total
-            FROM unnest(
-                %(product_ids)s::bigint[], %(skus)s::text[], %(names)s::text[],
-                %(unit_prices)s::numeric[], %(quantities)s::integer[], %(line_totals)s::numeric[]
-            ) AS priced (product_id, sku, name, unit_price, quantity, line_total)
-        )
-        INSERT INTO {change} (
-            "order_id", "from_status", "to_status", "reason", "at", "caused_by_message_id",
-            "actor_user_id"
-        ) VALUES (
-            %(id)s, %(from_status)s, %(to_status)s, %(reason)s, %(at)s, %(caused_by_message_id)s,
-            %(actor_user_id)s
-        )
-    """  # noqa: S608 (names come from the models)
 
 
 def _lock(order_id: uuid.UUID) -> Order:

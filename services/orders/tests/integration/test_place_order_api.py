@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from support import outbox
 
 from messaging.models import OutboxMessage
-from orders import services
+from orders import placement, services
 from orders.models import Order, OrderLine, OrderStatusChange
 
 URL = "/api/orders/"
@@ -90,7 +90,7 @@ class TestPlacing:
             OutboxMessage.objects.create(message_id=uuid.uuid4(), body="{}", correlation_id="x")
             raise RuntimeError("the outbox write failed")
 
-        monkeypatch.setattr(services, "publish_event", broken_publish)
+        monkeypatch.setattr(placement, "publish_event", broken_publish)
 
         with pytest.raises(RuntimeError):
             place(customer, ONE_OF_EACH)  # the test client re-raises the view's exception
@@ -228,14 +228,14 @@ class TestIdempotency:
 
 def record_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Record what each idempotency-key lookup of ``order_place`` found."""
-    real_lookup = services.order_by_idempotency_key
+    real_lookup = placement.order_by_idempotency_key
     found: list[Any] = []
 
     def lookup(**kwargs: Any) -> Any:
         found.append(real_lookup(**kwargs))
         return found[-1]
 
-    monkeypatch.setattr(services, "order_by_idempotency_key", lookup)
+    monkeypatch.setattr(placement, "order_by_idempotency_key", lookup)
     return found
 
 
@@ -280,7 +280,7 @@ class TestSameKeyRace:
         def broken_publish(*args: Any, **kwargs: Any) -> None:
             raise IntegrityError("not the idempotency key")
 
-        monkeypatch.setattr(services, "publish_event", broken_publish)
+        monkeypatch.setattr(placement, "publish_event", broken_publish)
         found = record_lookups(monkeypatch)
 
         with pytest.raises(IntegrityError, match="not the idempotency key"):

@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from orders import services
+from orders import placement, services
 from orders.models import Order, OrderLine, OrderStatusChange
 from product_replica import selectors as replica_selectors
 from product_replica.selectors import ReplicaPrice, product_replicas_by_id
@@ -37,7 +37,7 @@ def take_the_orm_way(monkeypatch: pytest.MonkeyPatch) -> None:
     def written_out(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the written-out statements were used")
 
-    monkeypatch.setattr(services, "_order_insert", written_out)
+    monkeypatch.setattr(placement, "_order_insert", written_out)
     monkeypatch.setattr(replica_selectors, "_by_id_sql", written_out)
 
 
@@ -170,7 +170,7 @@ class TestTheAnswer:
     ) -> None:
         # No microseconds: isoformat() leaves them out, on both ways of showing an order.
         now = datetime.now(UTC).replace(microsecond=0)
-        monkeypatch.setattr(services, "timezone", SimpleNamespace(now=lambda: now))
+        monkeypatch.setattr(placement, "timezone", SimpleNamespace(now=lambda: now))
 
         placed = place(customer, "whole")
 
