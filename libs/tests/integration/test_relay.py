@@ -9,7 +9,8 @@ from typing import Any
 
 import pika
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from messaging import relay as relay_module
 from messaging import topology
@@ -237,3 +238,22 @@ def test_an_unroutable_message_is_refused_alone_and_the_rest_are_confirmed(broke
     broker.declare()
     again = publisher.publish_all([_message(broker)])
     assert (again.confirmed, again.refused) == ([0], {})
+
+
+def test_marking_rows_sent_does_not_wait_for_the_wal_flush(broker: Broker) -> None:
+    # A mark lost in a crash only republishes (the inbox absorbs it): no durable commit needed.
+    _publish(2)
+    relay = OutboxRelay(broker.config("orders"))
+    publisher = ConfirmingPublisher(broker._connection, broker._connection.channel())
+    with CaptureQueriesContext(connection) as queries:
+        assert relay.relay_batch(publisher) == 2
+    statements = [q["sql"] for q in queries]
+    assert "SET LOCAL synchronous_commit TO OFF" in statements
+    # it applies to the transaction that marks the rows, and only to it
+    assert statements.index("SET LOCAL synchronous_commit TO OFF") < next(
+        i for i, sql in enumerate(statements) if sql.startswith("UPDATE")
+    )
+    assert _unsent() == 0
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
