@@ -106,3 +106,14 @@ def declare_all(channel: BlockingChannel, names: Names, retry_delays_ms: tuple[i
     declare_exchanges(channel, names)
     for service in CONSUMES:
         declare_consumer_queues(channel, names, service, retry_delays_ms)
+
+
+def delete_all(channel: BlockingChannel, names: Names, retry_delays_ms: tuple[int, ...]) -> None:
+    """Delete what :func:`declare_all` declared (test and benchmark runs clean up with it)."""
+    for service in CONSUMES:
+        channel.queue_delete(names.queue(service))
+        channel.queue_delete(names.dead_letter_queue(service))
+        for delay in retry_delays_ms:
+            channel.queue_delete(names.retry_queue(service, delay))
+    for service in PUBLISHES:
+        channel.exchange_delete(names.exchange(service))

@@ -238,15 +238,8 @@ def broker_channel(url: str) -> Iterator[pika.adapters.blocking_connection.Block
 
 
 def delete_broker_objects(url: str, prefix: str) -> None:
-    names = topology.Names(prefix)
     with broker_channel(url) as channel:
-        for service in topology.CONSUMES:
-            channel.queue_delete(names.queue(service))
-            channel.queue_delete(names.dead_letter_queue(service))
-            for delay in RETRY_DELAYS_MS:
-                channel.queue_delete(names.retry_queue(service, delay))
-        for service in topology.PUBLISHES:
-            channel.exchange_delete(names.exchange(service))
+        topology.delete_all(channel, topology.Names(prefix), RETRY_DELAYS_MS)
 
 
 def doubling_relay_argv() -> list[str]:

@@ -54,16 +54,8 @@ def private_databases(run_id: str) -> Iterator[dict[str, str]]:
 
 
 def delete_broker_objects(prefix: str) -> None:
-    names = topology.Names(prefix)
     connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
-    channel = connection.channel()
-    for service in topology.CONSUMES:
-        channel.queue_delete(names.queue(service))
-        channel.queue_delete(names.dead_letter_queue(service))
-        for delay in RETRY_DELAYS_MS:
-            channel.queue_delete(names.retry_queue(service, delay))
-    for service in topology.PUBLISHES:
-        channel.exchange_delete(names.exchange(service))
+    topology.delete_all(connection.channel(), topology.Names(prefix), RETRY_DELAYS_MS)
     connection.close()
 
 

@@ -170,13 +170,8 @@ class Broker:
 
     def delete_everything(self) -> None:
         channel = self._connection.channel()
-        for service in topology.CONSUMES:
-            for delay in {*RETRY_DELAYS_MS, *DEFAULT_RETRY_DELAYS_MS}:
-                channel.queue_delete(self.names.retry_queue(service, delay))
-            channel.queue_delete(self.names.dead_letter_queue(service))
-            channel.queue_delete(self.names.queue(service))
-        for service in topology.PUBLISHES:
-            channel.exchange_delete(self.names.exchange(service))
+        delays = tuple(sorted({*RETRY_DELAYS_MS, *DEFAULT_RETRY_DELAYS_MS}))
+        topology.delete_all(channel, self.names, delays)
         channel.close()
 
     def close(self) -> None:

@@ -228,3 +228,15 @@ def test_user_id_is_the_broker_urls_username(broker: Broker, settings: Any) -> N
     [properties] = channel.published
     assert properties.user_id == "svc+orders"  # percent-decoded, as the broker sees it
     assert properties.app_id == "orders"
+
+
+def test_delete_all_removes_what_declare_all_declared(broker: Broker) -> None:
+    broker.declare()
+    assert all(broker.queue_exists(queue) for queue in broker.all_queues())
+    channel = broker._connection.channel()
+    topology.delete_all(channel, broker.names, RETRY_DELAYS_MS)
+    channel.close()
+    assert not any(broker.queue_exists(queue) for queue in broker.all_queues())
+    assert not any(
+        broker.exchange_exists(broker.names.exchange(service)) for service in topology.PUBLISHES
+    )
