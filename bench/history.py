@@ -1,0 +1,207 @@
+"""What each change bought: the same short closed loop, run at several commits, one after another.
+
+``python -m bench.history [--seconds 20] [--rounds 2] COMMIT [COMMIT ...]`` checks each commit
+out in a temporary git worktree and measures it with that commit's own code (services, libs and
+the ``bench`` modules it already had): the whole system on fresh PostgreSQL databases as in
+``make bench``, 40 customers, 200 SKUs, then
+
+* sequential: ``--sequential`` orders one at a time (POST → response, POST → outcome event:
+  the latency of one order on an idle system);
+* closed loop: ``--rounds`` runs of scenario (a) for ``--seconds`` each with ``--clients``
+  customers (final orders per second, POST → final p50, cores used, database work per order).
+
+One JSON line per commit goes to stdout (and ``--output``), and a Markdown table at the end.
+Run it on a quiet machine: the commits are measured one after the other, not side by side.
+This file is run twice: as the driver, and (``--measure``) inside each worktree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CUSTOMERS = 40
+SKUS = 200
+
+
+def _measure(args: argparse.Namespace) -> None:
+    """Inside a worktree: ``bench`` and the services are the commit's own."""
+    import asyncio
+    import dataclasses
+    import random
+    import time
+
+    from bench import run as bench_run
+    from bench.client import Client
+    from bench.config import BenchConfig
+    from bench.listener import OutcomeListener
+    from bench.scenarios import Bench, run_closed
+    from bench.system import (
+        BROKER_URL,
+        STAFF_PASSWORD,
+        STAFF_USERNAME,
+        run_id_for,
+        running_system,
+    )
+
+    config = BenchConfig(
+        customers=CUSTOMERS,
+        skus=SKUS,
+        clients=args.clients,
+        closed_seconds=args.seconds,
+        warmup_seconds=2.0,
+        progress=False,
+    )
+
+    async def drive(rs: Any, listener: OutcomeListener) -> dict[str, Any]:
+        urls = {name: rs.url(name) for name in ("inventory", "orders", "user-notification")}
+        async with Client(urls) as client:
+            staff = await client.token(STAFF_USERNAME, STAFF_PASSWORD)
+            customers = await bench_run._bounded(
+                8, [client.register(f"history-{i}") for i in range(config.customers)]
+            )
+            products, flash, _ = await bench_run._seed(config, client, staff, rs.run_id)
+            await bench_run._wait_for_replica(rs.database_urls["orders"], [*products, flash])
+            listener.attach(asyncio.get_running_loop())
+            rng = random.Random(1)
+            bench = Bench(config, client, listener, rs, customers, products, flash, rng)
+            posts, finals = [], []
+            for _ in range(args.sequential):
+                post = await client.place_order(customers[0], bench.random_lines())
+                assert post.order_id is not None, post
+                await listener.wait(post.order_id, 30)
+                posts.append((post.answered - post.started) * 1000)
+                finals.append((time.monotonic() - post.started) * 1000)
+            rounds = []
+            for index in range(args.rounds):
+                bench.config = dataclasses.replace(config)
+                outcome = await run_closed(bench, f"a{index}")
+                rounds.append(
+                    {
+                        "final_orders_per_second": outcome["final_orders_per_second"],
+                        "p50_ms": outcome["latency_ms"]["p50"],
+                        "cores_used": outcome["cpu"]["system_cores_used"],
+                        "commits_per_order": {
+                            service: figures["xact_commit"]
+                            for service, figures in outcome["database_work_per_order"].items()
+                        },
+                    }
+                )
+            listener.detach()
+            return {
+                "sequential_post_ms_p50": round(sorted(posts)[len(posts) // 2], 2),
+                "sequential_final_ms_p50": round(sorted(finals)[len(finals) // 2], 2),
+                "rounds": rounds,
+            }
+
+    run_id = run_id_for("history")
+    work = Path(tempfile.mkdtemp(prefix=f"{run_id}-"))
+    with running_system(work, run_id, web_workers=2) as rs:
+        listener = OutcomeListener(BROKER_URL, rs.prefix)
+        listener.start()
+        try:
+            print(json.dumps(asyncio.run(drive(rs, listener))), flush=True)
+        finally:
+            listener.stop()
+
+
+def _run(commit: str, args: argparse.Namespace, repo: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), commit],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            env = {**os.environ, "PYTHONPATH": f"{tree / 'libs'}{os.pathsep}{tree}"}
+            # This file (the driver's version) runs inside the worktree, with the commit's own
+            # packages first on the path.
+            script = f"import runpy; runpy.run_path({str(Path(__file__))!r}, run_name='__main__')"
+            argv = [sys.executable, "-c", script, "--measure", *_passed(args)]
+            result = subprocess.run(
+                argv, cwd=tree, env=env, capture_output=True, text=True, check=False
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"{commit}: {result.stderr[-3000:]}")
+            measured: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+        finally:
+            subprocess.run(
+                ["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
+                check=False,
+                capture_output=True,
+            )
+    subject = subprocess.run(
+        ["git", "-C", str(repo), "log", "-1", "--format=%h %s", commit],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {"commit": subject, **measured, "load_average": list(os.getloadavg())}
+
+
+def _passed(args: argparse.Namespace) -> list[str]:
+    return [
+        f"--seconds={args.seconds}",
+        f"--rounds={args.rounds}",
+        f"--clients={args.clients}",
+        f"--sequential={args.sequential}",
+    ]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| commit | final orders/s (each round) | POST → final p50 ms | cores used | "
+        "one order alone: POST / final ms |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for row in rows:
+        rounds = row["rounds"]
+
+        def each(key: str, rounds: list[dict[str, Any]] = rounds) -> str:
+            return ", ".join(str(r[key]) for r in rounds)
+
+        lines.append(
+            f"| {row['commit'][:90]} | {each('final_orders_per_second')} | {each('p50_ms')}"
+            f" | {each('cores_used')}"
+            f" | {row['sequential_post_ms_p50']} / {row['sequential_final_ms_p50']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("commits", nargs="*")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--sequential", type=int, default=40)
+    parser.add_argument("--output", type=Path, help="also append the JSON lines to this file")
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.measure:
+        _measure(args)
+        return 0
+    if not args.commits:
+        parser.error("name at least one commit")
+    repo = Path(__file__).resolve().parents[1]
+    rows = []
+    for commit in args.commits:
+        row = _run(commit, args, repo)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if args.output:
+            with args.output.open("a") as out:
+                out.write(json.dumps(row) + "\n")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
