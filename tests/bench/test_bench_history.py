@@ -1,0 +1,50 @@
+"""``python -m bench.history`` on the current commit, at the smallest size: the worktree is made
+and removed, the commit's own system runs, and every figure of the row is there."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from bench.config import REPO_ROOT
+
+
+def _worktrees() -> list[str]:
+    listed = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "worktree", "list", "--porcelain"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [line for line in listed.splitlines() if line.startswith("worktree ")]
+
+
+def test_measures_a_commit_in_its_own_worktree_and_removes_it() -> None:
+    before = _worktrees()
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "bench.history",
+            "--rounds=1", "--seconds=3", "--sequential=3", "--clients=4", "HEAD",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = json.loads(result.stdout.splitlines()[0])
+    head = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert row["commit"].startswith(head)
+    [measured] = row["rounds"]
+    assert measured["final_orders_per_second"] > 0
+    assert set(measured["commits_per_order"]) == {"inventory", "orders", "user-notification"}
+    assert 0 < row["sequential_post_ms_p50"] < row["sequential_final_ms_p50"]
+    assert f"| {row['commit'][:90]} |" in result.stdout  # the Markdown table
+    assert _worktrees() == before  # its worktree is gone
