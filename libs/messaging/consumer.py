@@ -186,23 +186,36 @@ class MessageProcessor:
                 self._apply_together(items, ready)
                 for index, _, _ in ready:
                     outcomes[index] = ACK
-            except (OperationalError, InterfaceError):
-                raise
+            except (OperationalError, InterfaceError) as exc:
+                if not _lost_a_race(exc):
+                    raise  # the database is unavailable: nothing was applied, try again later
+                # A batch holds the locks of all its messages: two consumers' batches can
+                # deadlock where single messages (each locking in a fixed order) cannot.
+                self._apply_one_by_one(items, ready, outcomes, exc)
             except Exception as exc:
-                logger.info(
-                    "a batch of %d failed together (%s: %s); applying its messages one by one",
-                    len(ready),
-                    type(exc).__name__,
-                    exc,
-                )
-                for index, envelope, _ in ready:
-                    item = items[index]
-                    with (
-                        item.context(),
-                        bind(correlation_id=envelope.correlation_id, message_id=envelope.id),
-                    ):
-                        outcomes[index] = self._apply(envelope, item.attempt)
+                self._apply_one_by_one(items, ready, outcomes, exc)
         return [outcome or ACK for outcome in outcomes]
+
+    def _apply_one_by_one(
+        self,
+        items: Sequence[Item],
+        ready: Sequence[tuple[int, Envelope, Handler]],
+        outcomes: list[Outcome | None],
+        failure: Exception,
+    ) -> None:
+        logger.info(
+            "a batch of %d failed together (%s: %s); applying its messages one by one",
+            len(ready),
+            type(failure).__name__,
+            failure,
+        )
+        for index, envelope, _ in ready:
+            item = items[index]
+            with (
+                item.context(),
+                bind(correlation_id=envelope.correlation_id, message_id=envelope.id),
+            ):
+                outcomes[index] = self._apply(envelope, item.attempt)
 
     def _apply_together(
         self, items: Sequence[Item], ready: Sequence[tuple[int, Envelope, Handler]]
@@ -451,6 +464,14 @@ class _Delivery:
             ),
         ):
             yield
+
+
+# SQLSTATEs of a transaction that lost to another one, not of a database that went away.
+_RACE_SQLSTATES = frozenset({"40P01", "40001", "55P03"})  # deadlock, serialization, lock wait
+
+
+def _lost_a_race(exc: Exception) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) in _RACE_SQLSTATES
 
 
 def _close_database_quietly() -> None:

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
@@ -266,3 +267,20 @@ def test_a_database_outage_in_a_batch_propagates_and_records_nothing() -> None:
     with pytest.raises(OperationalError):
         processor.process_batch(_items(*(envelope().to_json().encode() for _ in range(3))))
     assert _counts() == (0, 0)
+
+
+def test_a_batch_that_deadlocks_is_applied_one_message_at_a_time() -> None:
+    calls = [0]
+
+    def handler(envelope: Envelope) -> None:
+        calls[0] += 1
+        Recorder()(envelope)
+        if calls[0] == 2:  # as PostgreSQL aborts the loser of a deadlock
+            raise OperationalError("deadlock detected") from psycopg.errors.DeadlockDetected()
+
+    processor = MessageProcessor("inventory", {"order.created": handler}, 3)
+    messages = [envelope() for _ in range(3)]
+    outcomes = processor.process_batch(_items(*(m.to_json().encode() for m in messages)))
+    assert outcomes == [ACK] * 3
+    assert _counts() == (3, 3)  # each applied once, in its own transaction
+    assert calls[0] == 2 + 3
