@@ -35,7 +35,7 @@ class OutgoingMessage:
     exchange: str
     routing_key: str
     body: bytes
-    properties: pika.BasicProperties  # must carry a message_id, unique within the batch
+    properties: pika.BasicProperties  # must carry a message_id
 
 
 @dataclass
@@ -62,7 +62,7 @@ class ConfirmingPublisher:
         self._last_tag = 0
         self._batch: list[OutgoingMessage] = []
         self._tags: dict[int, int] = {}  # outstanding delivery tag -> index in the batch
-        self._by_message_id: dict[str, int] = {}
+        self._by_message_id: dict[str, list[int]] = {}  # copies of one id share an entry
         self._settled = Settled()
         self._returned: dict[int, str] = {}
         selected: list[bool] = []
@@ -78,11 +78,11 @@ class ConfirmingPublisher:
     def publish(self, message: OutgoingMessage) -> None:
         """Send one message now; its confirm is collected by :meth:`wait`."""
         message_id = message.properties.message_id
-        if not message_id or message_id in self._by_message_id:
-            raise ValueError("every message of a batch needs its own message_id")
+        if not message_id:
+            raise ValueError("a message needs a message_id: returns are matched by it")
         index = len(self._batch)
         self._batch.append(message)
-        self._by_message_id[message_id] = index
+        self._by_message_id.setdefault(message_id, []).append(index)
         self._channel.basic_publish(
             exchange=message.exchange,
             routing_key=message.routing_key,
@@ -127,12 +127,15 @@ class ConfirmingPublisher:
     def _on_return(
         self, _channel: Any, method: spec.Basic.Return, properties: pika.BasicProperties, _: bytes
     ) -> None:
-        index = self._by_message_id.get(properties.message_id or "")
-        if index is not None:
-            self._returned[index] = (
-                f"UnroutableError: {method.reply_code} {method.reply_text} "
-                f"({method.exchange} {method.routing_key})"
-            )
+        # Returns come in publishing order: of several copies of one id, the first not yet
+        # returned is the one.
+        for index in self._by_message_id.get(properties.message_id or "", []):
+            if index not in self._returned:
+                self._returned[index] = (
+                    f"UnroutableError: {method.reply_code} {method.reply_text} "
+                    f"({method.exchange} {method.routing_key})"
+                )
+                break
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method

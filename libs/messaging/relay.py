@@ -77,6 +77,7 @@ class OutboxRelay:
         self.published = 0
         self.heartbeat = Heartbeat(None)  # run_relay gives it a file: ready while relaying
         self._database = DatabaseCheck()
+        self._sent_rows: list[OutboxMessage] = []
         # RabbitMQ checks user_id against the connection's account, so consumers can trust it.
         self._user_id = pika.URLParameters(self.config.broker_url).credentials.username
 
@@ -136,29 +137,36 @@ class OutboxRelay:
                 # publishes the rows again, and the consumers' inbox absorbs the duplicates.
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            self._sent_rows = []  # the row of each message published, in order
             try:
                 for row in rows:
                     self._publish(publisher, row)
                 settled = publisher.wait()
             except CONNECTION_ERRORS as exc:
                 failure = exc  # nothing is marked: published rows go again, the inbox absorbs
-            confirmed = [rows[index] for index in settled.confirmed]
+            sent = self._sent_rows
+            confirmed = list({sent[i].pk: sent[i] for i in settled.confirmed}.values())
             if confirmed:
                 _mark_sent([row.pk for row in confirmed])
-            for index, reason in settled.refused.items():
+            taken = {row.pk for row in confirmed}  # a copy refused beside a copy taken is sent
+            refused = {
+                sent[i].pk: (sent[i], why)
+                for i, why in settled.refused.items()
+                if sent[i].pk not in taken
+            }
+            for row, reason in refused.values():
                 # Kept unsent: no queue is bound for it yet (its consumer declares it).
-                row = rows[index]
                 OutboxMessage.objects.filter(pk=row.pk).update(
                     attempts=row.attempts + 1, last_error=reason[:2000]
                 )
         self._database.answered()
         self.published += len(confirmed)
         record_published(row.routing_key for row in confirmed)
-        if settled.refused:
+        if refused:
             logger.error(
                 "broker refused %d outbox message(s) (retrying in 1s): %s",
-                len(settled.refused),
-                next(iter(settled.refused.values())),
+                len(refused),
+                next(iter(refused.values()))[1],
             )
             self.stop_event.wait(1.0)
         if failure is not None:
@@ -194,6 +202,7 @@ class OutboxRelay:
                     ),
                 )
             )
+            self._sent_rows.append(row)
             logger.debug("published %s %s", row.routing_key, message_id)
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import sys
 
-from pika.adapters.blocking_connection import BlockingChannel
-
 
 def main() -> None:
     # Run as a script: not this file's directory but the service's (its ``config`` settings).
@@ -23,13 +21,14 @@ def main() -> None:
     django.setup()
 
     from messaging.models import OutboxMessage
+    from messaging.publisher import ConfirmingPublisher
     from messaging.relay import OutboxRelay
     from messaging.worker import stop_on_signals
 
     class DoublingRelay(OutboxRelay):
-        def _publish(self, channel: BlockingChannel, row: OutboxMessage) -> None:
-            super()._publish(channel, row)
-            super()._publish(channel, row)
+        def _publish(self, publisher: ConfirmingPublisher, row: OutboxMessage) -> None:
+            super()._publish(publisher, row)
+            super()._publish(publisher, row)
 
     relay = DoublingRelay()
     stop_on_signals(relay.stop_event)

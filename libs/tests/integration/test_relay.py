@@ -257,3 +257,28 @@ def test_marking_rows_sent_does_not_wait_for_the_wal_flush(broker: Broker) -> No
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
+
+
+def test_two_copies_of_a_row_in_one_batch_are_confirmed_and_marked_once(broker: Broker) -> None:
+    # As a relay that died between the confirm and the mark would send it: same message id.
+    class Doubling(OutboxRelay):
+        def _publish(self, publisher: ConfirmingPublisher, row: OutboxMessage) -> None:
+            super()._publish(publisher, row)
+            super()._publish(publisher, row)
+
+    ids = _publish(3)
+    relay = Doubling(broker.config("orders"))
+    publisher = ConfirmingPublisher(broker._connection, broker._connection.channel())
+    assert relay.relay_batch(publisher) == 3
+    assert _unsent() == 0
+    received = broker.wait_for_messages(broker.names.queue("inventory"), 6)
+    assert sorted(d.properties.message_id for d in received) == sorted(ids * 2)
+
+
+def test_copies_of_an_unroutable_row_are_both_refused(broker: Broker) -> None:
+    _unbind_order_created(broker)
+    connection = broker._connection
+    publisher = ConfirmingPublisher(connection, connection.channel())
+    message = _message(broker)
+    settled = publisher.publish_all([message, message])
+    assert settled.confirmed == [] and sorted(settled.refused) == [0, 1]

@@ -62,8 +62,8 @@ def notification_create(
             product_id=product_id,
         )
     if notification_id is not None:
-        # Once per event: DEBUG, so the log is not one line per notification at INFO.
-        logger.debug(
+        # One line per notification: grepping an order id shows its path through this service.
+        logger.info(
             "notification %s created for user %s: %s%s",
             notification_id,
             user_id,
