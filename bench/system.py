@@ -9,7 +9,6 @@ Everything is removed afterwards unless asked to keep it.
 from __future__ import annotations
 
 import contextlib
-import socket
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from service_runtime.system import (
     SERVICES,
     LocalSystem,
     ServiceSpec,
+    free_port,
 )
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -35,12 +35,6 @@ BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 STAFF_USERNAME = "bench-staff"
 STAFF_PASSWORD = "bench-staff-password-5"  # noqa: S105 - a throwaway local account
 RETRY_DELAYS_MS = (1000, 5000, 30000)  # the production default
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def database_url(name: str) -> str:

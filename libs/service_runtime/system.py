@@ -38,6 +38,24 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+_handed_out: set[int] = set()
+
+
+def free_port(exclude: frozenset[int] = frozenset()) -> int:
+    """A port nothing listens on, never one this process handed out before.
+
+    The kernel may give the same free port to two binds in a row once the first socket is
+    closed; two services started on one port would answer each other's requests.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out and port not in exclude:
+            _handed_out.add(port)
+            return port
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -24,6 +24,8 @@ import pika
 import psycopg
 from psycopg import sql
 
+from service_runtime import system
+
 PG_BIN = Path(os.environ.get("CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RABBITMQ_BIN = Path(os.environ.get("CHAOS_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 # Ports of the shared servers (and of Erlang's port mapper): never ours to use.
@@ -36,12 +38,7 @@ class InfraError(RuntimeError):
 
 
 def free_port() -> int:
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in SHARED_PORTS:
-            return port
+    return system.free_port(exclude=SHARED_PORTS)
 
 
 def _run(argv: Sequence[str], *, timeout: float = 120, check: bool = True, **kwargs: object) -> str:

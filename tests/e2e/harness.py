@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,19 +13,13 @@ from psycopg import sql
 
 from identity.keys import ensure_keypair
 from messaging import topology
-from service_runtime.system import GATEWAY, SERVICES, LocalSystem
+from service_runtime.system import GATEWAY, SERVICES, LocalSystem, free_port
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 STAFF_USERNAME = "e2e-staff"
 STAFF_PASSWORD = "e2e-staff-password-81"
 RETRY_DELAYS_MS = (200, 500)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def database_name(run_id: str, service: str) -> str:

@@ -1,0 +1,40 @@
+"""``service_runtime.system.free_port``: the ports the local runner, tests and benchmark use."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from service_runtime import system
+
+
+def test_never_hands_out_a_port_twice_even_when_the_kernel_offers_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offers = iter([40001, 40001, 40002, 40001, 40003])
+
+    class Socket:
+        def __enter__(self) -> Socket:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def bind(self, address: tuple[str, int]) -> None:
+            self.port = next(offers)
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", self.port)
+
+    monkeypatch.setattr(system, "_handed_out", set())
+    monkeypatch.setattr(system.socket, "socket", Socket)
+    assert [system.free_port(), system.free_port(), system.free_port()] == [40001, 40002, 40003]
+
+
+def test_leaves_out_excluded_ports_and_gives_bindable_ones() -> None:
+    ports = [system.free_port(exclude=frozenset({5432, 5672})) for _ in range(20)]
+    assert len(set(ports)) == 20
+    assert not {5432, 5672} & set(ports)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports[-1]))  # nothing listens there
