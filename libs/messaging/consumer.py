@@ -79,16 +79,7 @@ ACK = Outcome("ack")
 
 def record_in_inbox(consumer: str, envelope: Envelope) -> bool:
     """Insert the inbox row; False when this consumer has already applied the message."""
-    table = InboxMessage._meta.db_table
-    message_id = _field("message_id").get_db_prep_value(envelope.id, db_connection)
-    processed_at = _field("processed_at").get_db_prep_value(datetime.now(UTC), db_connection)
-    with db_connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (consumer, message_id, message_type, processed_at) "  # noqa: S608
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (consumer, message_id) DO NOTHING",
-            [consumer, message_id, envelope.type, processed_at],
-        )
-        return cursor.rowcount == 1
+    return bool(record_many_in_inbox(consumer, [envelope]))
 
 
 def record_many_in_inbox(consumer: str, envelopes: Sequence[Envelope]) -> set[str]:

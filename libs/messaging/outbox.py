@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from messaging import topology
+from messaging import notify, topology
 from messaging.config import get_config
 from messaging.envelope import Envelope
 from messaging.models import OutboxMessage
@@ -62,12 +62,9 @@ def publish_event(
         last_error="",
         headers=tracing.inject(),  # the current span's context: the relay passes it on
     )
-    if connection.vendor == "postgresql" and not _notified_in_this_transaction():
-        # Delivered to the relay's LISTEN at commit, and dropped on rollback. One per
-        # transaction is enough: the relay then reads every unsent row.
-        with connection.cursor() as cursor:
-            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-        transaction.on_commit(_relay_notified)
+    # Delivered to the relay's LISTEN at commit, and dropped on rollback; one per transaction
+    # is enough, the relay then reads every unsent row.
+    notify.notify_once(NOTIFY_CHANNEL)
     return envelope
 
 
@@ -90,13 +87,3 @@ def _insert_sql(columns: tuple[str, ...]) -> str:
     table = connection.ops.quote_name(OutboxMessage._meta.db_table)
     names = ", ".join(connection.ops.quote_name(column) for column in columns)
     return f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"  # noqa: S608
-
-
-def _relay_notified() -> None:
-    """Marks, among the transaction's on-commit callbacks, that its NOTIFY was sent."""
-
-
-def _notified_in_this_transaction() -> bool:
-    # Django drops the callbacks of a rolled-back transaction or savepoint, so the mark goes
-    # exactly when the NOTIFY it stands for is rolled back with it.
-    return any(entry[1] is _relay_notified for entry in connection.run_on_commit)

@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import F, Field, Model
 from django.utils import timezone
 
+from messaging import notify
 from notifications.models import EmailDelivery, Notification
 
 NOTIFY_CHANNEL = "notifications_email"
@@ -40,41 +41,15 @@ def email_delivery_schedule(*, notification: Notification) -> EmailDelivery | No
     wants e-mail. The worker is woken when, and only if, the transaction commits.
 
     On PostgreSQL ``notification_create`` writes the copy and sends the wake-up in the very
-    statement that creates the notification (same rule, :func:`email_worker_woken`); this is the
-    ORM way, for the other databases.
+    statement that creates the notification (same rule: one ``NOTIFY`` per transaction,
+    ``messaging.notify``); this is the ORM way, for the other databases.
     """
     user = notification.user
     if not user.email or not user.email_notifications:
         return None
     delivery = EmailDelivery.objects.create(notification=notification, recipient=user.email)
-    email_worker_wake()
+    notify.notify_once(NOTIFY_CHANNEL)
     return delivery
-
-
-def email_worker_wake() -> None:
-    """Wake the worker when, and only if, the current transaction commits: a ``NOTIFY``, sent
-    once per transaction (the worker then reads every due row), and only on PostgreSQL."""
-    if connection.vendor == "postgresql" and not email_worker_woken():
-        with connection.cursor() as cursor:
-            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-        email_worker_mark_woken()
-
-
-def email_worker_woken() -> bool:
-    """Whether the current transaction already sent the worker its ``NOTIFY``."""
-    # Django drops the callbacks of a rolled-back transaction or savepoint, so the mark goes
-    # exactly when the NOTIFY it stands for is rolled back with it.
-    return any(entry[1] is _email_worker_woken for entry in connection.run_on_commit)
-
-
-def email_worker_mark_woken() -> None:
-    """Record that the current transaction has just sent the worker its ``NOTIFY``. Outside a
-    transaction the statement has committed already, and nothing is recorded."""
-    transaction.on_commit(_email_worker_woken)
-
-
-def _email_worker_woken() -> None:
-    """Marks, among the transaction's on-commit callbacks, that its NOTIFY was sent."""
 
 
 def email_retry_delay(*, attempts: int, base_seconds: float) -> timedelta:

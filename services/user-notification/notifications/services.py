@@ -10,11 +10,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from messaging import notify
 from notifications.email_deliveries import (
     NOTIFY_CHANNEL,
     email_delivery_schedule,
-    email_worker_mark_woken,
-    email_worker_woken,
 )
 from notifications.models import EmailDelivery, Notification
 
@@ -41,26 +40,16 @@ def notification_create(
     writes these rows, so a transaction may create any number of notifications (the consumer
     applies a batch of messages in one).
     """
-    if connection.vendor == "postgresql":
-        notification_id = _create_postgresql(
-            user_id=user_id,
-            kind=kind,
-            title=title,
-            body=body,
-            source_message_id=source_message_id,
-            order_id=order_id,
-            product_id=product_id,
-        )
-    else:
-        notification_id = _create_portable(
-            user_id=user_id,
-            kind=kind,
-            title=title,
-            body=body,
-            source_message_id=source_message_id,
-            order_id=order_id,
-            product_id=product_id,
-        )
+    create = _create_postgresql if connection.vendor == "postgresql" else _create_portable
+    notification_id = create(
+        user_id=user_id,
+        kind=kind,
+        title=title,
+        body=body,
+        source_message_id=source_message_id,
+        order_id=order_id,
+        product_id=product_id,
+    )
     if notification_id is not None:
         # One line per notification: grepping an order id shows its path through this service.
         logger.info(
@@ -85,7 +74,7 @@ def _create_postgresql(
 ) -> int | None:
     """One statement: the user read, the notification inserted unless it exists, its e-mail
     copy, and, unless this transaction has already sent it, the worker's wake-up."""
-    wake = not email_worker_woken()
+    wake = not notify.notified_in_this_transaction(NOTIFY_CHANNEL)
     now = timezone.now()
     params: dict[str, Any] = {
         "user_id": user_id,
@@ -105,7 +94,7 @@ def _create_postgresql(
         raise User.DoesNotExist(f"no user {user_id}")
     notification_id, delivery_id = row[0], row[1]
     if wake and delivery_id is not None:
-        email_worker_mark_woken()
+        notify.mark_notified(NOTIFY_CHANNEL)
     return notification_id
 
 
