@@ -17,7 +17,7 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 install: $(BIN)/.installed
 
 up: install
-	$(BIN)/python -m service_runtime.local_run
+	$(BIN)/python -m devstack.local_run
 
 test: install lint test-libs test-services test-e2e
 

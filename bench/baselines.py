@@ -30,7 +30,7 @@ from bench.config import BenchConfig
 from bench.machine import CpuWindow
 from bench.stats import summary_ms
 from bench.system import create_database, drop_database, free_port
-from service_runtime.system import LocalSystem
+from devstack.system import LocalSystem
 
 BASELINE_DIR = Path(__file__).resolve().parent / "baseline"
 PGBENCH_SCRIPT = "\\set id random(1, 100000 * :scale)\n" \

@@ -19,9 +19,7 @@ import pika
 import psycopg
 from psycopg import sql
 
-from identity.keys import ensure_keypair
-from messaging import topology
-from service_runtime.system import (
+from devstack.system import (
     BROKER_LAYOUT_COMMAND,
     GATEWAY,
     SERVICES,
@@ -29,6 +27,8 @@ from service_runtime.system import (
     ServiceSpec,
     free_port,
 )
+from identity.keys import ensure_keypair
+from messaging import topology
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"

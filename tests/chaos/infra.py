@@ -24,7 +24,7 @@ import pika
 import psycopg
 from psycopg import sql
 
-from service_runtime import system
+from devstack import system
 
 PG_BIN = Path(os.environ.get("CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RABBITMQ_BIN = Path(os.environ.get("CHAOS_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))

@@ -1,6 +1,6 @@
 """The system under test: every service's real processes on the private broker and databases.
 
-It reuses :class:`service_runtime.system.LocalSystem` (what ``make up`` runs), with per-service
+It reuses :class:`devstack.system.LocalSystem` (what ``make up`` runs), with per-service
 databases on the private PostgreSQL clusters, a per-scenario name prefix on the private broker,
 private ports and keys. A supervisor thread plays the part of systemd or Kubernetes: a process
 that dies is started again after a short pause; deaths the suite did not cause are recorded.
@@ -20,10 +20,10 @@ from pathlib import Path
 import pika
 import psycopg
 
+from devstack import system as runtime
+from devstack.system import SERVICES, LocalSystem, ManagedProcess
 from identity.keys import ensure_keypair
 from messaging import topology
-from service_runtime import system as runtime
-from service_runtime.system import SERVICES, LocalSystem, ManagedProcess
 from tests.chaos.infra import Netns, PrivatePostgres, free_port
 
 STAFF_USERNAME = "chaos-staff"

@@ -11,9 +11,9 @@ import pika
 import psycopg
 from psycopg import sql
 
+from devstack.system import GATEWAY, SERVICES, LocalSystem, free_port
 from identity.keys import ensure_keypair
 from messaging import topology
-from service_runtime.system import GATEWAY, SERVICES, LocalSystem, free_port
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"

@@ -1,6 +1,6 @@
 """The whole system as local processes: every service's web server, consumer and relay.
 
-Used by ``make up`` (through ``python -m service_runtime.local_run``) and by the end-to-end
+Used by ``make up`` (through ``python -m devstack.local_run``) and by the end-to-end
 tests, so that what the tests start is exactly what a developer runs.
 """
 
@@ -91,7 +91,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
 
 @dataclass(frozen=True)
 class GatewaySpec(ServiceSpec):
-    """The web console and every API on one address (``service_runtime.gateway``)."""
+    """The web console and every API on one address (``devstack.gateway``)."""
 
     @property
     def directory(self) -> Path:
@@ -226,7 +226,7 @@ class LocalSystem:
                 argv = [sys.executable, "manage.py", worker]
                 self.processes.append(self._process(service, worker, argv, env))
         gateway = [
-            sys.executable, "-m", "service_runtime.gateway",
+            sys.executable, "-m", "devstack.gateway",
             "--bind", f"127.0.0.1:{self.port(GATEWAY)}",
             *(f"--upstream={s.name}={self.url(s.name)}" for s in SERVICES),
         ]  # fmt: skip
