@@ -133,6 +133,8 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
         "STATIC_URL": "/static/",  # only Swagger UI's files (service_runtime.urls)
         # Scrape-time collectors added to /metrics; a service appends its own.
         "METRICS_COLLECTORS": ["messaging.metrics.OutboxCollector"],
+        # /health/ready's checks after the database and migrations: name -> function.
+        "HEALTH_READINESS_CHECKS": {"broker": "messaging.health.check_broker"},
         "HEALTH_BROKER_CACHE_SECONDS": 3.0,
         "JWT_PUBLIC_KEY_FILE": env_str(
             "JWT_PUBLIC_KEY_FILE", str(VAR_DIR / "keys" / "jwt_public.pem")
