@@ -38,7 +38,7 @@ test-libs: install
 test-services: install
 	set -e; for s in $(SERVICES); do (cd services/$$s && ../../$(BIN)/pytest $(PYTEST_ARGS)); done
 
-test-e2e: install  # end-to-end and deployment checks under tests/
+test-e2e: install  # end-to-end, deployment and layering checks under tests/
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 clean:
