@@ -95,6 +95,7 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             "drf_spectacular",
             "drf_spectacular_sidecar",  # Swagger UI's files, served by the service: no CDN
             "messaging",
+            "messaging_ops",  # dead letters: the command here, the REST API in each config/urls.py
             *apps,
         ],
         "MIDDLEWARE": [
