@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions
 
@@ -41,6 +42,30 @@ def test_validation_error_keeps_the_details_and_summarises_them() -> None:
     assert response.data["detail"] == "lines.product_id: Unknown product 9."
     assert response.data["code"] == "invalid"
     assert response.data["errors"] == {"lines": [{"product_id": ["Unknown product 9."]}]}
+
+
+@pytest.mark.parametrize(
+    ("exc", "detail", "errors"),
+    [
+        (
+            DjangoValidationError({"sku": "a product with sku 'X' already exists."}),
+            "sku: a product with sku 'X' already exists.",
+            {"sku": ["a product with sku 'X' already exists."]},
+        ),
+        (
+            DjangoValidationError("still has 2 products; move them first."),
+            "still has 2 products; move them first.",
+            {"non_field_errors": ["still has 2 products; move them first."]},
+        ),
+    ],
+)
+def test_a_services_validation_error_is_a_400_like_a_serializers(
+    exc: DjangoValidationError, detail: str, errors: dict[str, list[str]]
+) -> None:
+    response = exception_handler(exc, {})
+    assert response is not None
+    assert response.status_code == 400
+    assert response.data == {"detail": detail, "code": "invalid", "errors": errors}
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.correlation import correlation_id
-from api.pagination import Pagination, paginated_response
 from catalogue.models import Product
 from identity.permissions import IsStaff
 from service_runtime.openapi import errors, page_parameters, paginated
+from service_runtime.pagination import Pagination, paginated_response
+from service_runtime.request_context import correlation_id
 from stock.selectors import stock_ledger_list, stock_level_get
 from stock.services import stock_adjust
 

@@ -10,7 +10,6 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ValidationError
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +19,7 @@ from identity.permissions import IsStaff
 from orders import selectors, services
 from orders.models import Order, OrderStatus
 from service_runtime.openapi import errors, page_parameters, paginated
+from service_runtime.pagination import Pagination, paginated_response
 
 MAX_LINES = 500  # what order.created can carry
 MAX_QUANTITY = 10_000
@@ -93,12 +93,6 @@ class OrderStatusChangeOutputSerializer(serializers.Serializer):
 
 class OrderDetailOutputSerializer(OrderOutputSerializer):
     history = OrderStatusChangeOutputSerializer(many=True, source="status_changes")
-
-
-class OrderPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 def _viewer(request: Request) -> TokenUser:
@@ -228,17 +222,19 @@ class OrderListCreateApi(APIView):
 
     @extend_schema(
         operation_id="orders_list",
-        parameters=[FilterSerializer, *page_parameters(OrderPagination.max_page_size)],
+        parameters=[FilterSerializer, *page_parameters(Pagination.max_page_size)],
         responses={200: paginated(OrderOutputSerializer, "Order"), **errors(400, 401, 404)},
         description="The caller's orders, newest first; staff see everyone's (`user_id` filters).",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        orders = selectors.order_list(viewer=_viewer(request), **filters.validated_data)
-        paginator = OrderPagination()
-        page = paginator.paginate_queryset(orders, request, view=self)
-        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.order_list(viewer=_viewer(request), **filters.validated_data),
+            serializer_class=OrderOutputSerializer,
+        )
 
     @extend_schema(
         request=InputSerializer,
