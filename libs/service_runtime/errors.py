@@ -32,6 +32,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+def refused(message: str, *, code: str, field: str | None = None) -> DjangoValidationError:
+    """What a service raises to refuse a request: a 400 ``invalid`` with ``message`` under
+    ``field`` (``non_field_errors`` without one); ``code``, from the service's ``ErrorCode``,
+    stays on the error for whoever catches it."""
+    error = DjangoValidationError(message, code=code)
+    return error if field is None else DjangoValidationError({field: error})
+
+
 def _summary(errors: Any) -> str:
     """The first message in a nested DRF error structure, prefixed by where it applies."""
     path: list[str] = []

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from catalogue.models import Product
+from errors import ErrorCode
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
+from service_runtime.errors import refused
 from stock import movements
 from stock.availability import Offer, merge_lines, rejection_reason, shortfalls
 from stock.models import Reservation, StockLedgerEntry, StockLevel
@@ -136,20 +137,24 @@ def stock_adjust(
 ) -> StockLedgerEntry:
     """A counted correction of on_hand (delivery, breakage, stocktake), written to the ledger."""
     if delta == 0:
-        raise ValidationError({"delta": "delta must not be 0: an adjustment changes the stock."})
+        message = "delta must not be 0: an adjustment changes the stock."
+        raise refused(message, code=ErrorCode.ADJUSTMENT_EMPTY, field="delta")
     if not reason.strip():
-        raise ValidationError({"reason": "reason is required."})
+        message = "reason is required."
+        raise refused(message, code=ErrorCode.ADJUSTMENT_REASON_MISSING, field="reason")
     levels = movements.lock_levels([product_id])
     level = levels[product_id]
     if level.on_hand + delta < 0:
         problem = f"only {level.on_hand} on hand, it cannot go below 0."
-        raise ValidationError({"delta": f"cannot remove {-delta}: {problem}"})
+        message = f"cannot remove {-delta}: {problem}"
+        raise refused(message, code=ErrorCode.STOCK_BELOW_ZERO, field="delta")
     if level.on_hand + delta < level.reserved:
         problem = (
             f"{level.reserved} of the {level.on_hand} on hand are reserved for orders, "
             f"so at most {level.available} can be removed."
         )
-        raise ValidationError({"delta": f"cannot remove {-delta}: {problem}"})
+        message = f"cannot remove {-delta}: {problem}"
+        raise refused(message, code=ErrorCode.STOCK_BELOW_RESERVED, field="delta")
     before = {product_id: level.available}
     [entry] = movements.apply(
         levels,

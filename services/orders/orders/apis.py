@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from errors import ErrorCode
 from identity.authentication import TokenUser
 from identity.permissions import IsStaff
 from orders import selectors, services
@@ -31,13 +32,13 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The order's status does not allow this."
-    default_code = "invalid_transition"
+    default_code = ErrorCode.INVALID_TRANSITION
 
 
 class IdempotencyKeyReused(APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "This Idempotency-Key was already used for a different order."
-    default_code = "idempotency_key_reused"
+    default_code = ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
 class IdempotencyKeyInvalid(APIException):
@@ -47,7 +48,7 @@ class IdempotencyKeyInvalid(APIException):
         f"each new order, at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters; "
         "the same value again when retrying the same order."
     )
-    default_code = "idempotency_key_required"
+    default_code = ErrorCode.IDEMPOTENCY_KEY_REQUIRED
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -293,7 +294,7 @@ class OrderCancelApi(APIView):
         try:
             order = services.order_cancel(order_id=order.id, reason=reason, actor_user_id=viewer.id)
         except services.TransitionNotAllowed as exc:
-            raise Conflict(str(exc), code="order_not_cancellable") from exc
+            raise Conflict(str(exc), code=ErrorCode.ORDER_NOT_CANCELLABLE) from exc
         return _detail(order)
 
 
@@ -310,5 +311,5 @@ class OrderShipApi(APIView):
         try:
             order = services.order_ship(order_id=order.id, actor_user_id=_viewer(request).id)
         except services.TransitionNotAllowed as exc:
-            raise Conflict(str(exc), code="order_not_shippable") from exc
+            raise Conflict(str(exc), code=ErrorCode.ORDER_NOT_SHIPPABLE) from exc
         return _detail(order)

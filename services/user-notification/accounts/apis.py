@@ -14,6 +14,7 @@ from accounts.models import User
 from accounts.selectors import user_get_active
 from accounts.services import user_register, user_update
 from accounts.tokens import token_access_refresh, token_pair_obtain
+from errors import ErrorCode
 from identity.authentication import TokenUser
 from service_runtime.openapi import errors
 from service_runtime.request_context import correlation_id
@@ -127,5 +128,7 @@ class UserMeApi(APIView):
     def _caller(request: Request) -> User:
         user = user_get_active(user_id=cast(TokenUser, request.user).id)
         if user is None:  # a still-valid token for an account deleted or deactivated since
-            raise AuthenticationFailed("No active account for this token.", code="user_inactive")
+            raise AuthenticationFailed(
+                "No active account for this token.", code=ErrorCode.USER_INACTIVE
+            )
         return user
