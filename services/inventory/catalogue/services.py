@@ -77,7 +77,7 @@ def product_create(
         active=active,
         low_stock_threshold=low_stock_threshold,
     )
-    stock_level_create(product=product)
+    stock_level_create(product_id=product.pk)
     product_announce(product=product, correlation_id=correlation_id)
     return product
 

@@ -12,13 +12,18 @@ from collections.abc import Iterable, Mapping
 
 from django.db import transaction
 
-from catalogue.models import Product
 from errors import ErrorCode
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
 from service_runtime.errors import refused
 from stock import movements
-from stock.availability import Offer, merge_lines, rejection_reason, shortfalls
+from stock.availability import (
+    Offer,
+    crossed_low_threshold,
+    merge_lines,
+    rejection_reason,
+    shortfalls,
+)
 from stock.models import Reservation, StockLedgerEntry, StockLevel
 
 logger = logging.getLogger(__name__)
@@ -28,8 +33,9 @@ class ReservationMissing(Exception):
     """An order inventory has never reserved anything for."""
 
 
-def stock_level_create(*, product: Product) -> StockLevel:
-    return StockLevel.objects.create(product=product)
+def stock_level_create(*, product_id: int) -> StockLevel:
+    """The counters of a new product, at zero."""
+    return StockLevel.objects.create(product_id=product_id)
 
 
 @transaction.atomic(savepoint=False)
@@ -70,7 +76,7 @@ def stock_reserve(
     data = {"order_id": order_id, "lines": reservation.lines}
     publish_event("stock.reserved", data, correlation_id=cause.correlation_id, causation=cause)
     logger.info("order %s reserved: %s", order_id, _describe(wanted))
-    movements.announce_low_stock(levels, before, correlation_id=cause.correlation_id, cause=cause)
+    _announce_low_stock(levels, before, correlation_id=cause.correlation_id, causation=cause)
     return reservation
 
 
@@ -163,9 +169,30 @@ def stock_adjust(
         reason=reason.strip(),
         actor_id=actor_id,
     )
-    movements.announce_low_stock(levels, before, correlation_id=correlation_id)
+    _announce_low_stock(levels, before, correlation_id=correlation_id)
     logger.info("product %s on hand adjusted by %+d: %s", product_id, delta, reason.strip())
     return entry
+
+
+def _announce_low_stock(
+    levels: Mapping[int, movements.Level],
+    before: Mapping[int, int],
+    *,
+    correlation_id: str,
+    causation: Envelope | None = None,
+) -> None:
+    """``stock.low`` for each product whose availability has just dropped under its threshold."""
+    for pid, level in levels.items():
+        threshold = level.low_stock_threshold
+        if crossed_low_threshold(before=before[pid], after=level.available, threshold=threshold):
+            data = {
+                "product_id": pid,
+                "sku": level.sku,
+                "name": level.name,
+                "available": level.available,
+                "threshold": threshold,
+            }
+            publish_event("stock.low", data, correlation_id=correlation_id, causation=causation)
 
 
 def _set_status(reservation: Reservation, status: str, *, reason: str | None = None) -> None:
