@@ -210,10 +210,3 @@ class TestRedelivery:
         deliver(make_message(*events[3][:2]))
 
         assert Notification.objects.filter(user=owner).count() == 2
-
-
-class TestRegistry:
-    def test_every_consumed_event_has_a_handler(self):
-        from messaging.topology import CONSUMES
-
-        assert set(handlers.HANDLERS) == set(CONSUMES["user-notification"])
