@@ -40,7 +40,7 @@ def stock_level_create(*, product_id: int) -> StockLevel:
 
 @transaction.atomic(savepoint=False)
 def stock_reserve(
-    *, order_id: str, user_id: int, lines: Iterable[Mapping[str, int]], cause: Envelope
+    *, order_id: str, user_id: int, lines: Iterable[Mapping[str, int]], causation: Envelope
 ) -> Reservation:
     """Reserve every line of an order, or none, and announce which it was.
 
@@ -65,7 +65,9 @@ def stock_reserve(
             "reason": reason,
             "lines": [shortfall.as_event_line() for shortfall in found],
         }
-        publish_event("stock.rejected", data, correlation_id=cause.correlation_id, causation=cause)
+        publish_event(
+            "stock.rejected", data, correlation_id=causation.correlation_id, causation=causation
+        )
         logger.info("order %s rejected: %s", order_id, reason)
         return rejected
 
@@ -74,9 +76,13 @@ def stock_reserve(
     if reservation is None:
         return _already_seen(order_id)
     data = {"order_id": order_id, "lines": reservation.lines}
-    publish_event("stock.reserved", data, correlation_id=cause.correlation_id, causation=cause)
+    publish_event(
+        "stock.reserved", data, correlation_id=causation.correlation_id, causation=causation
+    )
     logger.info("order %s reserved: %s", order_id, _describe(wanted))
-    _announce_low_stock(levels, before, correlation_id=cause.correlation_id, causation=cause)
+    _announce_low_stock(
+        levels, before, correlation_id=causation.correlation_id, causation=causation
+    )
     return reservation
 
 
@@ -87,7 +93,7 @@ def _already_seen(order_id: str) -> Reservation:
 
 
 @transaction.atomic(savepoint=False)
-def stock_release(*, order_id: str, user_id: int, reason: str, cause: Envelope) -> Reservation:
+def stock_release(*, order_id: str, user_id: int, reason: str, causation: Envelope) -> Reservation:
     """Give back what an order reserved; remember a cancel that came before its order."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:
@@ -109,13 +115,15 @@ def stock_release(*, order_id: str, user_id: int, reason: str, cause: Envelope) 
     )
     _set_status(reservation, Reservation.Status.RELEASED, reason=reason)
     data = {"order_id": order_id, "reason": reason}
-    publish_event("stock.released", data, correlation_id=cause.correlation_id, causation=cause)
+    publish_event(
+        "stock.released", data, correlation_id=causation.correlation_id, causation=causation
+    )
     logger.info("order %s released: %s (%s)", order_id, _describe(quantities), reason)
     return reservation
 
 
 @transaction.atomic(savepoint=False)
-def stock_ship(*, order_id: str, cause: Envelope) -> Reservation:
+def stock_ship(*, order_id: str, causation: Envelope) -> Reservation:
     """Turn an order's reservation into a shipment: the goods leave, on_hand goes down."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:

@@ -91,7 +91,7 @@ class TestOrderEvents:
         envelope = decode(make_message("order.shipped", {"order_id": ORDER_ID, "user_id": 5}))
 
         with pytest.raises(RejectMessage):
-            handlers.order_shipped(envelope)
+            handlers.on_order_shipped(envelope)
 
 
 class TestStockLow:
@@ -185,8 +185,8 @@ class TestRedelivery:
             make_message("order.shipped", {"order_id": ORDER_ID, "user_id": owner.pk})
         )
 
-        handlers.order_shipped(envelope)
-        handlers.order_shipped(envelope)
+        handlers.on_order_shipped(envelope)
+        handlers.on_order_shipped(envelope)
 
         assert Notification.objects.count() == 1
 
