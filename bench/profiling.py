@@ -15,15 +15,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from devstack.system import LocalSystem
+from devstack.system import WORKER_COMMAND, LocalSystem
 
-# (service, role) of each process to sample; the web server's workers are its children.
+# (service, role) of each process to sample; the web server's workers are its children, a
+# worker's jobs (consumer, relay, ...) its threads.
 TARGETS = (
     ("orders", "web"),
-    ("orders", "run_consumer"),
-    ("orders", "run_relay"),
-    ("inventory", "run_consumer"),
-    ("inventory", "run_relay"),
+    ("orders", WORKER_COMMAND),
+    ("inventory", WORKER_COMMAND),
 )
 LINE_NUMBER = re.compile(r":\d+\)$")
 FILE = re.compile(r"\(([^)]*)\)$")

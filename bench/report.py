@@ -512,7 +512,8 @@ def markdown(config: BenchConfig, results: dict[str, Any], plot_paths: list[Path
         + ", ".join(f"{k}={v}" for k, v in results["postgres_settings"].items())
         + ".",
         f"- System under test: every service's gunicorn ({config.web_workers} sync workers "
-        "each), consumer and outbox relay (and the orders deadline worker) as local processes, "
+        "each) and worker (consumer, outbox relay and periodic jobs in one process) as local "
+        "processes, "
         "`DJANGO_DEBUG=0`, `CONN_MAX_AGE=None`, a fresh PostgreSQL database per service and a "
         "private broker prefix; the load generator (aiohttp) and the outcome listener run on the "
         "same machine.",

@@ -410,16 +410,14 @@ async def unsent_outbox_rows(database_url: str) -> int:
     return await asyncio.to_thread(count)
 
 
-INVENTORY_WORKERS = ("run_consumer", "run_relay")
-
-
 async def run_backlog(bench: Bench, scenario: str = "d") -> dict[str, Any]:
-    """(d) Backlog drain: orders accepted while inventory's workers are stopped, then started."""
+    """(d) Backlog drain: orders accepted while inventory's workers (its consumer and relay) are
+    stopped, then started."""
     config = bench.config
     cpu = CpuWindow(bench.system_pids).start()
-    system = bench.system.system
-    for role in INVENTORY_WORKERS:
-        system.find("inventory", role).stop()
+    inventory_workers = bench.system.system.workers_of("inventory")
+    for worker in inventory_workers:
+        worker.stop()
     first = len(bench.records)
     remaining = [config.backlog_orders]
     bar = bench.progress(
@@ -452,8 +450,8 @@ async def run_backlog(bench: Bench, scenario: str = "d") -> dict[str, Any]:
     depth = await asyncio.to_thread(queue_depth, bench.system.prefix, "inventory")
     final_while_down = len(ids) - len(bench.listener.missing(ids))
     restarted = time.monotonic()
-    for role in INVENTORY_WORKERS:
-        system.find("inventory", role).start()
+    for worker in inventory_workers:
+        worker.start()
     bar = bench.progress(f"{scenario}: draining", total=len(ids))
     stop = asyncio.Event()
     watcher = asyncio.create_task(

@@ -6,18 +6,18 @@
                                dependency is down)
     probe heartbeat [MAX_AGE]  healthy when the worker beat within MAX_AGE seconds (30):
                                the file WORKER_HEARTBEAT_FILE, touched every few seconds
-                               while the worker is connected and working
+                               while every job of the worker is connected and working
     probe connected amqp [database]
                                healthy when this container holds an established TCP
                                connection to the broker (AMQP_URL) [and the database
                                (DATABASE_URL)]
 
-A worker that has lost the broker or its database retries with back-off and stops beating, so
-its heartbeat says whether it is ready (``manage.py worker_health`` reads the same file).
-``connected`` says less (a worker waiting for its database still holds the broker connection),
-which suits a liveness check: restarting a worker does not bring its database back. The worker
-is the only process in its container, so any established socket in the container's network
-namespace (``/proc/net/tcp*``) to the dependency's port is the worker's.
+A worker one of whose jobs has lost the broker or its database retries with back-off and stops
+beating, so its heartbeat says whether it is ready (``manage.py worker_health`` reads the same
+file). ``connected`` says less (a worker waiting for its database still holds the broker
+connection), which suits a liveness check: restarting a worker does not bring its database back.
+The worker is the only process in its container, so any established socket in the container's
+network namespace (``/proc/net/tcp*``) to the dependency's port is the worker's.
 """
 
 from __future__ import annotations

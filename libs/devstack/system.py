@@ -1,4 +1,5 @@
-"""The whole system as local processes: every service's web server, consumer and relay.
+"""The whole system as local processes: every service's web server and worker (its consumer,
+relay and periodic jobs).
 
 Used by ``make up`` (through ``python -m devstack.local_run``) and by the end-to-end
 tests, so that what the tests start is exactly what a developer runs.
@@ -62,11 +63,15 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+# The management command of a service's worker process (``messaging.worker``).
+WORKER_COMMAND = "run_worker"
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
     port: int
-    workers: tuple[str, ...]  # management commands run as long-lived processes
+    workers: tuple[str, ...] = (WORKER_COMMAND,)  # commands run as long-lived processes
     setup: tuple[tuple[str, ...], ...] = ()  # management commands run once after migrate
 
     @property
@@ -79,14 +84,9 @@ class ServiceSpec:
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("inventory", 8001, ("run_consumer", "run_relay")),
-    ServiceSpec("orders", 8002, ("run_consumer", "run_relay", "run_order_deadlines")),
-    ServiceSpec(
-        "user-notification",
-        8003,
-        ("run_consumer", "run_relay", "run_email_deliveries"),
-        setup=(("ensure_superuser",),),
-    ),
+    ServiceSpec("inventory", 8001),
+    ServiceSpec("orders", 8002),
+    ServiceSpec("user-notification", 8003, setup=(("ensure_superuser",),)),
 )
 
 
@@ -270,6 +270,10 @@ class LocalSystem:
 
     def find(self, service: str, role: str) -> ManagedProcess:
         return next(p for p in self.processes if p.service.name == service and p.role == role)
+
+    def workers_of(self, service: str) -> list[ManagedProcess]:
+        """The service's worker processes (every one but its web server)."""
+        return [p for p in self.processes if p.service.name == service and p.role != "web"]
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until every web server answers HTTP; raise if one does not in time."""

@@ -2,5 +2,7 @@
 
 Services publish with :func:`messaging.outbox.publish_event` inside the transaction that makes
 the state change, and react to events through handlers registered in one dict per service
-(``settings.MESSAGING_HANDLERS``), run by the ``run_consumer`` management command.
+(``settings.MESSAGING_HANDLERS``), consumed by the service's worker: the ``run_worker``
+management command runs its consumer, its outbox relay and its periodic jobs
+(``messaging.worker``).
 """

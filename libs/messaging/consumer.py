@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,26 +33,19 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pika
-from django.db import (
-    DatabaseError,
-    InterfaceError,
-    OperationalError,
-    models,
-    transaction,
-)
+from django.db import InterfaceError, OperationalError, models, transaction
 from django.db import connection as db_connection
 from django.utils.module_loading import import_string
-from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ConsumerCancelled
 from pika.spec import Basic, BasicProperties
 
 from messaging import topology
-from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
 from messaging.config import MessagingConfig, get_config
 from messaging.envelope import Envelope, MalformedMessage, decode
 from messaging.metrics import record_delivery
 from messaging.models import InboxMessage
-from messaging.worker import DatabaseCheck, Heartbeat
+from messaging.worker import DATABASE_ERRORS, Job
 from service_runtime import tracing
 from service_runtime.logging import bind
 
@@ -236,12 +228,21 @@ class MessageProcessor:
         return ACK
 
 
-class Consumer:
+class Consumer(Job):
     """Consumes the service's queue until stopped; reconnects to broker and database by itself."""
+
+    name = "consumer"
+    log = logger
+    broker_name = "consumer"
+    poll_seconds = 0.5  # woken by deliveries; this often it checks the stop event
+    start_line = "consumer for {queue} starting"
+    stop_line = "consumer stopped after {handled} messages"
+    config: MessagingConfig
 
     def __init__(
         self, handlers: Mapping[str, Handler] | None = None, config: MessagingConfig | None = None
     ) -> None:
+        super().__init__()
         self.config = config or get_config()
         if handlers is None:
             if not self.config.handlers_path:
@@ -253,49 +254,32 @@ class Consumer:
         )
         self.names = self.config.names
         self.queue = self.names.queue(self.config.service)
-        self.stop_event = threading.Event()
         self.handled = 0
-        self.heartbeat = Heartbeat(None)  # run_consumer gives it a file: ready while consuming
-        self._broker: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self._pending: list[_Delivery] = []
-        self._database = DatabaseCheck()
 
-    def run_forever(self) -> None:
-        delays = backoff_delays()
-        while not self.stop_event.is_set():
-            try:
-                self._broker = connect(self.config, name="consumer")
-                channel = self._broker.channel()
-                # Its own queues and bindings only; the exchanges are their publishers' (a missing
-                # one fails the bind, and the consumer retries until its publisher declared it).
-                topology.declare_consumer_queues(
-                    channel, self.names, self.config.service, self.config.retry_delays_ms
-                )
-                channel.confirm_delivery()
-                channel.basic_qos(prefetch_count=self.config.prefetch)
-                channel.add_on_cancel_callback(self._on_cancelled_by_broker)
-                channel.basic_consume(self.queue, self._on_message)
-                logger.info("consuming %s", self.queue)
-                delays = backoff_delays()
-                while not self.stop_event.is_set():
-                    # Returns as soon as deliveries arrived, having handed over all those read.
-                    self._broker.process_data_events(time_limit=0.5)
-                    self.process_pending()
-                    self.heartbeat.beat()
-            except CONNECTION_ERRORS as exc:
-                delay = next(delays)
-                logger.warning("consumer lost the broker (%s); retrying in %.1fs", exc, delay)
-                self.stop_event.wait(delay)
-            finally:
-                if self._broker is not None and self._broker.is_open:
-                    try:
-                        self._broker.close()
-                    except Exception:  # already broken
-                        logger.debug("ignored error while closing", exc_info=True)
-                self._broker = None
-                self._channel = None
-                self._pending = []  # unacked: the broker hands them out again
+    def on_connect(self) -> None:
+        assert self.broker is not None
+        channel = self.broker.channel()
+        # Its own queues and bindings only; the exchanges are their publishers' (a missing one
+        # fails the bind, and the consumer retries until its publisher declared it).
+        topology.declare_consumer_queues(
+            channel, self.names, self.config.service, self.config.retry_delays_ms
+        )
+        channel.confirm_delivery()
+        channel.basic_qos(prefetch_count=self.config.prefetch)
+        channel.add_on_cancel_callback(self._on_cancelled_by_broker)
+        channel.basic_consume(self.queue, self._on_message)
+        logger.info("consuming %s", self.queue)
+
+    def on_disconnect(self) -> None:
+        self._channel = None
+        self._pending = []  # unacked: the broker hands them out again
+
+    def work(self) -> bool:
+        # The deliveries the broker pushed while the consumer waited form one batch.
+        self.process_pending()
+        return False
 
     def _on_cancelled_by_broker(self, method_frame: Any) -> None:
         # The queue was deleted (or its node went away): without this the consumer would sit
@@ -367,32 +351,18 @@ class Consumer:
 
     def _process_until_database_answers(self, batch: Sequence[_Delivery]) -> list[Outcome] | None:
         """The outcomes, once the database answers; None if asked to stop before it does."""
-        delays = backoff_delays()
         items = [Item(d.body, d.attempt, d.context) for d in batch]
-        while True:
-            try:
-                self._database.before_work()
-                outcomes = self.processor.process_batch(items)
-                self._database.answered()
-                return outcomes
-            except DatabaseError as exc:
-                self._database.forget()
-                if self.stop_event.is_set():
-                    return None
-                delay = next(delays)
-                logger.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
-                _close_database_quietly()
-                self._sleep_unless_stopped(delay)
 
-    def _sleep_unless_stopped(self, seconds: float) -> None:
-        """Wait on the broker connection, so heartbeats keep flowing, until stopped."""
-        assert self._broker is not None
-        deadline = time.monotonic() + seconds
-        while not self.stop_event.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._broker.sleep(min(remaining, 0.25))
+        def process() -> list[Outcome]:
+            self._database.before_work()
+            outcomes = self.processor.process_batch(items)
+            self._database.answered()
+            return outcomes
+
+        try:
+            return self.until_database_answers(process)
+        except DATABASE_ERRORS:
+            return None
 
     def _copy(
         self,
@@ -455,10 +425,3 @@ _RACE_SQLSTATES = frozenset({"40P01", "40001", "55P03"})  # deadlock, serializat
 
 def _lost_a_race(exc: Exception) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) in _RACE_SQLSTATES
-
-
-def _close_database_quietly() -> None:
-    try:
-        db_connection.close()
-    except DatabaseError:  # already broken; a new connection is opened on the next try
-        logger.debug("ignored error while closing the database connection", exc_info=True)

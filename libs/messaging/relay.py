@@ -14,109 +14,64 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-from typing import Any
 
 import pika
-import psycopg
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
-from pika.adapters.blocking_connection import BlockingConnection
 
-from messaging import notify, topology
-from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
+from messaging import topology
+from messaging.broker import CONNECTION_ERRORS
 from messaging.config import MessagingConfig, get_config
 from messaging.metrics import record_published
 from messaging.models import OutboxMessage
 from messaging.outbox import NOTIFY_CHANNEL
 from messaging.publisher import ConfirmingPublisher, OutgoingMessage, Settled
-from messaging.worker import DatabaseCheck, Heartbeat
+from messaging.worker import Job
 from service_runtime import tracing
 from service_runtime.logging import bind
 
 logger = logging.getLogger("messaging.relay")
 
 SAFETY_POLL_SECONDS = 1.0
-SQLITE_POLL_SECONDS = 0.05
-
-# Errors after which the relay drops both connections and opens new ones.
-_RECONNECT_ERRORS: tuple[type[BaseException], ...] = (
-    *CONNECTION_ERRORS,
-    DatabaseError,
-    psycopg.Error,
-)
 
 
-class _CommitWaiter:
-    """Blocks until a writer commits an outbox row (PostgreSQL NOTIFY) or a timeout passes."""
+class OutboxRelay(Job):
+    name = "relay"
+    log = logger
+    broker_name = "outbox-relay"
+    notify_channel = NOTIFY_CHANNEL  # ``publish_event`` NOTIFYs in the writer's transaction
+    start_line = "outbox relay starting"
+    stop_line = "outbox relay stopped after {published} messages"
+    config: MessagingConfig
 
-    def __init__(self) -> None:
-        self._listener: psycopg.Connection[Any] | None = notify.listen(NOTIFY_CHANNEL)
-
-    def drain(self) -> None:
-        notify.drain(self._listener)
-
-    def wait(self, broker: BlockingConnection) -> None:
-        if self._listener is None:
-            broker.sleep(SQLITE_POLL_SECONDS)
-            return
-        broker.process_data_events(time_limit=0)  # keeps heartbeats flowing
-        for _ in self._listener.notifies(timeout=SAFETY_POLL_SECONDS, stop_after=1):
-            pass
-
-    def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-
-
-class OutboxRelay:
     def __init__(self, config: MessagingConfig | None = None, *, batch_size: int = 200) -> None:
+        super().__init__()
         self.config = config or get_config()
         self.batch_size = batch_size
-        self.stop_event = threading.Event()
         self.published = 0
-        self.heartbeat = Heartbeat(None)  # run_relay gives it a file: ready while relaying
-        self._database = DatabaseCheck()
+        self._publisher: ConfirmingPublisher | None = None
         self._sent_rows: list[OutboxMessage] = []
         # RabbitMQ checks user_id against the connection's account, so consumers can trust it.
         self._user_id = pika.URLParameters(self.config.broker_url).credentials.username
 
-    def run_forever(self) -> None:
-        """Relay until stopped, reconnecting to the broker and the database as needed."""
-        delays = backoff_delays()
-        while not self.stop_event.is_set():
-            broker: BlockingConnection | None = None
-            waiter: _CommitWaiter | None = None
-            try:
-                close_old_connections()
-                broker = connect(self.config, name="outbox-relay")
-                channel = broker.channel()
-                # Only its own exchange: the rest of the layout belongs to its owners (and to the
-                # broker's definitions), and a service's broker account may not declare it.
-                topology.declare_own_exchange(channel, self.config.names, self.config.service)
-                publisher = ConfirmingPublisher(broker, channel)
-                waiter = _CommitWaiter()
-                logger.info("outbox relay connected", extra={"service": self.config.service})
-                delays = backoff_delays()
-                self._relay_until_stopped(broker, publisher, waiter)
-            except _RECONNECT_ERRORS as exc:
-                self._database.forget()
-                delay = next(delays)
-                logger.warning("outbox relay lost a connection (%s); retrying in %.1fs", exc, delay)
-                self.stop_event.wait(delay)
-            finally:
-                _close_quietly(waiter, broker)
-                connection.close()
+    def on_connect(self) -> None:
+        assert self.broker is not None
+        channel = self.broker.channel()
+        # Only its own exchange: the rest of the layout belongs to its owners (and to the
+        # broker's definitions), and a service's broker account may not declare it.
+        topology.declare_own_exchange(channel, self.config.names, self.config.service)
+        self._publisher = ConfirmingPublisher(self.broker, channel)
+        logger.info("outbox relay connected", extra={"service": self.config.service})
 
-    def _relay_until_stopped(
-        self, broker: BlockingConnection, publisher: ConfirmingPublisher, waiter: _CommitWaiter
-    ) -> None:
-        while not self.stop_event.is_set():
-            waiter.drain()
-            published = self.relay_batch(publisher)
-            self.heartbeat.beat()
-            if published < self.batch_size:
-                waiter.wait(broker)
+    def on_disconnect(self) -> None:
+        self._publisher = None
+
+    def work(self) -> bool:
+        assert self._publisher is not None
+        return self.relay_batch(self._publisher) >= self.batch_size
+
+    def wait_seconds(self) -> float:
+        return SAFETY_POLL_SECONDS
 
     def relay_batch(self, publisher: ConfirmingPublisher) -> int:
         """Publish one batch of unsent rows; return how many the broker confirmed.
@@ -229,13 +184,3 @@ def _mark_sent(ids: list[int]) -> None:
             f"UPDATE {_TABLE} SET sent_at = %s WHERE id IN ({', '.join(['%s'] * len(ids))})",  # noqa: S608
             [sent_at.get_db_prep_save(timezone.now(), connection), *ids],  # type: ignore[union-attr]
         )
-
-
-def _close_quietly(waiter: _CommitWaiter | None, broker: BlockingConnection | None) -> None:
-    for close in (waiter.close if waiter else None, broker.close if broker else None):
-        if close is None:
-            continue
-        try:
-            close()
-        except Exception:  # already broken; nothing left to release
-            logger.debug("ignored error while closing", exc_info=True)

@@ -1,27 +1,43 @@
-"""Running a long-lived worker (consumer, relay, scheduler) until SIGTERM or SIGINT, and its
-heartbeat: how a worker reports that it is ready.
+"""A service's worker process: its jobs (consumer, outbox relay, periodic work), a thread each,
+until SIGTERM or SIGINT, and the heartbeat that says it is ready.
 
-A worker that is connected and working touches its heartbeat file every few seconds; one that
-has lost its broker or database is retrying with back-off and does not. So a fresh file means
-ready, and a stale or missing one means not: ``manage.py worker_health --max-age 30`` (and the
-containers' ``probe heartbeat``) read it. The file is ``WORKER_HEARTBEAT_FILE`` when set (one
-worker per container), else ``<VAR_DIR>/heartbeats/<service>.<command>``.
+A :class:`Job` works in units. The skeleton gives it its own database connection (Django's are
+per thread) and, if it needs one, its own broker connection opened in its thread (pika's are not
+thread-safe) and serviced while it waits; a wait after each unit until a writer commits
+(``NOTIFY``), the broker delivers or the poll interval passes; back-off and new connections after
+a broker or database error; a stop event checked between units, so a signal lets a unit finish.
+
+The :class:`Worker`'s heartbeat file carries the time its least recently healthy job was last
+healthy (after a unit, or waiting): fresh only while every job is. ``manage.py worker_health
+--max-age 30`` and the containers' ``probe heartbeat`` read it: ``WORKER_HEARTBEAT_FILE`` when
+set (one worker per container), else ``<VAR_DIR>/heartbeats/<service>.<command>``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any, ClassVar, TypeVar
 
+import psycopg
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
+from django.db import connection as db_connection
+from django.utils.module_loading import import_string
+from pika.adapters.blocking_connection import BlockingConnection
 
+from messaging import notify
+from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
+from messaging.config import MessagingConfig
 from service_runtime.settings import VAR_DIR
 
 HEARTBEAT_ENV = "WORKER_HEARTBEAT_FILE"
@@ -116,14 +132,17 @@ class Heartbeat:
         heartbeat.clear()  # a beat left by a previous run is not this one's
         return heartbeat
 
-    def beat(self) -> None:
+    def beat(self, at: float | None = None) -> None:
+        """Record that the worker was ready at ``at`` (a ``time.time()``; now by default)."""
         if self.path is None or time.monotonic() - self._last < self.every:
             return
         self._last = time.monotonic()
+        at = time.time() if at is None else at
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            partial.write_text(json.dumps({"pid": os.getpid(), "at": time.time()}))
+            partial.write_text(json.dumps({"pid": os.getpid(), "at": at}))
+            os.utime(partial, (at, at))  # readers take the file's age for the worker's
             partial.replace(self.path)  # readers never see a half-written file
         except OSError:  # a full or read-only disk must not stop the work; the probe will tell
             self._last = float("-inf")
@@ -134,3 +153,223 @@ class Heartbeat:
         if self.path is not None:
             with contextlib.suppress(OSError):
                 self.path.unlink(missing_ok=True)
+
+
+logger = logging.getLogger("messaging.worker")
+
+SQLITE_POLL_SECONDS = 0.05  # no NOTIFY on SQLite: a job with a channel polls this often
+WAIT_SLICE_SECONDS = 0.5  # a waiting job checks the stop event and marks itself this often
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DatabaseError, psycopg.Error)
+T = TypeVar("T")
+
+
+class Job:
+    """One kind of work, done in units (:meth:`work`: True when more is ready at once).
+
+    ``broker_name``: it gets a broker connection of its own, so named, from ``config``.
+    ``notify_channel``: a writer's commit wakes it; otherwise (and at most) it waits
+    :meth:`wait_seconds`. ``start_line`` and ``stop_line`` are logged, filled from its attributes.
+    """
+
+    name: ClassVar[str] = "job"
+    log: ClassVar[logging.Logger] = logger
+    broker_name: ClassVar[str | None] = None
+    notify_channel: ClassVar[str | None] = None
+    gather_seconds: ClassVar[float] = 0.0  # after a wake-up, for the commits that follow
+    start_line: ClassVar[str] = "{name} starting"
+    stop_line: ClassVar[str] = "{name} stopped"
+    poll_seconds: float = 1.0
+    config: MessagingConfig | None = None
+
+    def __init__(self) -> None:
+        self.stop_event = threading.Event()
+        self.healthy_at = -math.inf  # time.monotonic() of the last sign of health
+        self.broker: BlockingConnection | None = None
+        self._listener: psycopg.Connection[Any] | None = None
+        self._database = DatabaseCheck()
+
+    def work(self) -> bool:
+        raise NotImplementedError
+
+    def on_connect(self) -> None:
+        """Its connections are open (again): declare, subscribe."""
+
+    def on_disconnect(self) -> None:
+        """Its connections are closed: forget what lived on them."""
+
+    def wait_seconds(self) -> float:
+        return self.poll_seconds
+
+    def run_forever(self) -> None:
+        """Work until ``stop_event`` is set; after a lost connection, back off and reconnect."""
+        self.log.info(self.start_line.format(name=self.name, **vars(self)))
+        # Without a broker connection of its own, an OSError is a bug, not a lost broker.
+        errors = (*DATABASE_ERRORS, *(CONNECTION_ERRORS if self.broker_name else ()))
+        delays, failed = backoff_delays(), False
+        while not self.stop_event.is_set():
+            try:
+                self._connect()
+                while not self.stop_event.is_set():
+                    notify.drain(self._listener)  # before looking: a commit from now on wakes
+                    more = self.work()
+                    self.healthy_at = time.monotonic()
+                    if failed:
+                        delays, failed = backoff_delays(), False
+                    if not more:
+                        self._wait(self.wait_seconds())
+            except errors as exc:
+                self._database.forget()
+                delay, failed = next(delays), True
+                lost = "the database" if isinstance(exc, DATABASE_ERRORS) else "the broker"
+                self.log.warning("%s lost %s (%s); retrying in %.1fs", self.name, lost, exc, delay)
+                self.stop_event.wait(delay)
+            finally:
+                self._disconnect()
+        self.log.info(self.stop_line.format(name=self.name, **vars(self)))
+
+    def _connect(self) -> None:
+        close_old_connections()  # CONN_HEALTH_CHECKS: a connection broken meanwhile is replaced
+        if self.broker_name is not None:
+            assert self.config is not None, f"{self.name} needs a messaging config"
+            self.broker = connect(self.config, name=self.broker_name)
+        if self.notify_channel is not None:
+            self._listener = notify.listen(self.notify_channel)
+        self.on_connect()
+
+    def _disconnect(self) -> None:
+        self.on_disconnect()
+        listener, broker, self._listener, self.broker = self._listener, self.broker, None, None
+        for close in (
+            listener.close if listener else None,
+            broker.close if broker and broker.is_open else None,
+            db_connection.close,
+        ):
+            if close is not None:
+                quietly(close)
+
+    def _wait(self, seconds: float) -> None:
+        """Until a commit on its channel (or, without one, a delivery) wakes it, ``seconds``
+        pass or it is stopped; healthy meanwhile, its broker connection serviced."""
+        if self.notify_channel is not None and self._listener is None:
+            seconds = min(seconds, SQLITE_POLL_SECONDS)
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.is_set():
+            self.healthy_at = time.monotonic()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            piece = min(remaining, WAIT_SLICE_SECONDS)
+            if self._listener is not None:
+                if self.broker is not None:
+                    self.broker.process_data_events(time_limit=0)  # keeps heartbeats flowing
+                if any(True for _ in self._listener.notifies(timeout=piece, stop_after=1)):
+                    self.stop_event.wait(self.gather_seconds)
+                    return
+            elif self.broker is not None:
+                self.broker.process_data_events(time_limit=piece)  # returns on a delivery
+                return
+            else:
+                self.stop_event.wait(piece)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep until ``seconds`` pass or the job is stopped, servicing the broker connection."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if self.broker is not None:
+                self.broker.sleep(min(remaining, 0.25))
+            else:
+                self.stop_event.wait(remaining)
+
+    def until_database_answers(self, call: Callable[[], T]) -> T:
+        """``call()``, again with back-off while the database does not answer, so that work
+        done (a batch received, an e-mail sent) is not given up; raises once stopping."""
+        delays = backoff_delays()
+        while True:
+            try:
+                return call()
+            except DATABASE_ERRORS as exc:
+                self._database.forget()
+                if self.stop_event.is_set():
+                    raise
+                delay = next(delays)
+                self.log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+                quietly(db_connection.close)
+                self.sleep(delay)
+
+
+class Worker:
+    """A service's jobs in one process: a thread each, one stop event, one heartbeat.
+
+    The heartbeat is fresh only while every job is healthy. A job that fails with an error it
+    cannot recover from stops the others, and the worker exits: its supervisor starts it again.
+    """
+
+    def __init__(self, jobs: Sequence[Job], heartbeat: Heartbeat | None = None) -> None:
+        self.jobs = list(jobs)
+        self.stop_event = threading.Event()
+        for job in self.jobs:
+            job.stop_event = self.stop_event
+        self.heartbeat = heartbeat or Heartbeat(None)
+        self.failed: list[str] = []
+
+    def run_forever(self) -> None:
+        threads = [
+            threading.Thread(target=self._run, args=(job,), name=job.name, daemon=True)
+            for job in self.jobs
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            while not self.stop_event.wait(1.0):
+                ready_at = self.ready_at()
+                if ready_at is not None:
+                    self.heartbeat.beat(ready_at)
+        finally:
+            self.stop_event.set()
+            for thread in threads:
+                thread.join()
+            self.heartbeat.clear()
+
+    def ready_at(self) -> float | None:
+        """When the least recently healthy job was last healthy; None before all have been."""
+        oldest = min((job.healthy_at for job in self.jobs), default=-math.inf)
+        if oldest == -math.inf:
+            return None
+        return time.time() - (time.monotonic() - oldest)
+
+    def _run(self, job: Job) -> None:
+        try:
+            job.run_forever()
+        except BaseException:
+            logger.exception("%s failed; stopping the worker", job.name)
+            self.failed.append(job.name)
+            self.stop_event.set()
+
+
+def configured_jobs() -> dict[str, type[Job]]:
+    """The service's jobs, by name: ``settings.WORKER_JOBS`` (dotted paths of their classes)."""
+    classes = [import_string(path) for path in settings.WORKER_JOBS]
+    return {cls.name: cls for cls in classes}
+
+
+def serve(jobs: Sequence[Job], command: str = "run_worker") -> bool:
+    """Run ``jobs`` as this process's worker until SIGTERM or SIGINT; False when one failed."""
+    worker = Worker(jobs, Heartbeat.for_command(command))
+    stop_on_signals(worker.stop_event)
+    serve_metrics()
+    names = ", ".join(job.name for job in worker.jobs)
+    logger.info("worker of %s starting: %s", settings.MESSAGING_SERVICE, names)
+    worker.run_forever()
+    logger.info("worker of %s stopped", settings.MESSAGING_SERVICE)
+    return not worker.failed
+
+
+def quietly(close: Callable[[], object]) -> None:
+    """Close something that may be broken already; nothing is left to release then."""
+    try:
+        close()
+    except Exception:
+        logger.debug("ignored error while closing", exc_info=True)

@@ -6,6 +6,7 @@ from tests.settings import *  # noqa: F403
 
 MESSAGING_SERVICE = "inventory"
 MESSAGING_HANDLERS = "tests.worker_settings.HANDLERS"
+WORKER_JOBS = ("messaging.consumer.Consumer", "messaging.relay.OutboxRelay")
 
 
 def _accept(envelope: Any) -> None:

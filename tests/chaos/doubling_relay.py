@@ -1,6 +1,7 @@
-"""The service's own outbox relay, except that every event is published, and confirmed, twice.
+"""The service's own worker, except that its outbox relay publishes, and confirms, every event
+twice.
 
-Run in place of ``manage.py run_relay`` (same directory, same environment) by the
+Run in place of ``manage.py run_worker`` (same directory, same environment) by the
 "duplicate delivery" scenario: ``python <repo>/tests/chaos/doubling_relay.py``. The two
 copies carry the same message id, as a relay that died between the broker's confirm and marking
 the row sent would publish them; the consumers' inboxes must make the second one a no-op.
@@ -12,7 +13,7 @@ import os
 import sys
 
 
-def main() -> None:
+def main() -> int:
     # Run as a script: not this file's directory but the service's (its ``config`` settings).
     sys.path[0] = os.getcwd()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -23,19 +24,19 @@ def main() -> None:
     from messaging.models import OutboxMessage
     from messaging.publisher import ConfirmingPublisher
     from messaging.relay import OutboxRelay
-    from messaging.worker import stop_on_signals
+    from messaging.worker import configured_jobs, serve
 
     class DoublingRelay(OutboxRelay):
         def _publish(self, publisher: ConfirmingPublisher, row: OutboxMessage) -> None:
             super()._publish(publisher, row)
             super()._publish(publisher, row)
 
-    relay = DoublingRelay()
-    stop_on_signals(relay.stop_event)
-    print("doubling outbox relay starting", flush=True)
-    relay.run_forever()
-    print(f"doubling outbox relay stopped after {relay.published} rows (each sent twice)")
+        start_line = "doubling outbox relay starting"
+        stop_line = "doubling outbox relay stopped after {published} rows (each sent twice)"
+
+    jobs = [DoublingRelay if cls is OutboxRelay else cls for cls in configured_jobs().values()]
+    return 0 if serve([job() for job in jobs]) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

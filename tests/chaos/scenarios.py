@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devstack.system import SERVICES
+from devstack.system import SERVICES, WORKER_COMMAND
 from messaging import topology
 from tests.chaos import faults
 from tests.chaos.driver import OrderDriver
@@ -69,30 +69,32 @@ def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
     def n(orders: int) -> int:
         return max(50, int(orders * scale))
 
-    relays = ["inventory:run_relay", "orders:run_relay", "user-notification:run_relay"]
+    # A service's consumer and relay run in its worker: killing one kills the other too.
+    workers = [f"{s.name}:{WORKER_COMMAND}" for s in SERVICES]
     return [
         Scenario("baseline", "no fault: the reference for the figures below", n(500), rate,
                  faults.nothing),
         Scenario(
             "kill-inventory-consumer",
-            "kill -9 the inventory consumer 20 times during a 2,000-order run",
-            n(2000), rate, faults.kill_repeatedly(["inventory:run_consumer"], 20),
+            "kill -9 the inventory worker (its consumer) 20 times during a 2,000-order run",
+            n(2000), rate, faults.kill_repeatedly([f"inventory:{WORKER_COMMAND}"], 20),
         ),
         Scenario(
             "kill-orders-consumer",
-            "kill -9 the orders consumer 20 times during a 2,000-order run",
-            n(2000), rate, faults.kill_repeatedly(["orders:run_consumer"], 20),
+            "kill -9 the orders worker (its consumer) 20 times during a 2,000-order run",
+            n(2000), rate, faults.kill_repeatedly([f"orders:{WORKER_COMMAND}"], 20),
         ),
         Scenario(
             "kill-notification-consumer",
-            "kill -9 the user-notification consumer 20 times during a 1,000-order run",
-            n(1000), rate, faults.kill_repeatedly(["user-notification:run_consumer"], 20),
+            "kill -9 the user-notification worker (its consumer) 20 times during a 1,000-order "
+            "run",
+            n(1000), rate, faults.kill_repeatedly([f"user-notification:{WORKER_COMMAND}"], 20),
         ),
         Scenario(
             "kill-relays",
-            "kill -9 each outbox relay (inventory, orders, user-notification) 20 times "
-            "during a 2,000-order run",
-            n(2000), rate, faults.kill_repeatedly(relays, 20),
+            "kill -9 each outbox relay (the inventory, orders and user-notification workers) "
+            "20 times during a 2,000-order run",
+            n(2000), rate, faults.kill_repeatedly(workers, 20),
         ),
         Scenario(
             "rabbitmq-stopped",
@@ -107,7 +109,7 @@ def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
         ),
         Scenario(
             "inventory-down",
-            "every inventory process (web, consumer, relay) down for 60 s",
+            "every inventory process (web, worker: consumer and relay) down for 60 s",
             n(1000), rate, faults.service_down("inventory", 60),
         ),
         Scenario(
@@ -124,7 +126,8 @@ def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
         ),
         Scenario(
             "duplicate-delivery",
-            "every event published twice: all three relays replaced by a doubling relay",
+            "every event published twice: all three workers' relays replaced by a doubling "
+            "relay",
             n(1000), rate, faults.nothing, doubling_relays=True,
         ),
         Scenario(
@@ -140,8 +143,8 @@ def short_suite() -> list[Scenario]:
     return [
         Scenario(
             "short-kill-inventory-consumer",
-            "kill -9 the inventory consumer 5 times during a 150-order run",
-            150, 10, faults.kill_repeatedly(["inventory:run_consumer"], 5),
+            "kill -9 the inventory worker (its consumer) 5 times during a 150-order run",
+            150, 10, faults.kill_repeatedly([f"inventory:{WORKER_COMMAND}"], 5),
         ),
         Scenario(
             "short-rabbitmq-stopped",
@@ -428,7 +431,7 @@ class Sampler(threading.Thread):
         )
 
 
-RECONNECT_MARKERS = ("lost the broker", "lost a connection", "database unavailable")
+RECONNECT_MARKERS = ("lost the broker", "lost the database", "database unavailable")
 
 
 def _reconnects(log_dir: Path) -> dict[str, int]:
@@ -476,7 +479,7 @@ def run_scenario(
         work_dir = env.root / scenario.name
         replace = {}
         if scenario.doubling_relays:
-            replace = {f"{s.name}:run_relay": doubling_relay_argv() for s in SERVICES}
+            replace = {f"{s.name}:{WORKER_COMMAND}": doubling_relay_argv() for s in SERVICES}
         system = ChaosSystem(scenario.name, env.backend(scenario, cluster), work_dir, replace)
         log("starting the system")
         system.start()

@@ -54,7 +54,7 @@ class ChaosSystem:
     scenario: str
     backend: Backend
     work_dir: Path
-    # role label ("orders:run_relay") -> argv replacing the worker's own (same env and cwd)
+    # role label ("orders:run_worker") -> argv replacing the process's own (same env and cwd)
     replace_argv: dict[str, list[str]] = field(default_factory=dict)
     unexpected_exits: list[str] = field(default_factory=list)
     kills: dict[str, int] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
-from devstack.system import SERVICES
+from devstack.system import SERVICES, WORKER_COMMAND
 from tests.deploy.manifests import (
     COMPOSE_FILE,
     REPO_ROOT,
@@ -31,8 +31,8 @@ COMPOSE_SCHEMA = json.loads(
     files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
 )
 # Worker commands that keep a heartbeat (messaging.worker.Heartbeat).
-HEARTBEAT_ROLES = {"run_consumer", "run_relay", "run_order_deadlines", "run_email_deliveries"}
-LONG_RUNNING = {"web", "run_consumer", "run_relay", "run_order_deadlines", "run_email_deliveries"}
+HEARTBEAT_ROLES = {WORKER_COMMAND}
+LONG_RUNNING = {"web", WORKER_COMMAND}
 
 
 def schema_errors(document: dict[str, Any]) -> list[str]:
@@ -76,7 +76,7 @@ class TestSameProcessesAsTheLocalRun:
                 if spec["labels"][SERVICE_LABEL] == service
             }
             assert set(roles) <= running, service
-            assert {"web", "run_consumer", "run_relay", "migrate"} <= running, service
+            assert {"web", WORKER_COMMAND, "migrate"} <= running, service
 
     def test_long_running_commands_equal_the_local_run(self) -> None:
         expected = local_commands()
@@ -101,8 +101,8 @@ class TestSameProcessesAsTheLocalRun:
                     "service_completed_successfully"
                 )
 
-    def test_consumers_run_as_competing_replicas(self) -> None:
-        for name, spec in compose_containers("run_consumer").items():
+    def test_workers_run_as_competing_replicas(self) -> None:
+        for name, spec in compose_containers(WORKER_COMMAND).items():
             assert spec["deploy"]["replicas"] >= 2, name
 
     def test_web_servers_listen_on_the_local_ports(self) -> None:

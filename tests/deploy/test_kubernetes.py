@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from devstack.system import SERVICES
+from devstack.system import SERVICES, WORKER_COMMAND
 from tests.deploy.manifests import (
     DEPLOY,
     KUBERNETES,
@@ -25,12 +25,7 @@ from tests.deploy.manifests import (
 )
 
 KUBERNETES_VERSION = "1.32.0"
-COMPONENTS = {
-    "run_consumer": "consumer",
-    "run_relay": "relay",
-    "run_order_deadlines": "deadlines",
-    "run_email_deliveries": "email",
-}
+COMPONENTS = {WORKER_COMMAND: "worker"}
 
 
 def validation_error(document: dict[str, Any]) -> str | None:
@@ -65,7 +60,7 @@ class TestValidity:
                 assert validation_error(document) is None
 
     def test_the_schema_check_rejects_a_misspelt_field(self) -> None:
-        broken = copy.deepcopy(workload("orders", "relay"))
+        broken = copy.deepcopy(workload("orders", "worker"))
         broken["spec"]["template"]["spec"]["containers"][0]["comand"] = ["python"]
         assert validation_error(broken)
 
@@ -135,7 +130,7 @@ class TestProbes:
     def test_workers_are_ready_while_they_beat(self, service: str) -> None:
         config = resources("ConfigMap")[f"{service}-config"]["data"]
         assert config["WORKER_HEARTBEAT_FILE"].startswith("/tmp/")  # the pod's writable volume
-        for role in ("run_consumer", "run_relay", "run_order_deadlines", "run_email_deliveries"):
+        for role in COMPONENTS:
             if role not in local_commands()[service]:
                 continue
             pod = workload(service, COMPONENTS[role])["spec"]["template"]["spec"]
@@ -145,9 +140,9 @@ class TestProbes:
 
 class TestScaling:
     @pytest.mark.parametrize("service", SERVICE_NAMES)
-    def test_web_and_consumers_scale_horizontally(self, service: str) -> None:
+    def test_web_and_workers_scale_horizontally(self, service: str) -> None:
         autoscalers = resources("HorizontalPodAutoscaler")
-        for component in ("web", "consumer"):
+        for component in ("web", "worker"):
             hpa = autoscalers[f"{service}-{component}"]
             assert hpa["spec"]["scaleTargetRef"]["name"] == f"{service}-{component}"
             assert hpa["spec"]["minReplicas"] >= 2
@@ -202,7 +197,7 @@ class TestCredentials:
 
     @pytest.mark.parametrize("service", SERVICE_NAMES)
     def test_each_service_connects_as_its_own_broker_user(self, service: str) -> None:
-        for container in workload(service, "consumer")["spec"]["template"]["spec"]["containers"]:
+        for container in workload(service, "worker")["spec"]["template"]["spec"]["containers"]:
             env = {e["name"]: e.get("value") for e in container["env"]}
             assert env["AMQP_URL"].startswith(f"amqp://{service}:$(AMQP_PASSWORD)@rabbitmq:")
 

@@ -16,24 +16,30 @@ from typing import Any
 import requests
 
 from devstack.system import SERVICES
+from devstack.system import WORKER_COMMAND as WORKER
 from tests.e2e.client import Api
 from tests.e2e.conftest import E2E
 
-# service, process role: the processes an order's story passes through
+# service, process kind: the processes an order's story passes through (its consumers run in
+# the service's workers, whichever of them took the message)
 ORDER_PATH = (
     ("orders", "web"),
-    ("orders", "run_consumer"),
-    ("inventory", "run_consumer"),
-    ("user-notification", "run_consumer"),
+    ("orders", WORKER),
+    ("inventory", WORKER),
+    ("user-notification", WORKER),
 )
-
-# The services' web servers and workers, which log through service_runtime.logging.
-JSON_ROLES = {"web", "run_consumer", "run_relay", "run_order_deadlines"}
 
 
 def _log_file(e2e: E2E, service: str, role: str) -> Path:
     assert e2e.system.log_dir is not None
     return e2e.system.log_dir / f"{service}.{role}.log"
+
+
+def _log_files(e2e: E2E, service: str, kind: str) -> list[Path]:
+    """The logs of the service's web server, or of all its workers."""
+    if kind == "web":
+        return [_log_file(e2e, service, "web")]
+    return [_log_file(e2e, service, p.role) for p in e2e.system.workers_of(service)]
 
 
 def _lines_with(path: Path, needle: str) -> list[str]:
@@ -66,8 +72,12 @@ def _wait_for_story(e2e: E2E, order_id: str, timeout: float = 20.0) -> dict[str,
     deadline = time.monotonic() + timeout
     while True:
         found = {
-            f"{service}.{role}": _lines_with(_log_file(e2e, service, role), order_id)
-            for service, role in ORDER_PATH
+            f"{service}.{kind}": [
+                line
+                for path in _log_files(e2e, service, kind)
+                for line in _lines_with(path, order_id)
+            ]
+            for service, kind in ORDER_PATH
         }
         if all(found.values()):
             return found
@@ -96,9 +106,8 @@ def test_grepping_an_order_id_shows_its_path_through_every_service_in_one_trace(
 
     story = _wait_for_story(e2e, order_id)
     parsed: dict[str, list[dict[str, Any]]] = {}
-    for (service, role), (name, lines) in zip(ORDER_PATH, story.items(), strict=True):
-        path = _log_file(e2e, service, role)
-        parsed[name] = [_json(line, path) for line in lines]
+    for (service, _), (name, lines) in zip(ORDER_PATH, story.items(), strict=True):
+        parsed[name] = [_json(line, Path(f"{name}.log")) for line in lines]
         for line in parsed[name]:
             assert line["service"] == service, line
             assert line["correlation_id"], line
@@ -112,13 +121,13 @@ def test_grepping_an_order_id_shows_its_path_through_every_service_in_one_trace(
     assert placed["trace_id"] == trace_id
 
     # the trace went on through the outbox and the broker into every consumer
-    [reserved] = [x for x in parsed["inventory.run_consumer"] if "reserved" in x["message"]]
+    [reserved] = [x for x in parsed[f"inventory.{WORKER}"] if "reserved" in x["message"]]
     assert reserved["trace_id"] == trace_id
     assert reserved["correlation_id"] == order_id
     assert reserved["message_id"]
-    [confirmed] = [x for x in parsed["orders.run_consumer"] if "confirmed" in x["message"]]
+    [confirmed] = [x for x in parsed[f"orders.{WORKER}"] if "confirmed" in x["message"]]
     assert confirmed["trace_id"] == trace_id
-    notified = [x for x in parsed["user-notification.run_consumer"] if "confirmed" in x["message"]]
+    notified = [x for x in parsed[f"user-notification.{WORKER}"] if "confirmed" in x["message"]]
     assert notified and all(x["trace_id"] == trace_id for x in notified)
     assert reserved["message_id"] != confirmed["message_id"]
 
@@ -153,7 +162,7 @@ def test_every_line_of_the_services_processes_is_a_json_object_naming_its_servic
     files = [
         _log_file(e2e, process.service.name, process.role)
         for process in e2e.system.processes
-        if process.service in SERVICES and process.role in JSON_ROLES
+        if process.service in SERVICES
     ]
     assert {p.name for p in files} >= {f"{s}.{r}.log" for s, r in ORDER_PATH}
     for path in files:

@@ -38,9 +38,8 @@ class TestHealth:
 
     def test_every_worker_beats(self, e2e: E2E) -> None:
         for service in SERVICES:
-            result = e2e.system.manage(
-                service, "worker_health", *service.workers, "--max-age", "30"
-            )
+            roles = [worker.role for worker in e2e.system.workers_of(service.name)]
+            result = e2e.system.manage(service, "worker_health", *roles, "--max-age", "30")
             assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -55,7 +54,7 @@ class TestMetrics:
 
         orders = metrics(e2e.system.url("orders"))
         queue = f"{e2e.prefix}orders"
-        # Counted by the orders consumer and relay, separate processes from the web server.
+        # Counted by the orders workers (consumer and relay), processes apart from the web server.
         assert total(orders, "messaging_messages_consumed_total", queue=queue) >= 2
         assert total(orders, "messaging_messages_published_total", type="order.created") >= 1
         assert total(orders, "orders_outcomes_total", outcome="confirmed") >= 1

@@ -215,14 +215,16 @@ class TestInventoryDown:
     ) -> None:
         product = staff.create_product(stock=5)
         customer.place_order([{"product_id": product["id"], "quantity": 1}])  # replica ready
-        consumer = e2e.system.find("inventory", "run_consumer")
-        consumer.stop()
+        workers = e2e.system.workers_of("inventory")  # the consumers run in them
+        for worker in workers:
+            worker.stop()
         try:
             placed = customer.place_order([{"product_id": product["id"], "quantity": 2}]).json()
             time.sleep(3)
             assert customer.order(placed["id"])["status"] == "PENDING"
         finally:
-            consumer.start()
+            for worker in workers:
+                worker.start()
         order = customer.wait_for_status(placed["id"], FINAL_STATUSES, timeout=30)
         assert order["status"] == "CONFIRMED"
         staff.wait_for_product(product["id"], reserved=3)

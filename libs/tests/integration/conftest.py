@@ -26,6 +26,7 @@ from messaging.config import MessagingConfig
 from messaging.consumer import Consumer, Handler
 from messaging.outbox import NOTIFY_CHANNEL
 from messaging.relay import OutboxRelay
+from messaging.worker import Job, Worker
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 RETRY_DELAYS_MS = (50, 100)
@@ -191,8 +192,9 @@ def broker() -> Iterator[Broker]:
 
 
 @contextmanager
-def running(worker: Consumer | OutboxRelay) -> Iterator[threading.Thread]:
-    """Run a consumer or relay in a thread; stop it through its ``stop_event`` afterwards."""
+def running(worker: Job | Worker) -> Iterator[threading.Thread]:
+    """Run a job (a consumer, a relay) or a worker of several in a thread; stop it through its
+    ``stop_event`` afterwards."""
 
     crashed: list[BaseException] = []
 
@@ -216,6 +218,7 @@ def running(worker: Consumer | OutboxRelay) -> Iterator[threading.Thread]:
         thread.join(timeout=10)
         assert not thread.is_alive(), f"{type(worker).__name__} did not stop"
         assert not crashed, f"{type(worker).__name__} crashed: {crashed[0]!r}"
+        assert not isinstance(worker, Worker) or not worker.failed, f"failed: {worker.failed}"
 
 
 def _wake_relays() -> None:

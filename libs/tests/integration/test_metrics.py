@@ -16,11 +16,12 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from messaging.consumer import Consumer
 from messaging.models import OutboxMessage
-from messaging.worker import Heartbeat
+from messaging.worker import Heartbeat, Worker
 from service_runtime.metrics import UNMATCHED_ROUTE
 from tests.factories import body, raw_envelope
-from tests.integration.conftest import Broker, running_consumer, wait_for
+from tests.integration.conftest import Broker, running, wait_for
 
 LIBS = Path(__file__).resolve().parents[2]
 
@@ -103,8 +104,8 @@ class TestConsumerMetrics:
         self, client: Client, broker: Broker, tmp_path: Path
     ) -> None:
         queue = broker.names.queue("inventory")
-        with running_consumer(broker, "inventory", {"order.created": lambda e: None}) as consumer:
-            consumer.heartbeat = Heartbeat(tmp_path / "heartbeat", every=0)
+        consumer = Consumer({"order.created": lambda e: None}, broker.config("inventory"))
+        with running(Worker([consumer], Heartbeat(tmp_path / "heartbeat", every=0))):
             broker.publish_event("order.created", body(raw_envelope()))
             broker.publish_event("order.created", b"{not json")
             wait_for(lambda: consumer.handled == 2)

@@ -150,7 +150,7 @@ def test_attempt_header_never_crashes_the_consumer(
 def test_database_outage_waits_without_acking_then_carries_on() -> None:
     consumer = Consumer({}, _config())
     broker = FakeBroker()
-    consumer._broker = broker
+    consumer.broker = broker
     consumer.processor = ScriptedProcessor(
         OperationalError("down"), OperationalError("down"), Outcome("ack")
     )
@@ -164,7 +164,7 @@ def test_database_outage_waits_without_acking_then_carries_on() -> None:
 
 def test_stopping_during_a_database_outage_leaves_the_delivery_unacked() -> None:
     consumer = Consumer({}, _config())
-    consumer._broker = FakeBroker()
+    consumer.broker = FakeBroker()
 
     class StopsThenFails(MessageProcessor):
         def process_batch(self, items: Sequence[Item]) -> list[Outcome]:

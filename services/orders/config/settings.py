@@ -8,8 +8,14 @@ from service_runtime.settings import build, env_int
 globals().update(build("orders", apps=["product_replica", "orders"], urlconf="config.urls"))
 
 MESSAGING_HANDLERS = "orders.handlers.HANDLERS"
+# What `manage.py run_worker` runs, each in a thread of its own (messaging.worker.Job).
+WORKER_JOBS = (
+    "messaging.consumer.Consumer",
+    "messaging.relay.OutboxRelay",
+    "orders.deadlines.OrderDeadlineJob",
+)
 
 # A PENDING order older than this is cancelled and its reservation (if any) released.
 ORDER_PENDING_DEADLINE_SECONDS = env_int("ORDER_PENDING_DEADLINE_SECONDS", 900)
-# How often ``run_order_deadlines`` looks for PENDING orders past their deadline.
+# How often the worker's deadline job looks for PENDING orders past their deadline.
 ORDER_DEADLINE_SCAN_SECONDS = env_int("ORDER_DEADLINE_SCAN_SECONDS", 15)

@@ -31,6 +31,12 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 MESSAGING_HANDLERS = "notifications.handlers.HANDLERS"
+# What `manage.py run_worker` runs, each in a thread of its own (messaging.worker.Job).
+WORKER_JOBS = (
+    "messaging.consumer.Consumer",
+    "messaging.relay.OutboxRelay",
+    "notifications.email_worker.EmailDeliveryJob",
+)
 
 JWT_PRIVATE_KEY_FILE = env_str("JWT_PRIVATE_KEY_FILE", str(VAR_DIR / "keys" / "jwt_private.pem"))
 _public_key_file: str = _base["JWT_PUBLIC_KEY_FILE"]

@@ -1,11 +1,12 @@
-"""The e-mail worker behind ``run_email_deliveries``: sends notifications' e-mail copies after
-their transaction committed, outside any consumer's transaction, in a process of its own.
+"""The e-mail job of the user-notification worker (``run_worker``): sends notifications' e-mail
+copies after their transaction committed, outside any consumer's transaction, in a thread of its
+own.
 
 **Waking.** Scheduling a delivery sends a PostgreSQL ``NOTIFY`` (once per transaction) in the
 notification's transaction (``notifications.services.notification_create``) and the worker
 ``LISTEN``s, so it wakes when that transaction commits (never for one rolled back). It also
 wakes when the earliest retry falls due, and at least every second as a safety net; on SQLite
-it polls every 0.1 s.
+it polls (``messaging.worker.SQLITE_POLL_SECONDS``).
 
 **Claiming.** Due rows are claimed in batches (``BATCH_SIZE``), each in one statement that
 commits before any SMTP traffic (``SELECT ... FOR UPDATE SKIP LOCKED`` feeding an ``UPDATE ...
@@ -35,20 +36,16 @@ import enum
 import logging
 import math
 import smtplib
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import psycopg
 from django.conf import settings
 from django.core import mail
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
-from messaging import notify
-from messaging.broker import backoff_delays
-from messaging.worker import DatabaseCheck, Heartbeat
+from messaging.worker import Job, quietly
 from notifications.email_deliveries import (
     NOTIFY_CHANNEL,
     email_deliveries_claim,
@@ -65,10 +62,8 @@ from notifications.selectors import email_delivery_next_due
 logger = logging.getLogger("notifications.email")
 
 POLL_SECONDS = 1.0
-SQLITE_POLL_SECONDS = 0.1
 MIN_WAIT_SECONDS = 0.05  # a due row another worker is claiming must not make this one spin
 EXPIRE_CLAIMS_EVERY_SECONDS = 30.0
-STOP_CHECK_SECONDS = 0.5
 BATCH_SIZE = 100  # claimed in one statement, sent over one connection, recorded in one
 # A long batch records what went out at least this often: the window in which a worker that
 # dies leaves a sent e-mail to be marked failed stays short.
@@ -81,8 +76,6 @@ REFUSED: tuple[type[Exception], ...] = (
     smtplib.SMTPDataError,
     smtplib.SMTPNotSupportedError,
 )
-GATHER_SECONDS = 0.2  # after a wake-up, before claiming
-DATABASE_ERRORS: tuple[type[Exception], ...] = (DatabaseError, psycopg.Error)
 T = TypeVar("T")
 
 
@@ -94,75 +87,35 @@ class Outcome(enum.Enum):
     UNKNOWN = "unknown"  # the connection broke on the way: recorded failed, connection dropped
 
 
-class _CommitWaiter:
-    """Blocks until a notification's transaction commits (PostgreSQL NOTIFY) or time is up."""
+class EmailDeliveryJob(Job):
+    """Sends due e-mail deliveries until stopped; survives database outages."""
 
-    def __init__(self) -> None:
-        self._listener: psycopg.Connection[Any] | None = notify.listen(NOTIFY_CHANNEL)
-
-    def drain(self) -> None:
-        notify.drain(self._listener)
-
-    def wait(self, timeout: float, stop_event: threading.Event, heartbeat: Heartbeat) -> None:
-        if self._listener is None:
-            stop_event.wait(min(timeout, SQLITE_POLL_SECONDS))
-            return
-        deadline = time.monotonic() + timeout
-        while not stop_event.is_set():  # in slices: stopping is never held up, beats go on
-            heartbeat.beat()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            for _ in self._listener.notifies(
-                timeout=min(remaining, STOP_CHECK_SECONDS), stop_after=1
-            ):
-                # E-mail is not in a hurry: let the commits that follow this one join its batch,
-                # rather than paying a claim, a mail connection and a record per e-mail.
-                stop_event.wait(GATHER_SECONDS)
-                return
-
-    def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-
-
-class EmailDeliveryWorker:
-    """Sends due e-mail deliveries until ``stop_event`` is set; survives database outages."""
+    name = "email"
+    log = logger
+    notify_channel = NOTIFY_CHANNEL
+    # E-mail is not in a hurry: after a wake-up, let the commits that follow join its batch,
+    # rather than paying a claim, a mail connection and a record per e-mail.
+    gather_seconds = 0.2
+    start_line = "e-mail deliveries starting ({backend})"
+    stop_line = "e-mail deliveries stopped after sending {sent}"
 
     def __init__(self, *, batch_size: int = BATCH_SIZE, poll_seconds: float = POLL_SECONDS) -> None:
+        super().__init__()
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.max_attempts: int = settings.EMAIL_MAX_ATTEMPTS
         self.retry_base_seconds: float = settings.EMAIL_RETRY_BASE_SECONDS
         self.lease_seconds: float = settings.EMAIL_SENDING_LEASE_SECONDS
-        self.stop_event = threading.Event()
+        self.backend: str = settings.EMAIL_BACKEND
         self.sent = 0
-        self.heartbeat = Heartbeat(None)  # run_email_deliveries gives it a file
         self._claims_expired_at = -math.inf
-        self._database = DatabaseCheck()
 
-    def run_forever(self) -> None:
-        delays = backoff_delays()
-        while not self.stop_event.is_set():
-            waiter: _CommitWaiter | None = None
-            try:
-                close_old_connections()
-                waiter = _CommitWaiter()
-                while not self.stop_event.is_set():
-                    waiter.drain()  # before looking, so a commit from now on wakes the wait
-                    claimed = self.run_once()
-                    delays = backoff_delays()
-                    self.heartbeat.beat()  # ready: the database answered (the mail server may not)
-                    if claimed < self.batch_size:  # else more may be due: claim again at once
-                        waiter.wait(self._seconds_until_due(), self.stop_event, self.heartbeat)
-            except DATABASE_ERRORS as exc:
-                delay = next(delays)
-                logger.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
-                self.stop_event.wait(delay)
-            finally:
-                if waiter is not None:
-                    _quietly(waiter.close)
-                _quietly(connection.close)
+    def work(self) -> bool:
+        # Ready once the database answered (the mail server may not); a full batch: more is due.
+        return self.run_once() >= self.batch_size
+
+    def wait_seconds(self) -> float:
+        return self._seconds_until_due()
 
     def run_once(self) -> int:
         """Send the deliveries due now (one batch); how many were claimed."""
@@ -212,7 +165,7 @@ class EmailDeliveryWorker:
                 if sent:  # whatever ended the batch, what went out is recorded
                     self._record_sent(sent)
             finally:
-                _quietly(backend.close)
+                quietly(backend.close)
 
     def _send_one(self, backend: Any, delivery: EmailDelivery) -> Outcome:
         """Send one on the batch's connection; refusals and unknown outcomes are recorded here,
@@ -266,17 +219,7 @@ class EmailDeliveryWorker:
 
     def _record(self, write: Callable[..., T], **kwargs: Any) -> T:
         """Run a write, waiting out a database outage: an outcome, once known, is not lost."""
-        delays = backoff_delays()
-        while True:
-            try:
-                return write(**kwargs)
-            except DATABASE_ERRORS as exc:
-                if self.stop_event.is_set():
-                    raise
-                delay = next(delays)
-                logger.warning("database unavailable (%s); recording again in %.1fs", exc, delay)
-                _quietly(connection.close)
-                self.stop_event.wait(delay)
+        return self.until_database_answers(lambda: write(**kwargs))
 
     def _expire_claims(self) -> None:
         if time.monotonic() - self._claims_expired_at < EXPIRE_CLAIMS_EVERY_SECONDS:
@@ -300,10 +243,3 @@ class EmailDeliveryWorker:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def _quietly(close: Callable[[], object]) -> None:
-    try:
-        close()
-    except Exception:  # already broken; nothing left to release
-        logger.debug("ignored error while closing", exc_info=True)

@@ -1,4 +1,4 @@
-"""What each consumed event tells whom. ``HANDLERS`` is what ``run_consumer`` runs.
+"""What each consumed event tells whom. ``HANDLERS`` is what the worker's consumer runs.
 
 Each handler runs inside the consumer's transaction, with the inbox row that makes a redelivery
 a no-op. An event naming a user this service does not know can never succeed: it is rejected

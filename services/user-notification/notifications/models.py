@@ -64,7 +64,7 @@ class EmailDelivery(models.Model):
     """The e-mail copy of one notification, and what became of every attempt to send it.
 
     Created with its notification, in the consumer's transaction, when the user has an address
-    and wants e-mail; sent after commit by the ``run_email_deliveries`` worker
+    and wants e-mail; sent after commit by the worker's e-mail job
     (:mod:`notifications.email_worker`, which explains the states and why a row caught in
     ``sending`` is never sent again).
     """

@@ -2,8 +2,8 @@
 
 Exit 0 when every heartbeat asked about is at most ``--max-age`` seconds old, else 1, with one
 line per worker. With ``WORKER_HEARTBEAT_FILE`` set (a container runs one worker) that file is
-read; otherwise the heartbeats of the worker commands named (``run_consumer``, ``run_relay``,
-...), or, with none named, every heartbeat this service's workers left under ``VAR_DIR``.
+read; otherwise the heartbeats of the worker processes named (``run_worker``), or, with none
+named, every heartbeat this service's workers left under ``VAR_DIR``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class Command(BaseCommand):
     help = "Exit 0 when this service's workers beat within --max-age seconds, else 1."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("commands", nargs="*", help="worker commands, e.g. run_consumer")
+        parser.add_argument("commands", nargs="*", help="worker processes, e.g. run_worker")
         parser.add_argument("--max-age", type=float, default=30.0)
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -111,7 +111,7 @@ class TestCommands:
         self, products: dict, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         overdue(place("k"))
-        worker = deadlines.OrderDeadlineWorker(interval=0.01)
+        worker = deadlines.OrderDeadlineJob(interval=0.01)
         calls: list[str] = []
         real = deadlines.orders_expire_pending
 
@@ -155,7 +155,7 @@ class TestDeadlineProcess:
             ),
         }
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_order_deadlines", "--interval", "0.2"],
+            [sys.executable, "manage.py", "run_worker", "deadlines"],
             cwd=SERVICE_DIR,
             env=env,
             stdout=subprocess.PIPE,

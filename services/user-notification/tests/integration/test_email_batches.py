@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from notifications import email_worker
 from notifications.email_deliveries import _claim_portable, email_deliveries_claim
-from notifications.email_worker import EmailDeliveryWorker
+from notifications.email_worker import EmailDeliveryJob
 from notifications.models import EmailDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,7 +61,7 @@ def test_a_batch_costs_the_same_few_statements_whatever_its_size(
     monkeypatch.setattr(email_worker, "RECORD_SENT_EVERY_SECONDS", 3600)  # a slow run: one record
     mail_server.start()
     due(count)
-    worker = EmailDeliveryWorker()
+    worker = EmailDeliveryJob()
 
     with CaptureQueriesContext(connection) as queries:
         assert worker.run_once() == count
@@ -75,7 +75,7 @@ def test_a_batch_costs_the_same_few_statements_whatever_its_size(
 
 def test_a_batch_waits_for_the_server_with_the_same_few_statements(smtp_settings, mail_server, due):
     due(20)  # the server is down: nothing goes out, every delivery is retried later
-    worker = EmailDeliveryWorker()
+    worker = EmailDeliveryJob()
 
     with CaptureQueriesContext(connection) as queries:
         assert worker.run_once() == 20
@@ -102,7 +102,7 @@ def test_one_refused_message_does_not_hold_back_the_rest_of_the_batch(
 
     mail_server.handle_DATA = refuse_one
 
-    assert EmailDeliveryWorker().run_once() == 5
+    assert EmailDeliveryJob().run_once() == 5
 
     assert len(smtp_opened) == 1
     assert len(mail_server.received) == 4
@@ -129,7 +129,7 @@ def test_sends_are_recorded_while_a_long_batch_goes_on(
     mail_server.start()
     due(3)
 
-    EmailDeliveryWorker().run_once()
+    EmailDeliveryJob().run_once()
 
     assert recorded == [1, 1, 1]
     assert EmailDelivery.objects.filter(status=Status.SENT).count() == 3
@@ -155,7 +155,7 @@ def test_full_batches_are_claimed_one_after_the_other_without_asking_when_next_i
 
     monkeypatch.setattr(email_worker, "email_deliveries_claim", claim)
     monkeypatch.setattr(email_worker, "email_delivery_next_due", next_due)
-    worker = EmailDeliveryWorker(batch_size=5, poll_seconds=30)
+    worker = EmailDeliveryJob(batch_size=5, poll_seconds=30)
     thread = threading.Thread(target=worker.run_forever, daemon=True)
     thread.start()
     try:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from notifications import email_worker
 from notifications.email_deliveries import email_deliveries_claim
-from notifications.email_worker import EmailDeliveryWorker
+from notifications.email_worker import EmailDeliveryJob
 from notifications.models import EmailDelivery, Notification
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,12 +57,12 @@ def order_event(alice, make_message, deliver) -> Callable[..., None]:
 
 
 @pytest.fixture
-def running_worker() -> Iterator[Callable[..., EmailDeliveryWorker]]:
-    """Start ``EmailDeliveryWorker.run_forever`` in a thread; stopped after the test."""
-    started: list[tuple[EmailDeliveryWorker, threading.Thread]] = []
+def running_worker() -> Iterator[Callable[..., EmailDeliveryJob]]:
+    """Start ``EmailDeliveryJob.run_forever`` in a thread; stopped after the test."""
+    started: list[tuple[EmailDeliveryJob, threading.Thread]] = []
 
-    def start(**options: float) -> EmailDeliveryWorker:
-        worker = EmailDeliveryWorker(**options)  # type: ignore[arg-type]
+    def start(**options: float) -> EmailDeliveryJob:
+        worker = EmailDeliveryJob(**options)  # type: ignore[arg-type]
         thread = threading.Thread(target=worker.run_forever, daemon=True)
         thread.start()
         started.append((worker, thread))
@@ -83,7 +83,7 @@ class TestDelivered:
         mail_server.start()
         order_event("order.confirmed", total="42.50")
 
-        assert EmailDeliveryWorker().run_once() == 1
+        assert EmailDeliveryJob().run_once() == 1
 
         (message,) = mail_server.received
         assert message["Subject"] == f"Order {ORDER_ID} confirmed"
@@ -115,7 +115,7 @@ class TestDelivered:
         mail_server.start()
         order_event(event_type, **data)
 
-        EmailDeliveryWorker().run_once()
+        EmailDeliveryJob().run_once()
 
         (message,) = mail_server.received
         assert ORDER_ID in message["Subject"]
@@ -126,7 +126,7 @@ class TestDelivered:
     def test_a_sent_e_mail_is_not_sent_again(self, smtp_settings, mail_server, order_event):
         mail_server.start()
         order_event()
-        worker = EmailDeliveryWorker()
+        worker = EmailDeliveryJob()
 
         worker.run_once()
         make_due()
@@ -140,7 +140,7 @@ class TestServerDown:
         self, smtp_settings, mail_server, order_event
     ):
         order_event()
-        worker = EmailDeliveryWorker()
+        worker = EmailDeliveryJob()
 
         worker.run_once()  # nobody listens on the port yet
         waiting = delivery()
@@ -162,7 +162,7 @@ class TestServerDown:
     def test_retries_back_off_exponentially(self, smtp_settings, mail_server, order_event):
         smtp_settings.EMAIL_MAX_ATTEMPTS = 5
         order_event()
-        worker = EmailDeliveryWorker()
+        worker = EmailDeliveryJob()
 
         waits = []
         for _ in range(3):
@@ -197,7 +197,7 @@ class TestRefused:
         mail_server.refuse_with = "550 5.7.1 Delivery not authorized"
         mail_server.start()
         order_event()
-        worker = EmailDeliveryWorker()
+        worker = EmailDeliveryJob()
 
         worker.run_once()
         assert (delivery().status, delivery().attempts) == (Status.PENDING, 1)
@@ -215,7 +215,7 @@ class TestRefused:
         mail_server.refuse_with = "451 4.3.0 Try again later"
         mail_server.start()
         order_event()
-        worker = EmailDeliveryWorker()
+        worker = EmailDeliveryJob()
         worker.run_once()
 
         mail_server.refuse_with = None
@@ -233,7 +233,7 @@ class TestNeverTwice:
         mail_server.hang_up = True
         mail_server.start()
         order_event()
-        worker = EmailDeliveryWorker()
+        worker = EmailDeliveryJob()
 
         worker.run_once()
         make_due()
@@ -252,7 +252,7 @@ class TestNeverTwice:
         email_deliveries_claim(limit=10)  # then the worker was killed
         EmailDelivery.objects.update(claimed_at=timezone.now() - timedelta(hours=1))
 
-        assert EmailDeliveryWorker().run_once() == 0
+        assert EmailDeliveryJob().run_once() == 0
 
         failed = delivery()
         assert failed.status == Status.FAILED
@@ -264,7 +264,7 @@ class TestNeverTwice:
         order_event()
         email_deliveries_claim(limit=10)
 
-        assert EmailDeliveryWorker().run_once() == 0
+        assert EmailDeliveryJob().run_once() == 0
 
         assert delivery().status == Status.SENDING
         assert mail_server.received == []
@@ -292,7 +292,7 @@ class TestNeverTwice:
     ):
         mail_server.start()
         order_event()
-        worker = EmailDeliveryWorker()
+        worker = EmailDeliveryJob()
         worker.stop_event.set()
 
         worker.run_once()
@@ -311,7 +311,7 @@ class TestPreference:
         alice.email_notifications = False
         alice.save()
 
-        EmailDeliveryWorker().run_once()
+        EmailDeliveryJob().run_once()
 
         assert delivery().status == Status.CANCELLED
         assert mail_server.received == []
@@ -344,7 +344,7 @@ class TestWorkerLoop:
             return claimed
 
         monkeypatch.setattr(email_worker, "email_deliveries_claim", counting)
-        monkeypatch.setattr(email_worker, "GATHER_SECONDS", 1.0)  # wide, for a slow machine
+        monkeypatch.setattr(EmailDeliveryJob, "gather_seconds", 1.0)  # wide, for a slow machine
         mail_server.start()
         running_worker(poll_seconds=30)
         time.sleep(0.3)  # idle, waiting
@@ -391,7 +391,7 @@ class TestWorkerLoop:
         monkeypatch.setattr(email_worker, "email_deliveries_mark_sent", flaky_mark_sent)
         order_event()
 
-        EmailDeliveryWorker().run_once()
+        EmailDeliveryJob().run_once()
 
         assert (delivery().status, delivery().attempts) == (Status.SENT, 1)
         assert len(mail_server.received) == 1

@@ -1,4 +1,4 @@
-"""``manage.py run_email_deliveries`` as ``make up`` runs it: a process of its own."""
+"""The e-mail job of ``manage.py run_worker`` in a process of its own, as ``make up`` runs it."""
 
 import os
 import signal
@@ -36,7 +36,7 @@ def test_sends_after_commit_beats_and_stops_cleanly_on_sigterm(
         "WORKER_HEARTBEAT_FILE": str(heartbeat),
     }
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "run_email_deliveries"],
+        [sys.executable, "manage.py", "run_worker", "email"],
         cwd=SERVICE_DIR,
         env=env,
         stdout=subprocess.PIPE,
