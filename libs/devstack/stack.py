@@ -100,6 +100,7 @@ class StackSpec:
     env: Mapping[str, str] = field(default_factory=dict)  # more settings, for every service
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # for one each
     web_workers: int = 2
+    worker_processes: int = 1  # of each service's worker, side by side
     reserved_ports: frozenset[int] = frozenset()  # ports never to listen on
     # Called on every process before it first starts: it may change the command.
     adapt_process: Callable[[ManagedProcess], None] | None = None
@@ -144,6 +145,7 @@ class Stack:
             },
             ports={s.name: free_port(spec.reserved_ports) for s in (*SERVICES, GATEWAY)},
             web_workers=spec.web_workers,
+            worker_processes=spec.worker_processes,
             log_dir=spec.work_dir / "logs",
         )
 

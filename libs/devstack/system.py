@@ -63,8 +63,10 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-# The management command of a service's worker process (``messaging.worker``).
+# The management command of a service's worker process (``messaging.worker``), and where it
+# beats (``messaging.worker.HEARTBEAT_ENV``, not imported: that loads Django's database layer).
 WORKER_COMMAND = "run_worker"
+HEARTBEAT_ENV = "WORKER_HEARTBEAT_FILE"
 
 
 @dataclass(frozen=True)
@@ -156,12 +158,17 @@ class ManagedProcess:
 
 @dataclass
 class LocalSystem:
-    """Prepares and runs every service; ``env`` applies to all, ``service_env`` to one each."""
+    """Prepares and runs every service; ``env`` applies to all, ``service_env`` to one each.
+
+    ``worker_processes`` of each worker command run side by side (competing consumers): the
+    first has the command as its role, the others ``<command>-2``, ``<command>-3``...
+    """
 
     env: Mapping[str, str] = field(default_factory=dict)
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     ports: Mapping[str, int] = field(default_factory=dict)
     web_workers: int = 2
+    worker_processes: int = 1
     log_dir: Path | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
 
@@ -241,7 +248,12 @@ class LocalSystem:
             self.processes.append(self._process(service, "web", web, env))
             for worker in service.workers:
                 argv = [sys.executable, "manage.py", worker]
-                self.processes.append(self._process(service, worker, argv, env))
+                for replica in range(1, self.worker_processes + 1):
+                    role = worker if replica == 1 else f"{worker}-{replica}"
+                    # Each beats in a file of its own, <service>.<role> (messaging.worker).
+                    heartbeat = Path(env.get("VAR_DIR") or VAR_DIR) / "heartbeats"
+                    own = {**env, HEARTBEAT_ENV: str(heartbeat / f"{service.name}.{role}")}
+                    self.processes.append(self._process(service, role, argv, own))
         gateway = [
             sys.executable, "-m", "devstack.gateway",
             "--bind", f"127.0.0.1:{self.port(GATEWAY)}",

@@ -13,17 +13,20 @@ BROKER_URL = stack.LOCAL_BROKER
 STAFF_USERNAME = "e2e-staff"
 STAFF_PASSWORD = "e2e-staff-password-81"
 RETRY_DELAYS_MS = (200, 500)
+WORKER_PROCESSES = 2  # of each service
 
 
 @contextmanager
 def running_system(work_dir: Path) -> Iterator[tuple[LocalSystem, dict[str, str], str]]:
-    """Start every service's processes against private databases and broker names."""
+    """Start every service's processes against private databases and broker names: two worker
+    processes per service, as competing consumers."""
     spec = stack.StackSpec(
         run_id=stack.new_run_id("e2e"),
         work_dir=work_dir,
         staff=stack.Staff(STAFF_USERNAME, STAFF_PASSWORD, "staff@example.test"),
         retry_delays_ms=RETRY_DELAYS_MS,
-        env={"ORDER_PENDING_DEADLINE_SECONDS": "900"},
+        env={"ORDER_PENDING_DEADLINE_SECONDS": "900", "ORDER_DEADLINE_SCAN_SECONDS": "1"},
+        worker_processes=WORKER_PROCESSES,
     )
     with stack.running(spec) as running:
         yield running.system, running.database_urls, running.prefix

@@ -101,3 +101,16 @@ def test_the_database_check_runs_only_after_an_idle_spell(monkeypatch: pytest.Mo
     database.forget()  # a database error: checked before the next unit of work
     database.before_work()
     assert len(checks) == 3
+
+
+def test_the_local_runner_gives_each_worker_process_the_file_it_beats_in() -> None:
+    from devstack.system import HEARTBEAT_ENV as RUNNER_HEARTBEAT_ENV
+    from devstack.system import LocalSystem
+
+    assert RUNNER_HEARTBEAT_ENV == HEARTBEAT_ENV
+    system = LocalSystem(worker_processes=2)
+    system.build_processes()
+    beats = {p.label: Path(p.env[HEARTBEAT_ENV]).name for p in system.processes if p.role != "web"}
+    assert beats["orders:run_worker"] == "orders.run_worker"
+    assert beats["orders:run_worker-2"] == "orders.run_worker-2"
+    assert len(set(beats.values())) == len(beats) == 6

@@ -2,8 +2,9 @@
 
 Exit 0 when every heartbeat asked about is at most ``--max-age`` seconds old, else 1, with one
 line per worker. With ``WORKER_HEARTBEAT_FILE`` set (a container runs one worker) that file is
-read; otherwise the heartbeats of the worker processes named (``run_worker``), or, with none
-named, every heartbeat this service's workers left under ``VAR_DIR``.
+read; otherwise the heartbeats of the worker processes named (``run_worker``, and
+``run_worker-2``... when several run side by side), or, with none named, every heartbeat this
+service's workers left under ``VAR_DIR``.
 """
 
 from __future__ import annotations
