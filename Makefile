@@ -17,7 +17,7 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 install: $(BIN)/.installed
 
 up: install
-	$(BIN)/python -m service_runtime.local_run
+	$(BIN)/python -m devstack.local_run
 
 test: install lint test-libs test-services test-e2e
 
@@ -38,7 +38,7 @@ test-libs: install
 test-services: install
 	set -e; for s in $(SERVICES); do (cd services/$$s && ../../$(BIN)/pytest $(PYTEST_ARGS)); done
 
-test-e2e: install  # end-to-end and deployment checks under tests/
+test-e2e: install  # end-to-end, deployment and layering checks under tests/
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 clean:

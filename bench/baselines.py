@@ -29,8 +29,8 @@ import aiohttp
 from bench.config import BenchConfig
 from bench.machine import CpuWindow
 from bench.stats import summary_ms
-from bench.system import create_database, drop_database, free_port
-from service_runtime.system import LocalSystem
+from devstack.stack import Postgres
+from devstack.system import LocalSystem, free_port
 
 BASELINE_DIR = Path(__file__).resolve().parent / "baseline"
 PGBENCH_SCRIPT = "\\set id random(1, 100000 * :scale)\n" \
@@ -116,7 +116,7 @@ async def _drive(url: str, clients: int, seconds: float, progress: bool) -> dict
 def drf_insert(config: BenchConfig, run_id: str, log_dir: Path) -> dict[str, Any]:
     """Migrate a scratch database, serve the baseline app, drive it, tear it all down."""
     name = f"{run_id}_baseline"
-    url = create_database(name)
+    url = Postgres().create_database(name)
     env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1", "SERVICE_NAME": "baseline"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     try:
@@ -159,13 +159,13 @@ def drf_insert(config: BenchConfig, run_id: str, log_dir: Path) -> dict[str, Any
         result["web_workers"] = config.web_workers
         return result
     finally:
-        drop_database(name)
+        Postgres().drop_database(name)
 
 
 def pgbench(config: BenchConfig, run_id: str) -> dict[str, Any]:
     """``pgbench -i`` on a scratch database, then single-row updates with ``-c`` clients."""
     name = f"{run_id}_pgbench"
-    create_database(name)
+    Postgres().create_database(name)
     connection = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
     try:
         subprocess.run(
@@ -199,4 +199,4 @@ def pgbench(config: BenchConfig, run_id: str) -> dict[str, Any]:
             "script": PGBENCH_SCRIPT.strip().replace("\n", " "),
         }
     finally:
-        drop_database(name)
+        Postgres().drop_database(name)

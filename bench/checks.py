@@ -19,7 +19,7 @@ import psycopg
 
 from bench.listener import OutcomeListener
 from bench.scenarios import OrderRecord
-from bench.system import RunningSystem
+from devstack.stack import Stack
 
 FINAL = ("CONFIRMED", "REJECTED", "CANCELLED", "SHIPPED")
 STOCK_CHECKS = {
@@ -35,7 +35,7 @@ def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
 
 
 def check(
-    system: RunningSystem,
+    system: Stack,
     records: list[OrderRecord],
     listener: OutcomeListener,
     stock_given: dict[int, int],
@@ -112,7 +112,7 @@ def check(
         for p in set(held) | {p for p, (_, r) in levels.items() if r}
         if held.get(p, 0) != levels.get(p, (0, 0))[1] + shipped.get(p, 0)
     )
-    reconcile = system.system.manage(system.spec("inventory"), "reconcile_stock")
+    reconcile = system.manage("inventory", "reconcile_stock")
 
     flash: dict[str, Any] | None = None
     if flash_product is not None:

@@ -18,7 +18,8 @@ from typing import Any
 import pika
 import psycopg
 
-from bench.system import BROKER_URL, POSTGRES_ADMIN_URL
+from bench.system import BROKER_URL
+from devstack.stack import LOCAL_POSTGRES
 
 PACKAGES = ("Django", "djangorestframework", "gunicorn", "psycopg", "pika", "aiohttp")
 POSTGRES_SETTINGS = (
@@ -87,7 +88,7 @@ def versions() -> dict[str, Any]:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             found[package] = None
-    with psycopg.connect(POSTGRES_ADMIN_URL) as connection:
+    with psycopg.connect(LOCAL_POSTGRES) as connection:
         found["postgresql"] = connection.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
     found["rabbitmq"] = rabbitmq_version()
     return found
@@ -95,7 +96,7 @@ def versions() -> dict[str, Any]:
 
 def postgres_settings() -> dict[str, str]:
     settings: dict[str, str] = {}
-    with psycopg.connect(POSTGRES_ADMIN_URL) as connection:
+    with psycopg.connect(LOCAL_POSTGRES) as connection:
         for name in POSTGRES_SETTINGS:
             row = connection.execute(f"SHOW {name}").fetchone()
             settings[name] = str(row[0]) if row else ""

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from service_runtime.system import LocalSystem
+from devstack.system import LocalSystem
 
 # (service, role) of each process to sample; the web server's workers are its children.
 TARGETS = (

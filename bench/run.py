@@ -31,10 +31,10 @@ from bench.system import (
     BROKER_URL,
     STAFF_PASSWORD,
     STAFF_USERNAME,
-    RunningSystem,
     run_id_for,
     running_system,
 )
+from devstack.stack import Stack
 
 SEED_CONCURRENCY = 8
 REGISTER_CONCURRENCY = 4  # password hashing is deliberately slow
@@ -107,7 +107,7 @@ async def _seed(
 
 async def drive(
     config: BenchConfig,
-    rs: RunningSystem,
+    rs: Stack,
     listener: OutcomeListener,
     results: dict[str, Any],
     phases: Phases,

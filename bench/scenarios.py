@@ -29,7 +29,8 @@ from bench.config import BenchConfig
 from bench.listener import OutcomeListener
 from bench.machine import CpuWindow
 from bench.stats import summary_ms
-from bench.system import RunningSystem, queue_depth
+from bench.system import queue_depth
+from devstack.stack import Stack
 
 Lines = list[dict[str, int]]
 
@@ -49,7 +50,7 @@ class Bench:
     config: BenchConfig
     client: Client
     listener: OutcomeListener
-    system: RunningSystem
+    system: Stack
     customers: list[Customer]
     products: list[int]
     flash_product: int

@@ -78,11 +78,6 @@ class Outcome:
 ACK = Outcome("ack")
 
 
-def record_in_inbox(consumer: str, envelope: Envelope) -> bool:
-    """Insert the inbox row; False when this consumer has already applied the message."""
-    return bool(record_many_in_inbox(consumer, [envelope]))
-
-
 def record_many_in_inbox(consumer: str, envelopes: Sequence[Envelope]) -> set[str]:
     """Insert the inbox rows of a batch in one statement; the ids not applied before."""
     if not envelopes:
@@ -133,6 +128,25 @@ class Item:
     )
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """A decoded message with its handler, to be applied."""
+
+    item: Item
+    envelope: Envelope
+    handler: Handler
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        """Its delivery's context, with the log fields its envelope names."""
+        envelope = self.envelope
+        with (
+            self.item.context(),
+            bind(correlation_id=envelope.correlation_id, message_id=envelope.id),
+        ):
+            yield
+
+
 class MessageProcessor:
     """Turns message bodies into :class:`Outcome` s; knows nothing of pika."""
 
@@ -142,106 +156,84 @@ class MessageProcessor:
         self.max_attempts = max_attempts
 
     def process(self, body: bytes, attempt: int = 1) -> Outcome:
-        """Apply the message once. Database outages propagate as ``DatabaseError``."""
-        try:
-            envelope = decode(body)
-        except MalformedMessage as exc:
-            return Outcome("dead", f"malformed: {exc}", attempt)
-        with bind(correlation_id=envelope.correlation_id, message_id=envelope.id):
-            return self._apply(envelope, attempt)
+        """Apply one message: a batch of one."""
+        return self.process_batch([Item(body, attempt)])[0]
 
     def process_batch(self, items: Sequence[Item]) -> list[Outcome]:
         """Apply several messages in one transaction, one outcome each, in order.
 
         Database outages propagate as ``DatabaseError``, with nothing applied. When a handler
-        fails, its batch is applied again one message per transaction (:meth:`process`).
+        fails, its batch is applied again one message per transaction, so each message still
+        gets its own outcome.
         """
         if len(items) == 1:
+            # Alone, a message is handled wholly inside its delivery's context: its span and log
+            # fields cover its decoding and its commit too, and a malformed one has its span.
             with items[0].context():
-                return [self.process(items[0].body, items[0].attempt)]
-        outcomes: list[Outcome | None] = [None] * len(items)
-        ready: list[tuple[int, Envelope, Handler]] = []
-        for index, item in enumerate(items):
-            try:
-                envelope = decode(item.body)
-            except MalformedMessage as exc:
-                outcomes[index] = Outcome("dead", f"malformed: {exc}", item.attempt)
-                continue
-            handler = self.handlers.get(envelope.type)
-            if handler is None:
-                reason = f"no handler for {envelope.type!r} in {self.consumer}"
-                outcomes[index] = Outcome("dead", reason, item.attempt)
-                continue
-            ready.append((index, envelope, handler))
-        if ready:
-            try:
-                self._apply_together(items, ready)
-                for index, _, _ in ready:
-                    outcomes[index] = ACK
-            except (OperationalError, InterfaceError) as exc:
-                if not _lost_a_race(exc):
-                    raise  # the database is unavailable: nothing was applied, try again later
-                # A batch holds the locks of all its messages: two consumers' batches can
-                # deadlock where single messages (each locking in a fixed order) cannot.
-                self._apply_one_by_one(items, ready, outcomes, exc)
-            except Exception as exc:
-                self._apply_one_by_one(items, ready, outcomes, exc)
-        return [outcome or ACK for outcome in outcomes]
+                return self._process([Item(items[0].body, items[0].attempt)])
+        return self._process(items)
 
-    def _apply_one_by_one(
-        self,
-        items: Sequence[Item],
-        ready: Sequence[tuple[int, Envelope, Handler]],
-        outcomes: list[Outcome | None],
-        failure: Exception,
-    ) -> None:
-        logger.info(
-            "a batch of %d failed together (%s: %s); applying its messages one by one",
-            len(ready),
-            type(failure).__name__,
-            failure,
-        )
-        for index, envelope, _ in ready:
-            item = items[index]
-            with (
-                item.context(),
-                bind(correlation_id=envelope.correlation_id, message_id=envelope.id),
-            ):
-                outcomes[index] = self._apply(envelope, item.attempt)
+    def _process(self, items: Sequence[Item]) -> list[Outcome]:
+        checked = [self._check(item) for item in items]
+        ready = [message for message in checked if isinstance(message, _Ready)]
+        if len(items) > 1 and ready and self._applied_together(ready):
+            return [ACK if isinstance(message, _Ready) else message for message in checked]
+        return [self._apply_alone(m) if isinstance(m, _Ready) else m for m in checked]
 
-    def _apply_together(
-        self, items: Sequence[Item], ready: Sequence[tuple[int, Envelope, Handler]]
-    ) -> None:
-        with transaction.atomic():
-            fresh = record_many_in_inbox(self.consumer, [envelope for _, envelope, _ in ready])
-            for index, envelope, handler in ready:
-                if envelope.id not in fresh:
-                    continue  # applied before, or earlier in this same batch
-                fresh.discard(envelope.id)
-                with (
-                    items[index].context(),
-                    bind(correlation_id=envelope.correlation_id, message_id=envelope.id),
-                ):
-                    handler(envelope)
-
-    def _apply(self, envelope: Envelope, attempt: int) -> Outcome:
+    def _check(self, item: Item) -> _Ready | Outcome:
+        """The message decoded, with its handler; or why it is dead at once."""
+        try:
+            envelope = decode(item.body)
+        except MalformedMessage as exc:
+            return Outcome("dead", f"malformed: {exc}", item.attempt)
         handler = self.handlers.get(envelope.type)
         if handler is None:
-            return Outcome("dead", f"no handler for {envelope.type!r} in {self.consumer}", attempt)
+            reason = f"no handler for {envelope.type!r} in {self.consumer}"
+            return Outcome("dead", reason, item.attempt)
+        return _Ready(item, envelope, handler)
+
+    def _applied_together(self, messages: Sequence[_Ready]) -> bool:
+        """Apply the messages in one transaction; False, nothing applied, when one failed."""
         try:
             with transaction.atomic():
-                if record_in_inbox(self.consumer, envelope):
-                    handler(envelope)
-        except (OperationalError, InterfaceError):
-            raise
-        except RejectMessage as exc:
-            return Outcome("dead", f"rejected: {exc}", attempt)
+                fresh = record_many_in_inbox(self.consumer, [m.envelope for m in messages])
+                for message in messages:
+                    if message.envelope.id in fresh:  # not applied before nor earlier in the batch
+                        fresh.discard(message.envelope.id)
+                        with message.context():
+                            message.handler(message.envelope)
+            return True
         except Exception as exc:
-            logger.exception("handler for %s failed (attempt %d)", envelope.type, attempt)
-            reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
-            if attempt >= self.max_attempts:
-                return Outcome("dead", f"failed {attempt} times: {reason}", attempt)
-            return Outcome("retry", reason, attempt)
+            # A lost race falls back too: a batch holds the locks of all its messages, so two
+            # consumers' batches can deadlock where single messages (each locking in a fixed
+            # order) cannot. Any other database error means the database is unavailable.
+            if isinstance(exc, OperationalError | InterfaceError) and not _lost_a_race(exc):
+                raise  # nothing was applied: try again later
+            logger.info(
+                "a batch of %d failed together (%s: %s); applying its messages one by one",
+                len(messages),
+                type(exc).__name__,
+                exc,
+            )
+            return False
+
+    def _apply_alone(self, message: _Ready) -> Outcome:
+        envelope, attempt = message.envelope, message.item.attempt
+        with message.context():
+            try:
+                with transaction.atomic():
+                    if record_many_in_inbox(self.consumer, [envelope]):
+                        message.handler(envelope)
+            except (OperationalError, InterfaceError):
+                raise
+            except RejectMessage as exc:
+                return Outcome("dead", f"rejected: {exc}", attempt)
+            except Exception as exc:
+                logger.exception("handler for %s failed (attempt %d)", envelope.type, attempt)
+                reason = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+                if attempt >= self.max_attempts:
+                    return Outcome("dead", f"failed {attempt} times: {reason}", attempt)
+                return Outcome("retry", reason, attempt)
         return ACK
 
 

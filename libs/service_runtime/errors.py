@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, JsonResponse
+from rest_framework import exceptions
 from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DjangoValidationError):
+        # A business rule a service enforces is a 400, shown like a serializer's errors.
+        exc = exceptions.ValidationError(as_serializer_error(exc))
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -24,6 +30,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         response.data = {"detail": _summary(data), "code": code, "errors": data}
     return response
+
+
+def refused(message: str, *, code: str, field: str | None = None) -> DjangoValidationError:
+    """What a service raises to refuse a request: a 400 ``invalid`` with ``message`` under
+    ``field`` (``non_field_errors`` without one); ``code``, from the service's ``ErrorCode``,
+    stays on the error for whoever catches it."""
+    error = DjangoValidationError(message, code=code)
+    return error if field is None else DjangoValidationError({field: error})
 
 
 def _summary(errors: Any) -> str:

@@ -1,6 +1,6 @@
 """gunicorn settings for every service's web server.
 
-Given as ``--config python:service_runtime.gunicorn_conf`` (``service_runtime.system`` passes
+Given as ``--config python:service_runtime.gunicorn_conf`` (``devstack.system`` passes
 it; the image sets it in ``GUNICORN_CMD_ARGS``).
 
 Prometheus multi-process mode: gunicorn's workers are separate processes, so each writes its

@@ -7,8 +7,10 @@
   - ``database``: ``SELECT 1`` answers;
   - ``migrations``: none of the code's migrations is unapplied (the code would use tables or
     columns the database does not have yet);
-  - ``broker``: an AMQP connection with the service's own account opens and closes. The answer
-    is kept for ``HEALTH_BROKER_CACHE_SECONDS`` so that a storm of probes opens few connections.
+  - then each check named in ``settings.HEALTH_READINESS_CHECKS`` (name → dotted path of a
+    function returning a :class:`CheckResult`): ``broker``, from ``messaging.health``, opens and
+    closes an AMQP connection with the service's own account. The runtime knows no messaging:
+    the check is named in the settings, not imported here.
 
 ``?except=broker`` still reports the broker but leaves it out of the status code: a web server
 keeps taking orders while the broker is away (the outbox holds the events), so whether it
@@ -21,8 +23,6 @@ gateway.
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +30,10 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
+from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from messaging.broker import broker_problem
-
-BROKER_TIMEOUT_SECONDS = 2.0
 MAX_LISTED_MIGRATIONS = 20
 
 
@@ -85,36 +83,6 @@ def check_migrations() -> CheckResult:
     )
 
 
-class BrokerCheck:
-    """Connects at most once per ``ttl`` seconds per broker URL; callers in between get the
-    last answer."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._answers: dict[str, tuple[float, str | None]] = {}
-
-    def __call__(self, url: str, ttl: float) -> CheckResult:
-        with self._lock:  # concurrent probes wait for one connection attempt, not one each
-            checked_at, problem = self._answers.get(url, (float("-inf"), None))
-            if time.monotonic() - checked_at >= ttl:
-                problem = broker_problem(url, timeout=BROKER_TIMEOUT_SECONDS)
-                self._answers[url] = (time.monotonic(), problem)
-        return CheckResult(problem is None, problem)
-
-    def forget(self) -> None:
-        with self._lock:
-            self._answers.clear()
-
-
-broker_check = BrokerCheck()
-
-
-def check_broker() -> CheckResult:
-    return broker_check(
-        settings.MESSAGING_BROKER_URL, float(getattr(settings, "HEALTH_BROKER_CACHE_SECONDS", 3))
-    )
-
-
 @never_cache
 @require_safe
 def live(request: HttpRequest) -> JsonResponse:
@@ -130,7 +98,8 @@ def ready(request: HttpRequest) -> JsonResponse:
         if results["database"].ok
         else CheckResult(False, "not checked: the database is unavailable")
     )
-    results["broker"] = check_broker()
+    for name, path in getattr(settings, "HEALTH_READINESS_CHECKS", {}).items():
+        results[name] = import_string(path)()
     excepted = {name.strip() for name in request.GET.get("except", "").split(",")}
     ok = all(result.ok for name, result in results.items() if name not in excepted)
     return JsonResponse(

@@ -14,7 +14,6 @@ passed with ``extra=`` is added as a field too.
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
 import sys
@@ -27,14 +26,11 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 from opentelemetry import trace
+from pythonjsonlogger import json as jsonlogger
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _context: ContextVar[Mapping[str, str]] = ContextVar("service_runtime_log_context", default=_EMPTY)
-
-# Attributes every LogRecord has; anything else on a record came from ``extra=``.
-_RECORD_ATTRIBUTES = frozenset(
-    vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None)).keys()
-) | {"message", "asctime", "taskName"}
 
 # The fields every JSON line starts with, in this order.
 CORE_FIELDS = ("ts", "level", "service", "logger", "message", "correlation_id", "message_id")
@@ -109,32 +105,46 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record, on one line (newlines in messages and tracebacks escaped)."""
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """One JSON object per record, on one line (newlines in messages and tracebacks escaped).
+
+    python-json-logger does the formatting (message, traceback, stack) and the JSON encoding;
+    :meth:`add_fields` chooses the fields: the core ones first, then trace, context and extras.
+    """
 
     def __init__(self, service: str = "", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            json_default=str,
+            json_ensure_ascii=False,
+            reserved_attrs=[*RESERVED_ATTRS, "taskName"],
+            **kwargs,
+        )
         self.service = service
 
-    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+    def add_fields(
+        self, payload: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
         context = _context.get()
-        payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname,
-            "service": self.service or None,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "correlation_id": context.get("correlation_id"),
-            "message_id": context.get("message_id"),
-        }
+        payload.update(
+            {
+                "ts": datetime.fromtimestamp(record.created, UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+                "level": record.levelname,
+                "service": self.service or None,
+                "logger": record.name,
+                # The library leaves ``message`` empty when ``msg`` is a dict: keep its text.
+                "message": record.message or record.getMessage(),
+                "correlation_id": context.get("correlation_id"),
+                "message_id": context.get("message_id"),
+            }
+        )
         ids = current_trace_ids()
         if ids:
             payload["trace_id"], payload["span_id"] = ids
         for name, value in context.items():
             payload.setdefault(name, value)
-        extras = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES}
+        extras = {k: v for k, v in vars(record).items() if k not in self.reserved_attrs}
         request = extras.pop("request", None)
         if request is not None:
             # Django's ``django.request`` lines are written after the middleware returned:
@@ -154,23 +164,17 @@ class JsonFormatter(logging.Formatter):
                 if value is not None:
                     payload[name] = value
         payload["pid"] = record.process
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            payload["exception"] = record.exc_text
-        if record.stack_info:
-            payload["stack"] = self.formatStack(record.stack_info)
-        return payload
-
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(self.fields(record), default=str, ensure_ascii=False)
+        # The library has formatted the traceback (or taken ``exc_text``) and the stack.
+        if "exc_info" in message_dict:
+            payload["exception"] = message_dict["exc_info"]
+        if "stack_info" in message_dict:
+            payload["stack"] = message_dict["stack_info"]
 
 
 class TextFormatter(JsonFormatter):
     """``LOG_FORMAT=text``: ``ts service LEVEL logger [correlation message trace] message``."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        fields = self.fields(record)
+    def serialize_log_record(self, fields: dict[str, Any]) -> str:
         tags = " ".join(
             f"{name}={fields[name]}"
             for name in ("correlation_id", "message_id", "trace_id")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponseBase
 
 from service_runtime import tracing
-from service_runtime.logging import bind, current_trace_ids
+from service_runtime.logging import bind, current_correlation_id, current_trace_ids
 
 REQUEST_ID_HEADER = "X-Request-ID"
 TRACE_RESPONSE_HEADER = "traceresponse"
@@ -25,6 +25,14 @@ _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 def request_id_from(given: str | None) -> str:
     """``given`` when it is a sane token (letters, digits, ``._:-``, at most 64), else a UUID."""
     return given if given and _SANE.match(given) else str(uuid.uuid4())
+
+
+def correlation_id(request: HttpRequest) -> str:
+    """The request's correlation id, the one its log lines carry, for the events it publishes.
+
+    :class:`RequestContextMiddleware` binds it; without the middleware the same rule applies.
+    """
+    return current_correlation_id() or request_id_from(request.headers.get(REQUEST_ID_HEADER))
 
 
 class RequestContextMiddleware:

@@ -95,6 +95,7 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             "drf_spectacular",
             "drf_spectacular_sidecar",  # Swagger UI's files, served by the service: no CDN
             "messaging",
+            "messaging_ops",  # dead letters: the command here, the REST API in each config/urls.py
             *apps,
         ],
         "MIDDLEWARE": [
@@ -133,6 +134,8 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
         "STATIC_URL": "/static/",  # only Swagger UI's files (service_runtime.urls)
         # Scrape-time collectors added to /metrics; a service appends its own.
         "METRICS_COLLECTORS": ["messaging.metrics.OutboxCollector"],
+        # /health/ready's checks after the database and migrations: name -> function.
+        "HEALTH_READINESS_CHECKS": {"broker": "messaging.health.check_broker"},
         "HEALTH_BROKER_CACHE_SECONDS": 3.0,
         "JWT_PUBLIC_KEY_FILE": env_str(
             "JWT_PUBLIC_KEY_FILE", str(VAR_DIR / "keys" / "jwt_public.pem")

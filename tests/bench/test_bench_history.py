@@ -17,7 +17,12 @@ def _worktrees() -> list[str]:
         capture_output=True,
         text=True,
     ).stdout
-    return [line for line in listed.splitlines() if line.startswith("worktree ")]
+    # Only the benchmark's own worktrees: others of the repository may come and go meanwhile.
+    return [
+        line
+        for line in listed.splitlines()
+        if line.startswith("worktree ") and "bench-history-" in line
+    ]
 
 
 def test_measures_a_commit_in_its_own_worktree_and_removes_it() -> None:

@@ -16,8 +16,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
+from devstack.system import LocalSystem
 from service_runtime.settings import REPO_ROOT
-from service_runtime.system import LocalSystem
 from tests.e2e.client import Api
 from tests.e2e.harness import STAFF_PASSWORD, STAFF_USERNAME, running_system
 

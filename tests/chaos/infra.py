@@ -21,10 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pika
-import psycopg
-from psycopg import sql
 
-from service_runtime import system
+from devstack import system
 
 PG_BIN = Path(os.environ.get("CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RABBITMQ_BIN = Path(os.environ.get("CHAOS_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
@@ -155,16 +153,6 @@ class PrivatePostgres:
 
     def url(self, database: str = "postgres", host: str = "127.0.0.1") -> str:
         return f"postgresql://postgres@{host}:{self.port}/{database}"
-
-    def create_database(self, name: str) -> None:
-        with psycopg.connect(self.url(), autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-    def drop_database(self, name: str) -> None:
-        with psycopg.connect(self.url(), autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 # ---------------------------------------------------------------------------------------------

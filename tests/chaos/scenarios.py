@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from devstack.system import SERVICES
 from messaging import crash_points, topology
-from service_runtime.system import SERVICES
 from tests.chaos import faults
 from tests.chaos.driver import OrderDriver
 from tests.chaos.infra import (

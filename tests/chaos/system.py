@@ -1,9 +1,10 @@
 """The system under test: every service's real processes on the private broker and databases.
 
-It reuses :class:`service_runtime.system.LocalSystem` (what ``make up`` runs), with per-service
-databases on the private PostgreSQL clusters, a per-scenario name prefix on the private broker,
-private ports and keys. A supervisor thread plays the part of systemd or Kubernetes: a process
-that dies is started again after a short pause; deaths the suite did not cause are recorded.
+It is a :class:`devstack.stack.Stack` (what the end-to-end tests and the benchmark start), with
+per-service databases on the private PostgreSQL clusters, a per-scenario name prefix on the
+private broker, private ports and keys. A supervisor thread plays the part of systemd or
+Kubernetes: a process that dies is started again after a short pause; deaths the suite did not
+cause are recorded.
 """
 
 from __future__ import annotations
@@ -20,18 +21,15 @@ from pathlib import Path
 import pika
 import psycopg
 
-from identity.keys import ensure_keypair
+from devstack.stack import Postgres, Stack, StackSpec, Staff
+from devstack.system import LocalSystem, ManagedProcess
 from messaging import crash_points, topology
-from service_runtime import system as runtime
-from service_runtime.system import SERVICES, LocalSystem, ManagedProcess
-from tests.chaos.infra import Netns, PrivatePostgres, free_port
+from tests.chaos.infra import SHARED_PORTS, Netns, PrivatePostgres
 
 STAFF_USERNAME = "chaos-staff"
 STAFF_PASSWORD = "chaos-staff-password-53"
 RETRY_DELAYS_MS = (500, 2000, 5000)
 RESTART_PAUSE_SECONDS = 1.0
-# Every process with a port of its own: the services' web servers, and the gateway if any.
-LISTENERS = (*SERVICES, *filter(None, [getattr(runtime, "GATEWAY", None)]))
 
 
 @dataclass
@@ -45,9 +43,10 @@ class Backend:
     inventory_db_host: str = "127.0.0.1"
     netns: Netns | None = None  # inventory's workers run inside it when set
 
-
-def database_name(scenario: str, service: str) -> str:
-    return f"chaos_{scenario}_{service}".replace("-", "_")
+    def database_server(self, service: str) -> Postgres:
+        if service == "inventory":
+            return Postgres(self.inventory_db.url(), host=self.inventory_db_host)
+        return Postgres(self.main_db.url())
 
 
 @dataclass
@@ -57,8 +56,6 @@ class ChaosSystem:
     work_dir: Path
     # role label ("orders:run_relay") -> argv replacing the worker's own (same env and cwd)
     replace_argv: dict[str, list[str]] = field(default_factory=dict)
-    system: LocalSystem | None = None
-    database_urls: dict[str, str] = field(default_factory=dict)
     unexpected_exits: list[str] = field(default_factory=list)
     kills: dict[str, int] = field(default_factory=dict)
     _held_down: set[str] = field(default_factory=set)
@@ -66,67 +63,57 @@ class ChaosSystem:
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    stack: Stack = field(init=False)
+
+    def __post_init__(self) -> None:
+        service_env: dict[str, dict[str, str]] = {}
+        if self.backend.inventory_amqp_url:
+            service_env["inventory"] = {"AMQP_URL": self.backend.inventory_amqp_url}
+        self.stack = Stack(
+            StackSpec(
+                run_id=f"chaos_{self.scenario}",
+                work_dir=self.work_dir,
+                staff=Staff(STAFF_USERNAME, STAFF_PASSWORD, "chaos-staff@example.test"),
+                broker_url=self.backend.amqp_url,
+                retry_delays_ms=RETRY_DELAYS_MS,
+                database_server=self.backend.database_server,
+                env={
+                    "JWT_ACCESS_TOKEN_LIFETIME_SECONDS": "14400",
+                    # Far away: a PENDING order must become final by recovering, not by the clock.
+                    "ORDER_PENDING_DEADLINE_SECONDS": "14400",
+                },
+                service_env=service_env,
+                reserved_ports=SHARED_PORTS,
+                adapt_process=self._adapt,
+            )
+        )
 
     @property
     def prefix(self) -> str:
-        return f"chaos-{self.scenario}."
+        return self.stack.prefix
 
-    def _cluster(self, service: str) -> PrivatePostgres:
-        return self.backend.inventory_db if service == "inventory" else self.backend.main_db
+    @property
+    def database_urls(self) -> dict[str, str]:
+        return self.stack.database_urls
+
+    def _adapt(self, managed: ManagedProcess) -> None:
+        replacement = self.replace_argv.get(managed.label)
+        if replacement is not None:
+            managed.argv = list(replacement)
+        netns = self.backend.netns
+        if netns and managed.service.name == "inventory" and managed.role != "web":
+            # The workers are the inventory processes that talk to the broker.
+            managed.argv = [*netns.prefix(), *managed.argv]
 
     def start(self) -> None:
-        keys = self.work_dir / "keys"
-        ensure_keypair(keys / "jwt_private.pem", keys / "jwt_public.pem")
-        service_env: dict[str, dict[str, str]] = {}
-        for service in SERVICES:
-            name = database_name(self.scenario, service.name)
-            cluster = self._cluster(service.name)
-            cluster.create_database(name)
-            host = self.backend.inventory_db_host if service.name == "inventory" else "127.0.0.1"
-            self.database_urls[service.name] = cluster.url(name, host=host)
-            service_env[service.name] = {"DATABASE_URL": self.database_urls[service.name]}
-        if self.backend.inventory_amqp_url:
-            service_env["inventory"]["AMQP_URL"] = self.backend.inventory_amqp_url
-        self.system = LocalSystem(
-            env={
-                "AMQP_URL": self.backend.amqp_url,
-                "MESSAGING_PREFIX": self.prefix,
-                "MESSAGING_RETRY_DELAYS_MS": ",".join(str(d) for d in RETRY_DELAYS_MS),
-                "JWT_PRIVATE_KEY_FILE": str(keys / "jwt_private.pem"),
-                "JWT_PUBLIC_KEY_FILE": str(keys / "jwt_public.pem"),
-                "JWT_ACCESS_TOKEN_LIFETIME_SECONDS": "14400",
-                "VAR_DIR": str(self.work_dir / "var"),
-                "DJANGO_SUPERUSER_USERNAME": STAFF_USERNAME,
-                "DJANGO_SUPERUSER_EMAIL": "chaos-staff@example.test",
-                "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD,
-                # Far away: a PENDING order must become final by recovering, not by the clock.
-                "ORDER_PENDING_DEADLINE_SECONDS": "14400",
-                "LOG_LEVEL": "INFO",
-            },
-            service_env=service_env,
-            ports={spec.name: free_port() for spec in LISTENERS},
-            log_dir=self.work_dir / "logs",
-        )
-        self.system.prepare()
-        self.system.build_processes()
-        for managed in self.system.processes:
-            replacement = self.replace_argv.get(managed.label)
-            if replacement is not None:
-                managed.argv = list(replacement)
-            netns = self.backend.netns
-            if netns and managed.service.name == "inventory" and managed.role != "web":
-                # The workers are the inventory processes that talk to the broker.
-                managed.argv = [*netns.prefix(), *managed.argv]
-        self.system.start()
-        self.system.wait_ready(timeout=120)
+        self.stack.start()
         threading.Thread(target=self._supervise, daemon=True, name="supervisor").start()
 
     # --- processes ----------------------------------------------------------------------------
 
     @property
     def local(self) -> LocalSystem:
-        assert self.system is not None
-        return self.system
+        return self.stack.system
 
     def url(self, service: str) -> str:
         return self.local.url(service)
@@ -209,18 +196,11 @@ class ChaosSystem:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self.system is not None:
-            with self._lock:
-                self.system.stop()
+        with self._lock:
+            self.stack.stop()
 
     def drop(self) -> None:
-        for service in SERVICES:
-            with contextlib.suppress(psycopg.Error):
-                self._cluster(service.name).drop_database(
-                    database_name(self.scenario, service.name)
-                )
-        with contextlib.suppress(Exception):
-            delete_broker_objects(self.backend.amqp_url, self.prefix)
+        self.stack.remove()
 
     # --- reading state --------------------------------------------------------------------
 
@@ -228,8 +208,7 @@ class ChaosSystem:
         return psycopg.connect(self.database_urls[service], autocommit=True, connect_timeout=5)
 
     def manage(self, service: str, *args: str) -> tuple[int, str]:
-        spec = next(s for s in SERVICES if s.name == service)
-        result = self.local.manage(spec, *args)
+        result = self.stack.manage(service, *args)
         return result.returncode, result.stdout + result.stderr
 
     def queue_depths(self, url: str | None = None) -> dict[str, int]:
@@ -257,11 +236,6 @@ def broker_channel(url: str) -> Iterator[pika.adapters.blocking_connection.Block
     finally:
         with contextlib.suppress(Exception):
             connection.close()
-
-
-def delete_broker_objects(url: str, prefix: str) -> None:
-    with broker_channel(url) as channel:
-        topology.delete_all(channel, topology.Names(prefix), RETRY_DELAYS_MS)
 
 
 def doubling_relay_argv() -> list[str]:

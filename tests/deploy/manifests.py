@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from service_runtime.system import BROKER_LAYOUT_COMMAND, SERVICES, LocalSystem, ServiceSpec
+from devstack.system import BROKER_LAYOUT_COMMAND, SERVICES, LocalSystem, ServiceSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
-from service_runtime.system import SERVICES
+from devstack.system import SERVICES
 from tests.deploy.manifests import (
     COMPOSE_FILE,
     REPO_ROOT,

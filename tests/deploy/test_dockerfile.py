@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service_runtime.system import SERVICES, LocalSystem
+from devstack.system import SERVICES, LocalSystem
 from tests.deploy.manifests import REPO_ROOT, SERVICE_NAMES, compose_containers, local_commands
 
 DOCKERFILE = REPO_ROOT / "deploy" / "docker" / "Dockerfile"

@@ -1,4 +1,4 @@
-"""The gateways (nginx for Compose, the Ingress for Kubernetes, ``service_runtime.gateway`` for
+"""The gateways (nginx for Compose, the Ingress for Kubernetes, ``devstack.gateway`` for
 ``make up``) send every API prefix the services define, and only those, to the service that owns
 it; ``/api/dead-letters/<service>/...`` to that service's own dead-letter API; the rest of the
 Compose and local gateways' paths is the web console."""
@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import crossplane
 import pytest
 
-from service_runtime import gateway
-from service_runtime.system import SERVICES
+from devstack import gateway
+from devstack.system import SERVICES
 from tests.deploy.manifests import (
     DEPLOY,
     REPO_ROOT,

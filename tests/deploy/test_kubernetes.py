@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from service_runtime.system import SERVICES
+from devstack.system import SERVICES
 from tests.deploy.manifests import (
     DEPLOY,
     KUBERNETES,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from service_runtime.system import LocalSystem
+from devstack.system import LocalSystem
 from tests.e2e.client import Api
 from tests.e2e.harness import STAFF_PASSWORD, STAFF_USERNAME, running_system
 

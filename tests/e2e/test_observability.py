@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from service_runtime.system import SERVICES
+from devstack.system import SERVICES
 from tests.e2e.client import Api
 from tests.e2e.conftest import E2E
 

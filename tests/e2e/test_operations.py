@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from service_runtime.system import SERVICES
+from devstack.system import SERVICES
 from tests.e2e.client import Api
 from tests.e2e.conftest import E2E
 

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from messaging import health as broker_health
 from service_runtime import health
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.ops_urls")]
@@ -17,9 +18,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.ops_urls")]
 
 @pytest.fixture(autouse=True)
 def fresh_broker_answers() -> Iterator[None]:
-    health.broker_check.forget()
+    broker_health.broker_check.forget()
     yield
-    health.broker_check.forget()
+    broker_health.broker_check.forget()
 
 
 def closed_port() -> int:
@@ -98,15 +99,17 @@ class TestBrokerCheck:
             calls.append(url)
             return None
 
-        monkeypatch.setattr(health, "broker_problem", problem)
-        check = health.BrokerCheck()
+        monkeypatch.setattr(broker_health, "broker_problem", problem)
+        check = broker_health.BrokerCheck()
         results = [check("amqp://x", ttl=60) for _ in range(50)]
         assert all(result.ok for result in results)
         assert calls == ["amqp://x"]
         assert check("amqp://x", ttl=0).ok and len(calls) == 2
 
     def test_the_failure_is_the_answer_not_an_exception(self) -> None:
-        result = health.BrokerCheck()(f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F", ttl=0)
+        result = broker_health.BrokerCheck()(
+            f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F", ttl=0
+        )
         assert not result.ok
         assert result.error
 

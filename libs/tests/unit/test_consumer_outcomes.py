@@ -8,6 +8,7 @@ ack anything.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,14 @@ from django.db import OperationalError
 from pika.spec import Basic, BasicProperties
 
 from messaging.config import MessagingConfig
-from messaging.consumer import ATTEMPT_HEADER, Consumer, MessageProcessor, Outcome, attempt_of
+from messaging.consumer import (
+    ATTEMPT_HEADER,
+    Consumer,
+    Item,
+    MessageProcessor,
+    Outcome,
+    attempt_of,
+)
 from tests.factories import body, envelope, raw_envelope
 
 
@@ -53,17 +61,17 @@ class FakeBroker:
 
 
 class ScriptedProcessor(MessageProcessor):
-    """Answers each ``process`` call with the next scripted outcome, or raises it."""
+    """Answers each batch (of one delivery) with the next scripted outcome, or raises it."""
 
     def __init__(self, *answers: Outcome | Exception) -> None:
         super().__init__("inventory", {}, max_attempts=4)
         self.answers = list(answers)
 
-    def process(self, body: bytes, attempt: int = 1) -> Outcome:
+    def process_batch(self, items: Sequence[Item]) -> list[Outcome]:
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        return [answer]
 
 
 def _deliver(
@@ -159,7 +167,7 @@ def test_stopping_during_a_database_outage_leaves_the_delivery_unacked() -> None
     consumer._broker = FakeBroker()
 
     class StopsThenFails(MessageProcessor):
-        def process(self, body: bytes, attempt: int = 1) -> Outcome:
+        def process_batch(self, items: Sequence[Item]) -> list[Outcome]:
             consumer.stop_event.set()  # SIGTERM arrives while the database is down
             raise OperationalError("down")
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions
+from rest_framework.serializers import as_serializer_error
 
-from service_runtime.errors import _summary, exception_handler
+from service_runtime.errors import _summary, exception_handler, refused
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,46 @@ def test_validation_error_keeps_the_details_and_summarises_them() -> None:
     assert response.data["detail"] == "lines.product_id: Unknown product 9."
     assert response.data["code"] == "invalid"
     assert response.data["errors"] == {"lines": [{"product_id": ["Unknown product 9."]}]}
+
+
+@pytest.mark.parametrize(
+    ("exc", "detail", "errors"),
+    [
+        (
+            DjangoValidationError({"sku": "a product with sku 'X' already exists."}),
+            "sku: a product with sku 'X' already exists.",
+            {"sku": ["a product with sku 'X' already exists."]},
+        ),
+        (
+            DjangoValidationError("still has 2 products; move them first."),
+            "still has 2 products; move them first.",
+            {"non_field_errors": ["still has 2 products; move them first."]},
+        ),
+    ],
+)
+def test_a_services_validation_error_is_a_400_like_a_serializers(
+    exc: DjangoValidationError, detail: str, errors: dict[str, list[str]]
+) -> None:
+    response = exception_handler(exc, {})
+    assert response is not None
+    assert response.status_code == 400
+    assert response.data == {"detail": detail, "code": "invalid", "errors": errors}
+
+
+@pytest.mark.parametrize(("field", "key"), [("sku", "sku"), (None, "non_field_errors")])
+def test_a_refusal_keeps_its_code_and_answers_400_invalid(field: str | None, key: str) -> None:
+    exc = refused("SKU-1 is taken.", code="sku_taken", field=field)
+    codes = exceptions.ValidationError(as_serializer_error(exc)).get_codes()
+    assert codes == {key: ["sku_taken"]}
+    response = exception_handler(exc, {})
+    assert response is not None
+    assert response.status_code == 400
+    where = f"{key}: " if field else ""
+    assert response.data == {
+        "detail": f"{where}SKU-1 is taken.",
+        "code": "invalid",
+        "errors": {key: ["SKU-1 is taken."]},
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""``service_runtime.system.free_port``: the ports the local runner, tests and benchmark use."""
+"""``devstack.system.free_port``: the ports the local runner, tests and benchmark use."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from service_runtime import system
+from devstack import system
 
 
 def test_never_hands_out_a_port_twice_even_when_the_kernel_offers_it_again(

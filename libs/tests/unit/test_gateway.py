@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service_runtime import gateway
+from devstack import gateway
 
 
 class Upstream(BaseHTTPRequestHandler):

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +223,67 @@ def test_a_django_request_line_after_the_middleware_takes_the_requests_context(
     )
     assert line["status_code"] == 404
     assert "request" not in line
+
+
+def test_a_plain_line_carries_the_core_fields_and_the_pid_only(captured: Any) -> None:
+    logger, stream = captured
+    logger.info("plain")
+    [line] = _lines(stream)
+    assert list(line) == [*CORE_FIELDS, "pid"]
+    assert line["pid"] == os.getpid()
+
+
+def test_values_json_cannot_hold_are_written_as_text_and_unicode_as_it_is(captured: Any) -> None:
+    logger, stream = captured
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    logger.info(
+        "Zoë ordered ☕",
+        extra={"when": when, "amount": Decimal("1.50"), "who": "Zoë", "_private": 1},
+    )
+    assert "Zoë ordered ☕" in stream.getvalue()  # not \u-escaped
+    [line] = _lines(stream)
+    assert line["message"] == "Zoë ordered ☕"
+    assert (line["when"], line["amount"], line["who"]) == (str(when), "1.50", "Zoë")
+    assert line["_private"] == 1
+
+
+def test_a_dict_message_is_logged_as_its_text(captured: Any) -> None:
+    logger, stream = captured
+    logger.info({"order_id": "o-1", "level": "mine"})
+    [line] = _lines(stream)
+    assert line["message"] == "{'order_id': 'o-1', 'level': 'mine'}"
+    assert line["level"] == "INFO" and "order_id" not in line
+
+
+def test_a_stack_and_an_already_formatted_exception_are_kept(captured: Any) -> None:
+    logger, stream = captured
+    logger.info("where am I", stack_info=True)
+    record = logging.LogRecord("tests.structured", logging.ERROR, "", 0, "failed", (), None)
+    record.exc_text = "Traceback (most recent call last):\nValueError: earlier"
+    logger.handle(record)
+    with_stack, with_text = _lines(stream)
+    assert with_stack["stack"].startswith("Stack (most recent call last):")
+    assert "exception" not in with_stack
+    assert with_text["exception"] == record.exc_text
+
+
+def test_an_extra_cannot_hide_the_exception(captured: Any) -> None:
+    logger, stream = captured
+    try:
+        raise KeyError("k")
+    except KeyError:
+        logger.exception("lookup failed", extra={"exception": "mine"})
+    [line] = _lines(stream)
+    assert line["exception"].startswith("Traceback") and "KeyError: 'k'" in line["exception"]
+
+
+def test_text_format_puts_the_traceback_under_the_line() -> None:
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        record = logging.LogRecord(
+            "orders.services", logging.ERROR, "", 0, "failed", (), sys.exc_info()
+        )
+    first, *rest = TextFormatter(service="orders").format(record).splitlines()
+    assert first.endswith(" orders ERROR orders.services: failed")
+    assert rest[0] == "Traceback (most recent call last):" and rest[-1] == "ValueError: bad"

@@ -10,8 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.correlation import correlation_id
-from api.pagination import Pagination, paginated_response
 from catalogue.models import Category, Product
 from catalogue.selectors import category_list, product_get, product_list
 from catalogue.services import (
@@ -24,6 +22,8 @@ from catalogue.services import (
 )
 from identity.permissions import IsStaffOrReadOnly
 from service_runtime.openapi import errors, page_parameters, paginated
+from service_runtime.pagination import Pagination, paginated_response
+from service_runtime.request_context import correlation_id
 
 
 class CategoryOutputSerializer(serializers.Serializer):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from catalogue.models import Category, Product
+from errors import ErrorCode
 from messaging.outbox import publish_event
+from service_runtime.errors import refused
 from stock.services import stock_level_create
 
 PRODUCT_FIELDS = (
@@ -49,9 +50,8 @@ def category_update(*, category: Category, data: dict[str, Any], correlation_id:
 def category_delete(*, category: Category) -> None:
     count = category.products.count()
     if count:
-        raise ValidationError(
-            f"category {category.name!r} still has {count} products; move them first."
-        )
+        message = f"category {category.name!r} still has {count} products; move them first."
+        raise refused(message, code=ErrorCode.CATEGORY_NOT_EMPTY)
     category.delete()
 
 
@@ -77,7 +77,7 @@ def product_create(
         active=active,
         low_stock_threshold=low_stock_threshold,
     )
-    stock_level_create(product=product)
+    stock_level_create(product_id=product.pk)
     product_announce(product=product, correlation_id=correlation_id)
     return product
 
@@ -125,9 +125,11 @@ def product_event(product: Product) -> dict[str, Any]:
 
 def _ensure_sku_free(sku: str, *, exclude: int | None = None) -> None:
     if Product.objects.filter(sku=sku).exclude(pk=exclude).exists():
-        raise ValidationError({"sku": f"a product with sku {sku!r} already exists."})
+        message = f"a product with sku {sku!r} already exists."
+        raise refused(message, code=ErrorCode.SKU_TAKEN, field="sku")
 
 
 def _ensure_category_name_free(name: str, *, exclude: int | None = None) -> None:
     if Category.objects.filter(name=name).exclude(pk=exclude).exists():
-        raise ValidationError({"name": f"a category named {name!r} already exists."})
+        message = f"a category named {name!r} already exists."
+        raise refused(message, code=ErrorCode.CATEGORY_NAME_TAKEN, field="name")

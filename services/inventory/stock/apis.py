@@ -1,17 +1,17 @@
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.correlation import correlation_id
-from api.pagination import Pagination, paginated_response
-from catalogue.models import Product
 from identity.permissions import IsStaff
 from service_runtime.openapi import errors, page_parameters, paginated
+from service_runtime.pagination import Pagination, paginated_response
+from service_runtime.request_context import correlation_id
+from stock.models import StockLevel
 from stock.selectors import stock_ledger_list, stock_level_get
 from stock.services import stock_adjust
 
@@ -48,16 +48,16 @@ class StockAdjustmentApi(APIView):
         responses={201: OutputSerializer, **errors(400, 401, 403, 404)},
     )
     def post(self, request: Request, product_id: int) -> Response:
-        product = get_object_or_404(Product, pk=product_id)
+        _product_stock(product_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         entry = stock_adjust(
-            product_id=product.pk,
+            product_id=product_id,
             **serializer.validated_data,
             actor_id=getattr(request.user, "id", None),
             correlation_id=correlation_id(request),
         )
-        level = stock_level_get(product_id=product.pk)
+        level = stock_level_get(product_id=product_id)
         data = {
             "entry": entry,
             "on_hand": level.on_hand,
@@ -79,10 +79,18 @@ class StockLedgerApi(APIView):
         },
     )
     def get(self, request: Request, product_id: int) -> Response:
-        product = get_object_or_404(Product, pk=product_id)
+        _product_stock(product_id)
         return paginated_response(
             request=request,
             view=self,
-            queryset=stock_ledger_list(product_id=product.pk),
+            queryset=stock_ledger_list(product_id=product_id),
             serializer_class=self.OutputSerializer,
         )
+
+
+def _product_stock(product_id: int) -> StockLevel:
+    """The counters of the product the URL names; the 404 speaks of the product, like the URL."""
+    try:
+        return stock_level_get(product_id=product_id)
+    except StockLevel.DoesNotExist:
+        raise Http404("No Product matches the given query.") from None

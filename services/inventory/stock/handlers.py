@@ -10,32 +10,35 @@ from stock.metrics import reservation_decided
 from stock.services import ReservationMissing, stock_release, stock_reserve, stock_ship
 
 
-def order_created(envelope: Envelope) -> None:
+def on_order_created(envelope: Envelope) -> None:
     data = envelope.data
     started = time.perf_counter()
     reservation = stock_reserve(
-        order_id=data["order_id"], user_id=data["user_id"], lines=data["lines"], cause=envelope
+        order_id=data["order_id"], user_id=data["user_id"], lines=data["lines"], causation=envelope
     )
     reservation_decided(reservation.status, time.perf_counter() - started)
 
 
-def order_cancelled(envelope: Envelope) -> None:
+def on_order_cancelled(envelope: Envelope) -> None:
     data = envelope.data
     stock_release(
-        order_id=data["order_id"], user_id=data["user_id"], reason=data["reason"], cause=envelope
+        order_id=data["order_id"],
+        user_id=data["user_id"],
+        reason=data["reason"],
+        causation=envelope,
     )
 
 
-def order_shipped(envelope: Envelope) -> None:
+def on_order_shipped(envelope: Envelope) -> None:
     try:
-        stock_ship(order_id=envelope.data["order_id"], cause=envelope)
+        stock_ship(order_id=envelope.data["order_id"], causation=envelope)
     except ReservationMissing as exc:
         # Orders ships only what we confirmed, so retrying cannot help: an operator must look.
         raise RejectMessage(str(exc)) from exc
 
 
 HANDLERS: dict[str, Handler] = {
-    "order.created": order_created,
-    "order.cancelled": order_cancelled,
-    "order.shipped": order_shipped,
+    "order.created": on_order_created,
+    "order.cancelled": on_order_cancelled,
+    "order.shipped": on_order_shipped,
 }

@@ -2,19 +2,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from django.db import models
 from django.db.models import F, Q
-
-if TYPE_CHECKING:
-    from catalogue.models import Product
 
 
 class StockLevel(models.Model):
     """The counters of one product; the database refuses any state that would oversell."""
 
-    product: models.OneToOneField[Product, Product] = models.OneToOneField(
+    # The catalogue's product, named by its label: stock works with product ids and never
+    # imports the catalogue, which builds on it (``catalogue`` -> ``stock``, one way).
+    product: models.OneToOneField[models.Model, models.Model] = models.OneToOneField(
         "catalogue.Product", primary_key=True, on_delete=models.PROTECT, related_name="stock"
     )
     product_id: int
@@ -59,7 +58,7 @@ class StockLedgerEntry(models.Model):
         RELEASE = "release"
         SHIP = "ship"
 
-    product: models.ForeignKey[Product, Product] = models.ForeignKey(
+    product: models.ForeignKey[models.Model, models.Model] = models.ForeignKey(
         "catalogue.Product", on_delete=models.PROTECT, related_name="stock_ledger"
     )
     product_id: int

@@ -1,4 +1,4 @@
-"""How stock moves: locked counters, one ledger entry per change, an alert when it runs low.
+"""How stock moves: locked counters and one ledger entry per change.
 
 Rows of ``StockLevel`` are always locked in product id order, whoever locks them, so two
 transactions can never wait on each other in a cycle.
@@ -19,20 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.apps import apps
 from django.db import connection
 from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 
-from catalogue.models import Product
-from messaging.envelope import Envelope
-from messaging.outbox import publish_event
-from stock.availability import crossed_low_threshold
 from stock.models import Reservation, StockLedgerEntry, StockLevel
 
 Deltas = Mapping[int, tuple[int, int]]  # product id -> (change of on_hand, change of reserved)
 
 _LEVELS = StockLevel._meta.db_table
-_PRODUCTS = Product._meta.db_table
+# The product's table by its model's label, as in stock.models: stock never imports the catalogue.
+_PRODUCTS = apps.get_model("catalogue.Product")._meta.db_table
 _LEDGER = StockLedgerEntry._meta.db_table
 _RESERVATIONS = Reservation._meta.db_table
 
@@ -314,23 +312,3 @@ def _reservation(
 def _per_product(deltas: Deltas, index: int) -> Case:
     whens = [When(product_id=pid, then=Value(delta[index])) for pid, delta in deltas.items()]
     return Case(*whens, default=Value(0), output_field=IntegerField())
-
-
-def announce_low_stock(
-    levels: Mapping[int, Level],
-    before: Mapping[int, int],
-    *,
-    correlation_id: str,
-    cause: Envelope | None = None,
-) -> None:
-    for pid, level in levels.items():
-        threshold = level.low_stock_threshold
-        if crossed_low_threshold(before=before[pid], after=level.available, threshold=threshold):
-            data = {
-                "product_id": pid,
-                "sku": level.sku,
-                "name": level.name,
-                "available": level.available,
-                "threshold": threshold,
-            }
-            publish_event("stock.low", data, correlation_id=correlation_id, causation=cause)

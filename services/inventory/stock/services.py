@@ -10,14 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from catalogue.models import Product
+from errors import ErrorCode
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
+from service_runtime.errors import refused
 from stock import movements
-from stock.availability import Offer, merge_lines, rejection_reason, shortfalls
+from stock.availability import (
+    Offer,
+    crossed_low_threshold,
+    merge_lines,
+    rejection_reason,
+    shortfalls,
+)
 from stock.models import Reservation, StockLedgerEntry, StockLevel
 
 logger = logging.getLogger(__name__)
@@ -27,13 +33,14 @@ class ReservationMissing(Exception):
     """An order inventory has never reserved anything for."""
 
 
-def stock_level_create(*, product: Product) -> StockLevel:
-    return StockLevel.objects.create(product=product)
+def stock_level_create(*, product_id: int) -> StockLevel:
+    """The counters of a new product, at zero."""
+    return StockLevel.objects.create(product_id=product_id)
 
 
 @transaction.atomic(savepoint=False)
 def stock_reserve(
-    *, order_id: str, user_id: int, lines: Iterable[Mapping[str, int]], cause: Envelope
+    *, order_id: str, user_id: int, lines: Iterable[Mapping[str, int]], causation: Envelope
 ) -> Reservation:
     """Reserve every line of an order, or none, and announce which it was.
 
@@ -58,7 +65,9 @@ def stock_reserve(
             "reason": reason,
             "lines": [shortfall.as_event_line() for shortfall in found],
         }
-        publish_event("stock.rejected", data, correlation_id=cause.correlation_id, causation=cause)
+        publish_event(
+            "stock.rejected", data, correlation_id=causation.correlation_id, causation=causation
+        )
         logger.info("order %s rejected: %s", order_id, reason)
         return rejected
 
@@ -67,9 +76,13 @@ def stock_reserve(
     if reservation is None:
         return _already_seen(order_id)
     data = {"order_id": order_id, "lines": reservation.lines}
-    publish_event("stock.reserved", data, correlation_id=cause.correlation_id, causation=cause)
+    publish_event(
+        "stock.reserved", data, correlation_id=causation.correlation_id, causation=causation
+    )
     logger.info("order %s reserved: %s", order_id, _describe(wanted))
-    movements.announce_low_stock(levels, before, correlation_id=cause.correlation_id, cause=cause)
+    _announce_low_stock(
+        levels, before, correlation_id=causation.correlation_id, causation=causation
+    )
     return reservation
 
 
@@ -80,7 +93,7 @@ def _already_seen(order_id: str) -> Reservation:
 
 
 @transaction.atomic(savepoint=False)
-def stock_release(*, order_id: str, user_id: int, reason: str, cause: Envelope) -> Reservation:
+def stock_release(*, order_id: str, user_id: int, reason: str, causation: Envelope) -> Reservation:
     """Give back what an order reserved; remember a cancel that came before its order."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:
@@ -102,13 +115,15 @@ def stock_release(*, order_id: str, user_id: int, reason: str, cause: Envelope) 
     )
     _set_status(reservation, Reservation.Status.RELEASED, reason=reason)
     data = {"order_id": order_id, "reason": reason}
-    publish_event("stock.released", data, correlation_id=cause.correlation_id, causation=cause)
+    publish_event(
+        "stock.released", data, correlation_id=causation.correlation_id, causation=causation
+    )
     logger.info("order %s released: %s (%s)", order_id, _describe(quantities), reason)
     return reservation
 
 
 @transaction.atomic(savepoint=False)
-def stock_ship(*, order_id: str, cause: Envelope) -> Reservation:
+def stock_ship(*, order_id: str, causation: Envelope) -> Reservation:
     """Turn an order's reservation into a shipment: the goods leave, on_hand goes down."""
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:
@@ -136,20 +151,24 @@ def stock_adjust(
 ) -> StockLedgerEntry:
     """A counted correction of on_hand (delivery, breakage, stocktake), written to the ledger."""
     if delta == 0:
-        raise ValidationError({"delta": "delta must not be 0: an adjustment changes the stock."})
+        message = "delta must not be 0: an adjustment changes the stock."
+        raise refused(message, code=ErrorCode.ADJUSTMENT_EMPTY, field="delta")
     if not reason.strip():
-        raise ValidationError({"reason": "reason is required."})
+        message = "reason is required."
+        raise refused(message, code=ErrorCode.ADJUSTMENT_REASON_MISSING, field="reason")
     levels = movements.lock_levels([product_id])
     level = levels[product_id]
     if level.on_hand + delta < 0:
         problem = f"only {level.on_hand} on hand, it cannot go below 0."
-        raise ValidationError({"delta": f"cannot remove {-delta}: {problem}"})
+        message = f"cannot remove {-delta}: {problem}"
+        raise refused(message, code=ErrorCode.STOCK_BELOW_ZERO, field="delta")
     if level.on_hand + delta < level.reserved:
         problem = (
             f"{level.reserved} of the {level.on_hand} on hand are reserved for orders, "
             f"so at most {level.available} can be removed."
         )
-        raise ValidationError({"delta": f"cannot remove {-delta}: {problem}"})
+        message = f"cannot remove {-delta}: {problem}"
+        raise refused(message, code=ErrorCode.STOCK_BELOW_RESERVED, field="delta")
     before = {product_id: level.available}
     [entry] = movements.apply(
         levels,
@@ -158,9 +177,30 @@ def stock_adjust(
         reason=reason.strip(),
         actor_id=actor_id,
     )
-    movements.announce_low_stock(levels, before, correlation_id=correlation_id)
+    _announce_low_stock(levels, before, correlation_id=correlation_id)
     logger.info("product %s on hand adjusted by %+d: %s", product_id, delta, reason.strip())
     return entry
+
+
+def _announce_low_stock(
+    levels: Mapping[int, movements.Level],
+    before: Mapping[int, int],
+    *,
+    correlation_id: str,
+    causation: Envelope | None = None,
+) -> None:
+    """``stock.low`` for each product whose availability has just dropped under its threshold."""
+    for pid, level in levels.items():
+        threshold = level.low_stock_threshold
+        if crossed_low_threshold(before=before[pid], after=level.available, threshold=threshold):
+            data = {
+                "product_id": pid,
+                "sku": level.sku,
+                "name": level.name,
+                "available": level.available,
+                "threshold": threshold,
+            }
+            publish_event("stock.low", data, correlation_id=correlation_id, causation=causation)
 
 
 def _set_status(reservation: Reservation, status: str, *, reason: str | None = None) -> None:

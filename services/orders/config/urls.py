@@ -3,7 +3,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("service_runtime.urls")),  # health, metrics, OpenAPI schema and docs
     path("api/", include("orders.urls")),
-    path("api/dead-letters/", include("messaging.urls")),  # staff: this service's DLQ
+    path("api/dead-letters/", include("messaging_ops.urls")),  # staff: this service's DLQ
 ]
 
 # Answers in the API's error shape for paths no pattern matches (and for crashes), not HTML.

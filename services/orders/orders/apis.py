@@ -10,16 +10,17 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, ValidationError
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from errors import ErrorCode
 from identity.authentication import TokenUser
 from identity.permissions import IsStaff
 from orders import selectors, services
 from orders.models import Order, OrderStatus
 from service_runtime.openapi import errors, page_parameters, paginated
+from service_runtime.pagination import Pagination, paginated_response
 
 MAX_LINES = 500  # what order.created can carry
 MAX_QUANTITY = 10_000
@@ -31,13 +32,13 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The order's status does not allow this."
-    default_code = "invalid_transition"
+    default_code = ErrorCode.INVALID_TRANSITION
 
 
 class IdempotencyKeyReused(APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "This Idempotency-Key was already used for a different order."
-    default_code = "idempotency_key_reused"
+    default_code = ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
 class IdempotencyKeyInvalid(APIException):
@@ -47,7 +48,7 @@ class IdempotencyKeyInvalid(APIException):
         f"each new order, at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters; "
         "the same value again when retrying the same order."
     )
-    default_code = "idempotency_key_required"
+    default_code = ErrorCode.IDEMPOTENCY_KEY_REQUIRED
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -93,12 +94,6 @@ class OrderStatusChangeOutputSerializer(serializers.Serializer):
 
 class OrderDetailOutputSerializer(OrderOutputSerializer):
     history = OrderStatusChangeOutputSerializer(many=True, source="status_changes")
-
-
-class OrderPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 def _viewer(request: Request) -> TokenUser:
@@ -228,17 +223,19 @@ class OrderListCreateApi(APIView):
 
     @extend_schema(
         operation_id="orders_list",
-        parameters=[FilterSerializer, *page_parameters(OrderPagination.max_page_size)],
+        parameters=[FilterSerializer, *page_parameters(Pagination.max_page_size)],
         responses={200: paginated(OrderOutputSerializer, "Order"), **errors(400, 401, 404)},
         description="The caller's orders, newest first; staff see everyone's (`user_id` filters).",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        orders = selectors.order_list(viewer=_viewer(request), **filters.validated_data)
-        paginator = OrderPagination()
-        page = paginator.paginate_queryset(orders, request, view=self)
-        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=selectors.order_list(viewer=_viewer(request), **filters.validated_data),
+            serializer_class=OrderOutputSerializer,
+        )
 
     @extend_schema(
         request=InputSerializer,
@@ -297,7 +294,7 @@ class OrderCancelApi(APIView):
         try:
             order = services.order_cancel(order_id=order.id, reason=reason, actor_user_id=viewer.id)
         except services.TransitionNotAllowed as exc:
-            raise Conflict(str(exc), code="order_not_cancellable") from exc
+            raise Conflict(str(exc), code=ErrorCode.ORDER_NOT_CANCELLABLE) from exc
         return _detail(order)
 
 
@@ -314,5 +311,5 @@ class OrderShipApi(APIView):
         try:
             order = services.order_ship(order_id=order.id, actor_user_id=_viewer(request).id)
         except services.TransitionNotAllowed as exc:
-            raise Conflict(str(exc), code="order_not_shippable") from exc
+            raise Conflict(str(exc), code=ErrorCode.ORDER_NOT_SHIPPABLE) from exc
         return _detail(order)

@@ -8,13 +8,9 @@ from typing import Any
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
-from support import product_upserted
 
 from identity.testing import make_access_token
-
-CUSTOMER_ID = 1
-OTHER_CUSTOMER_ID = 2
-STAFF_ID = 99
+from tests.factories import CUSTOMER_ID, OTHER_CUSTOMER_ID, STAFF_ID, product_upserted
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
@@ -15,9 +14,10 @@ from accounts.models import User
 from accounts.selectors import user_get_active
 from accounts.services import user_register, user_update
 from accounts.tokens import token_access_refresh, token_pair_obtain
+from errors import ErrorCode
 from identity.authentication import TokenUser
-from service_runtime.logging import current_correlation_id
 from service_runtime.openapi import errors
+from service_runtime.request_context import correlation_id
 
 
 class UserOutputSerializer(serializers.Serializer):
@@ -62,13 +62,7 @@ class UserRegisterApi(PublicApi):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            user = user_register(
-                **serializer.validated_data,
-                correlation_id=current_correlation_id(),  # the request's, as in its logs
-            )
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
+        user = user_register(**serializer.validated_data, correlation_id=correlation_id(request))
         return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
@@ -127,15 +121,14 @@ class UserMeApi(APIView):
         user = self._caller(request)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            user = user_update(user=user, **serializer.validated_data)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
+        user = user_update(user=user, **serializer.validated_data)
         return Response(MeOutputSerializer(user).data)
 
     @staticmethod
     def _caller(request: Request) -> User:
         user = user_get_active(user_id=cast(TokenUser, request.user).id)
         if user is None:  # a still-valid token for an account deleted or deactivated since
-            raise AuthenticationFailed("No active account for this token.", code="user_inactive")
+            raise AuthenticationFailed(
+                "No active account for this token.", code=ErrorCode.USER_INACTIVE
+            )
         return user

@@ -6,7 +6,9 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
+from errors import ErrorCode
 from messaging.outbox import publish_event
+from service_runtime.errors import refused
 
 USER_EDITABLE_FIELDS = frozenset({"email", "first_name", "last_name", "email_notifications"})
 
@@ -23,19 +25,19 @@ def user_register(
     user = User(
         username=User.normalize_username(username), email=User.objects.normalize_email(email)
     )
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[ValidationError]] = {}
     try:
         user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
-        errors.update(exc.message_dict)
+        errors.update(exc.error_dict)
     if User.objects.filter(username__iexact=user.username).exists():
-        errors.setdefault("username", []).append("A user with that username already exists.")
+        errors.setdefault("username", []).append(_username_taken())
     if User.objects.filter(email__iexact=user.email).exists():
-        errors.setdefault("email", []).append("A user with that e-mail address already exists.")
+        errors.setdefault("email", []).append(_email_taken())
     try:
         validate_password(password, user=user)
     except ValidationError as exc:
-        errors["password"] = exc.messages
+        errors["password"] = exc.error_list
     if errors:
         raise ValidationError(errors)
 
@@ -44,9 +46,9 @@ def user_register(
         with transaction.atomic():
             user.save()
     except IntegrityError as exc:  # the same name or address registered concurrently
-        raise ValidationError(
-            {NON_FIELD_ERRORS: ["A user with that username or e-mail address already exists."]}
-        ) from exc
+        message = "A user with that username or e-mail address already exists."
+        code = ErrorCode.USERNAME_OR_EMAIL_TAKEN
+        raise refused(message, code=code, field=NON_FIELD_ERRORS) from exc
 
     publish_event(
         "user.registered",
@@ -84,11 +86,12 @@ def user_update(*, user: User, **changes: Any) -> User:
     """
     unknown = set(changes) - USER_EDITABLE_FIELDS
     if unknown:
-        raise ValidationError({name: ["This field cannot be changed."] for name in unknown})
+        refusal = refused("This field cannot be changed.", code=ErrorCode.FIELD_NOT_EDITABLE)
+        raise ValidationError({name: refusal for name in unknown})
     if "email" in changes:
         changes["email"] = User.objects.normalize_email(changes["email"])
         if User.objects.filter(email__iexact=changes["email"]).exclude(pk=user.pk).exists():
-            raise ValidationError({"email": ["A user with that e-mail address already exists."]})
+            raise _email_taken(field="email")
     for name, value in changes.items():
         setattr(user, name, value)
     untouched = [field.name for field in User._meta.fields if field.name not in changes]
@@ -97,7 +100,14 @@ def user_update(*, user: User, **changes: Any) -> User:
         with transaction.atomic():
             user.save(update_fields=list(changes))
     except IntegrityError as exc:  # the same address taken concurrently
-        raise ValidationError(
-            {"email": ["A user with that e-mail address already exists."]}
-        ) from exc
+        raise _email_taken(field="email") from exc
     return user
+
+
+def _username_taken() -> ValidationError:
+    return refused("A user with that username already exists.", code=ErrorCode.USERNAME_TAKEN)
+
+
+def _email_taken(*, field: str | None = None) -> ValidationError:
+    message = "A user with that e-mail address already exists."
+    return refused(message, code=ErrorCode.EMAIL_TAKEN, field=field)

@@ -12,6 +12,7 @@ from rest_framework_simplejwt.tokens import RefreshToken, Token
 
 from accounts.models import User
 from accounts.selectors import user_get_active
+from errors import ErrorCode
 
 
 def identity_claims_stamp(token: Token, user: User) -> None:
@@ -25,7 +26,7 @@ def token_pair_obtain(*, username: str, password: str) -> dict[str, str]:
     user = authenticate(username=username, password=password)
     if not isinstance(user, User) or not user.is_active:
         raise AuthenticationFailed(
-            "No active account found with the given credentials.", code="bad_credentials"
+            "No active account found with the given credentials.", code=ErrorCode.BAD_CREDENTIALS
         )
     refresh = RefreshToken.for_user(user)
     identity_claims_stamp(refresh, user)  # copied into every access token made from it
@@ -44,12 +45,12 @@ def token_access_refresh(*, refresh: str) -> dict[str, str]:
     except (TokenError, KeyError, TypeError, ValueError) as exc:
         # Not simplejwt's InvalidToken: its nested detail breaks the one error shape.
         raise AuthenticationFailed(
-            "Refresh token is invalid or expired.", code="token_not_valid"
+            "Refresh token is invalid or expired.", code=ErrorCode.TOKEN_NOT_VALID
         ) from exc
     user = user_get_active(user_id=user_id)
     if user is None:
         raise AuthenticationFailed(
-            "No active account found for the given token.", code="no_active_account"
+            "No active account found for the given token.", code=ErrorCode.NO_ACTIVE_ACCOUNT
         )
     access = token.access_token
     identity_claims_stamp(access, user)

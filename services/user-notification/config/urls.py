@@ -4,7 +4,7 @@ urlpatterns = [
     path("", include("service_runtime.urls")),  # health, metrics, OpenAPI schema and docs
     path("api/users/", include("accounts.urls")),
     path("api/notifications/", include("notifications.urls")),
-    path("api/dead-letters/", include("messaging.urls")),  # staff: this service's DLQ
+    path("api/dead-letters/", include("messaging_ops.urls")),  # staff: this service's DLQ
 ]
 
 # Answers in the API's error shape for paths no pattern matches (and for crashes), not HTML.

@@ -3,7 +3,6 @@ from typing import cast
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +16,7 @@ from notifications.selectors import (
 )
 from notifications.services import notification_mark_all_read, notification_mark_read
 from service_runtime.openapi import errors, page_parameters, paginated
+from service_runtime.pagination import Pagination, paginated_response
 
 
 def _caller_id(request: Request) -> int:
@@ -30,18 +30,18 @@ class NotificationOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class NotificationListApi(APIView):
-    class Pagination(PageNumberPagination):
-        page_size = 20
-        page_size_query_param = "page_size"
-        max_page_size = 100
+class NotificationPagination(Pagination):
+    page_size = 20
+    max_page_size = 100
 
+
+class NotificationListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         unread = serializers.BooleanField(required=False, allow_null=True, default=None)
 
     @extend_schema(
         operation_id="notifications_list",
-        parameters=[FilterSerializer, *page_parameters(Pagination.max_page_size)],
+        parameters=[FilterSerializer, *page_parameters(NotificationPagination.max_page_size)],
         responses={
             200: paginated(
                 NotificationOutputSerializer,
@@ -55,11 +55,12 @@ class NotificationListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         user_id = _caller_id(request)
-        notifications = notification_list(user_id=user_id, unread=filters.validated_data["unread"])
-        paginator = self.Pagination()
-        page = paginator.paginate_queryset(notifications, request, view=self)
-        response = paginator.get_paginated_response(
-            NotificationOutputSerializer(page, many=True).data
+        response = paginated_response(
+            request=request,
+            view=self,
+            queryset=notification_list(user_id=user_id, unread=filters.validated_data["unread"]),
+            serializer_class=NotificationOutputSerializer,
+            pagination_class=NotificationPagination,
         )
         response.data["unread_count"] = notification_unread_count(user_id=user_id)
         return response

@@ -41,7 +41,7 @@ def _tell_order_owner(envelope: Envelope, *, kind: str, outcome: str, detail: st
             title=f"Order {order_id} {outcome}",
             body=f"Your order {order_id} {detail}",
             order_id=order_id,
-            source_message_id=envelope.id,
+            causation=envelope,
         )
     except User.DoesNotExist:
         raise _unknown_user(envelope, user_id) from None
@@ -51,7 +51,7 @@ def _because(reason: str) -> str:
     return f": {reason}" if reason.strip() else "."
 
 
-def order_created(envelope: Envelope) -> None:
+def on_order_created(envelope: Envelope) -> None:
     _tell_order_owner(
         envelope,
         kind=Kind.ORDER_RECEIVED,
@@ -60,7 +60,7 @@ def order_created(envelope: Envelope) -> None:
     )
 
 
-def order_confirmed(envelope: Envelope) -> None:
+def on_order_confirmed(envelope: Envelope) -> None:
     total = envelope.data["total"]
     _tell_order_owner(
         envelope,
@@ -70,7 +70,7 @@ def order_confirmed(envelope: Envelope) -> None:
     )
 
 
-def order_rejected(envelope: Envelope) -> None:
+def on_order_rejected(envelope: Envelope) -> None:
     reason = envelope.data["reason"]
     _tell_order_owner(
         envelope,
@@ -80,7 +80,7 @@ def order_rejected(envelope: Envelope) -> None:
     )
 
 
-def order_cancelled(envelope: Envelope) -> None:
+def on_order_cancelled(envelope: Envelope) -> None:
     reason = envelope.data["reason"]
     _tell_order_owner(
         envelope,
@@ -90,13 +90,13 @@ def order_cancelled(envelope: Envelope) -> None:
     )
 
 
-def order_shipped(envelope: Envelope) -> None:
+def on_order_shipped(envelope: Envelope) -> None:
     _tell_order_owner(
         envelope, kind=Kind.ORDER_SHIPPED, outcome="shipped", detail="has been shipped."
     )
 
 
-def stock_low(envelope: Envelope) -> None:
+def on_stock_low(envelope: Envelope) -> None:
     data = envelope.data
     staff = list(user_list_staff())
     if not staff:
@@ -113,27 +113,27 @@ def stock_low(envelope: Envelope) -> None:
                 f"under the threshold of {data['threshold']}."
             ),
             product_id=data["product_id"],
-            source_message_id=envelope.id,
+            causation=envelope,
         )
 
 
-def user_registered(envelope: Envelope) -> None:
+def on_user_registered(envelope: Envelope) -> None:
     user = _user_named_by(envelope)  # its name is in the welcome
     notification_create(
         user_id=user.pk,
         kind=Kind.WELCOME,
         title=f"Welcome, {user.username}!",
         body="Your account is ready. What happens to your orders will be told here.",
-        source_message_id=envelope.id,
+        causation=envelope,
     )
 
 
 HANDLERS: dict[str, Handler] = {
-    "order.created": order_created,
-    "order.confirmed": order_confirmed,
-    "order.rejected": order_rejected,
-    "order.cancelled": order_cancelled,
-    "order.shipped": order_shipped,
-    "stock.low": stock_low,
-    "user.registered": user_registered,
+    "order.created": on_order_created,
+    "order.confirmed": on_order_confirmed,
+    "order.rejected": on_order_rejected,
+    "order.cancelled": on_order_cancelled,
+    "order.shipped": on_order_shipped,
+    "stock.low": on_stock_low,
+    "user.registered": on_user_registered,
 }

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from messaging import notify
+from messaging.envelope import Envelope
 from notifications.email_deliveries import (
     NOTIFY_CHANNEL,
     email_delivery_schedule,
@@ -26,12 +27,13 @@ def notification_create(
     kind: str,
     title: str,
     body: str,
-    source_message_id: str | uuid.UUID,
+    causation: Envelope,
     order_id: str | uuid.UUID | None = None,
     product_id: int | None = None,
 ) -> int | None:
-    """The user's notification about one message, created unless it already exists: the new
-    notification's id, or None when it existed. ``User.DoesNotExist`` for an unknown user.
+    """The user's notification about one message (``causation``), created unless it already
+    exists: the new notification's id, or None when it existed. ``User.DoesNotExist`` for an
+    unknown user.
 
     A notification about an order is unique per (user, order, kind), whatever message told it;
     any other one per (user, message). A new notification gets its e-mail copy scheduled in the
@@ -46,7 +48,7 @@ def notification_create(
         kind=kind,
         title=title,
         body=body,
-        source_message_id=source_message_id,
+        source_message_id=causation.id,
         order_id=order_id,
         product_id=product_id,
     )

@@ -4,7 +4,7 @@ import pytest
 from django.db import transaction
 
 from catalogue.services import product_update
-from stock.handlers import order_created
+from stock.handlers import on_order_created
 from stock.services import stock_adjust
 from tests import factories
 from tests.factories import published, published_types
@@ -52,7 +52,7 @@ class TestStockLow:
         hammer = make_product(on_hand=10, low_stock_threshold=5, sku="HAM-1", name="Hammer")
         envelope = factories.order_created([(hammer.pk, 6)])
 
-        order_created(envelope)
+        on_order_created(envelope)
 
         [event] = published("stock.low")
         assert event.data == {
@@ -67,16 +67,16 @@ class TestStockLow:
 
     def test_not_announced_again_while_it_stays_low(self, make_product):
         hammer = make_product(on_hand=10, low_stock_threshold=5)
-        order_created(factories.order_created([(hammer.pk, 6)]))
+        on_order_created(factories.order_created([(hammer.pk, 6)]))
 
-        order_created(factories.order_created([(hammer.pk, 1)]))
+        on_order_created(factories.order_created([(hammer.pk, 1)]))
 
         assert len(published("stock.low")) == 1
 
     def test_not_announced_while_available_stays_at_the_threshold(self, make_product):
         hammer = make_product(on_hand=10, low_stock_threshold=5)
 
-        order_created(factories.order_created([(hammer.pk, 5)]))
+        on_order_created(factories.order_created([(hammer.pk, 5)]))
 
         assert published("stock.low") == []
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from prometheus_client import REGISTRY
 
-from stock.handlers import order_created
+from stock.handlers import on_order_created
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +44,8 @@ class TestReservationLatency:
 
         before = count("reserved"), count("rejected")
         with django_capture_on_commit_callbacks(execute=True):
-            order_created(factories.order_created([(hammer.pk, 2)]))
-            order_created(factories.order_created([(hammer.pk, 50)]))
+            on_order_created(factories.order_created([(hammer.pk, 2)]))
+            on_order_created(factories.order_created([(hammer.pk, 50)]))
         assert (count("reserved"), count("rejected")) == (before[0] + 1, before[1] + 1)
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from catalogue.models import Category, Product
-from stock.handlers import order_created
+from stock.handlers import on_order_created
 from tests import factories
 from tests.factories import published
 
@@ -13,7 +13,7 @@ NEW_PRODUCT = {"sku": "HAM-1", "name": "Hammer", "price": "12.50", "low_stock_th
 class TestBrowsing:
     def test_anyone_sees_stock_and_availability(self, anonymous_client, make_product):
         hammer = make_product(on_hand=5, name="Hammer")
-        order_created(factories.order_created([(hammer.pk, 2)]))
+        on_order_created(factories.order_created([(hammer.pk, 2)]))
 
         response = anonymous_client.get("/api/products/")
 

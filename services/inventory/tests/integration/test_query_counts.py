@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from stock.handlers import order_created
+from stock.handlers import on_order_created
 from stock.models import Reservation
 from tests import factories
 
@@ -33,7 +33,7 @@ def test_reserving_an_order(make_product, line_count):
     products = [make_product(on_hand=10) for _ in range(line_count)]
     envelope = factories.order_created([(p.pk, 1) for p in products])
 
-    sql = statements(lambda: order_created(envelope))
+    sql = statements(lambda: on_order_created(envelope))
 
     assert len(sql) == RESERVE_STATEMENTS, sql
     lock, write, outbox = sql
@@ -52,7 +52,7 @@ def test_orders_of_one_batch_each_cost_the_same(make_product):
 
     def batch():
         for envelope in envelopes:
-            order_created(envelope)
+            on_order_created(envelope)
 
     sql = statements(batch)
 
@@ -65,20 +65,20 @@ def test_rejecting_an_order(make_product):
     envelope = factories.order_created([(p.pk, 2) for p in products])
 
     # SELECT … FOR UPDATE levels, INSERT reservation, INSERT outbox.
-    assert len(statements(lambda: order_created(envelope))) == 3
+    assert len(statements(lambda: on_order_created(envelope))) == 3
 
 
 def test_an_order_seen_before(make_product):
     product = make_product(on_hand=10)
     envelope = factories.order_created([(product.pk, 1)])
-    order_created(envelope)
+    on_order_created(envelope)
 
     # SELECT … FOR UPDATE levels, the write that finds the order's reservation, SELECT it.
-    assert len(statements(lambda: order_created(envelope))) == 3
+    assert len(statements(lambda: on_order_created(envelope))) == 3
 
 
 def test_each_low_stock_alert_adds_its_event(make_product):
     product = make_product(on_hand=10, low_stock_threshold=5)
     envelope = factories.order_created([(product.pk, 6)])
 
-    assert len(statements(lambda: order_created(envelope))) == RESERVE_STATEMENTS + 1
+    assert len(statements(lambda: on_order_created(envelope))) == RESERVE_STATEMENTS + 1

@@ -2,7 +2,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from stock.handlers import order_cancelled, order_created, order_shipped
+from stock.handlers import on_order_cancelled, on_order_created, on_order_shipped
 from stock.models import StockLevel
 from stock.selectors import stock_ledger_mismatches
 from tests import factories
@@ -16,10 +16,10 @@ def busy_product(make_product):
     hammer = make_product(on_hand=10)
     kept = factories.order_created([(hammer.pk, 3)])
     dropped = factories.order_created([(hammer.pk, 2)])
-    order_created(kept)
-    order_created(dropped)
-    order_cancelled(factories.order_cancelled(dropped.data["order_id"]))
-    order_shipped(factories.order_shipped(kept.data["order_id"]))
+    on_order_created(kept)
+    on_order_created(dropped)
+    on_order_cancelled(factories.order_cancelled(dropped.data["order_id"]))
+    on_order_shipped(factories.order_shipped(kept.data["order_id"]))
     return hammer
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from messaging.consumer import RejectMessage
-from stock.handlers import order_cancelled, order_created, order_shipped
+from stock.handlers import on_order_cancelled, on_order_created, on_order_shipped
 from stock.models import Reservation, StockLedgerEntry, StockLevel
 from tests import factories
 from tests.factories import published
@@ -16,7 +16,7 @@ def counters(product):
 
 def reserve(product, quantity):
     envelope = factories.order_created([(product.pk, quantity)])
-    order_created(envelope)
+    on_order_created(envelope)
     return envelope.data["order_id"]
 
 
@@ -25,7 +25,7 @@ class TestCancel:
         hammer = make_product(on_hand=5)
         order_id = reserve(hammer, 3)
 
-        order_cancelled(factories.order_cancelled(order_id, reason="too slow"))
+        on_order_cancelled(factories.order_cancelled(order_id, reason="too slow"))
 
         assert counters(hammer) == (5, 0)
         assert Reservation.objects.get(order_id=order_id).status == Reservation.Status.RELEASED
@@ -37,9 +37,9 @@ class TestCancel:
     def test_a_second_cancel_releases_nothing_more(self, make_product):
         hammer = make_product(on_hand=5)
         order_id = reserve(hammer, 3)
-        order_cancelled(factories.order_cancelled(order_id))
+        on_order_cancelled(factories.order_cancelled(order_id))
 
-        order_cancelled(factories.order_cancelled(order_id))
+        on_order_cancelled(factories.order_cancelled(order_id))
 
         assert counters(hammer) == (5, 0)
         assert len(published("stock.released")) == 1
@@ -48,7 +48,7 @@ class TestCancel:
         hammer = make_product(on_hand=1)
         order_id = reserve(hammer, 3)
 
-        order_cancelled(factories.order_cancelled(order_id))
+        on_order_cancelled(factories.order_cancelled(order_id))
 
         assert Reservation.objects.get(order_id=order_id).status == Reservation.Status.REJECTED
         assert published("stock.released") == []
@@ -60,8 +60,8 @@ class TestCancelBeforeCreated:
         created = factories.order_created([(hammer.pk, 2)])
         order_id = created.data["order_id"]
 
-        order_cancelled(factories.order_cancelled(order_id))
-        order_created(created)
+        on_order_cancelled(factories.order_cancelled(order_id))
+        on_order_created(created)
 
         assert counters(hammer) == (5, 0)
         reservation = Reservation.objects.get(order_id=order_id)
@@ -75,7 +75,7 @@ class TestShip:
         hammer = make_product(on_hand=5)
         order_id = reserve(hammer, 3)
 
-        order_shipped(factories.order_shipped(order_id))
+        on_order_shipped(factories.order_shipped(order_id))
 
         assert counters(hammer) == (2, 0)
         assert Reservation.objects.get(order_id=order_id).status == Reservation.Status.SHIPPED
@@ -85,32 +85,32 @@ class TestShip:
     def test_shipping_twice_ships_once(self, make_product):
         hammer = make_product(on_hand=5)
         order_id = reserve(hammer, 3)
-        order_shipped(factories.order_shipped(order_id))
+        on_order_shipped(factories.order_shipped(order_id))
 
-        order_shipped(factories.order_shipped(order_id))
+        on_order_shipped(factories.order_shipped(order_id))
 
         assert counters(hammer) == (2, 0)
 
     def test_a_released_order_is_not_shipped(self, make_product):
         hammer = make_product(on_hand=5)
         order_id = reserve(hammer, 3)
-        order_cancelled(factories.order_cancelled(order_id))
+        on_order_cancelled(factories.order_cancelled(order_id))
 
-        order_shipped(factories.order_shipped(order_id))
+        on_order_shipped(factories.order_shipped(order_id))
 
         assert counters(hammer) == (5, 0)
         assert Reservation.objects.get(order_id=order_id).status == Reservation.Status.RELEASED
 
     def test_an_order_never_reserved_is_rejected_to_the_dead_letter_queue(self, make_product):
         with pytest.raises(RejectMessage, match="never reserved"):
-            order_shipped(factories.order_shipped("6b1f7f3e-4d7e-4a53-9b62-0c2b1d2e3f40"))
+            on_order_shipped(factories.order_shipped("6b1f7f3e-4d7e-4a53-9b62-0c2b1d2e3f40"))
 
     def test_cancel_after_ship_changes_nothing(self, make_product):
         hammer = make_product(on_hand=5)
         order_id = reserve(hammer, 3)
-        order_shipped(factories.order_shipped(order_id))
+        on_order_shipped(factories.order_shipped(order_id))
 
-        order_cancelled(factories.order_cancelled(order_id))
+        on_order_cancelled(factories.order_cancelled(order_id))
 
         assert counters(hammer) == (2, 0)
         assert published("stock.released") == []

@@ -2,7 +2,7 @@ import uuid
 
 import pytest
 
-from stock.handlers import order_created
+from stock.handlers import on_order_created
 from stock.models import Reservation, StockLedgerEntry, StockLevel
 from stock.selectors import stock_ledger_mismatches
 from stock.services import stock_reserve
@@ -20,7 +20,7 @@ def order_created_returning(envelope):
     """What ``stock_reserve`` answers for an order.created, as the handler calls it."""
     data = envelope.data
     return stock_reserve(
-        order_id=data["order_id"], user_id=data["user_id"], lines=data["lines"], cause=envelope
+        order_id=data["order_id"], user_id=data["user_id"], lines=data["lines"], causation=envelope
     )
 
 
@@ -29,7 +29,7 @@ class TestReserveAllLines:
         hammer, nails = make_product(on_hand=5), make_product(on_hand=100)
         envelope = factories.order_created([(hammer.pk, 2), (nails.pk, 40)])
 
-        order_created(envelope)
+        on_order_created(envelope)
 
         assert (level(hammer).on_hand, level(hammer).reserved) == (5, 2)
         assert (level(nails).on_hand, level(nails).reserved) == (100, 40)
@@ -51,7 +51,7 @@ class TestReserveAllLines:
         hammer = make_product(on_hand=5)
         envelope = factories.order_created([(hammer.pk, 1), (hammer.pk, 2)])
 
-        order_created(envelope)
+        on_order_created(envelope)
 
         entry = StockLedgerEntry.objects.get(product=hammer, kind="reserve")
         assert (entry.delta_on_hand, entry.delta_reserved) == (0, 3)
@@ -79,7 +79,7 @@ class TestRejectWholeOrder:
         hammer, nails = make_product(on_hand=5), make_product(on_hand=3)
         envelope = factories.order_created([(hammer.pk, 2), (nails.pk, 4)])
 
-        order_created(envelope)
+        on_order_created(envelope)
 
         assert (level(hammer).on_hand, level(hammer).reserved) == (5, 0)
         assert (level(nails).on_hand, level(nails).reserved) == (3, 0)
@@ -97,7 +97,7 @@ class TestRejectWholeOrder:
             [(short.pk, 4), (retired.pk, 1), (fine.pk, 1), (unknown_id, 2)]
         )
 
-        order_created(envelope)
+        on_order_created(envelope)
 
         [event] = published("stock.rejected")
         assert event.data["lines"] == [
@@ -118,7 +118,7 @@ class TestRejectWholeOrder:
         unknown_id = hammer.pk + 1000
         envelope = factories.order_created([(hammer.pk, 1), (unknown_id, 1)])
 
-        order_created(envelope)
+        on_order_created(envelope)
 
         assert level(hammer).reserved == 0
         assert not StockLedgerEntry.objects.filter(kind="reserve").exists()
@@ -133,9 +133,9 @@ class TestRejectWholeOrder:
 
     def test_available_is_what_others_have_not_reserved(self, make_product):
         hammer = make_product(on_hand=5)
-        order_created(factories.order_created([(hammer.pk, 4)]))
+        on_order_created(factories.order_created([(hammer.pk, 4)]))
 
-        order_created(factories.order_created([(hammer.pk, 2)]))
+        on_order_created(factories.order_created([(hammer.pk, 2)]))
 
         [event] = published("stock.rejected")
         assert event.data["lines"][0]["available"] == 1
@@ -146,9 +146,9 @@ class TestOrderAlreadySeen:
     def test_order_created_again_with_a_new_message_id_changes_nothing(self, make_product):
         hammer = make_product(on_hand=5)
         order_id = str(uuid.uuid4())
-        order_created(factories.order_created([(hammer.pk, 2)], order_id=order_id))
+        on_order_created(factories.order_created([(hammer.pk, 2)], order_id=order_id))
 
-        order_created(factories.order_created([(hammer.pk, 2)], order_id=order_id))
+        on_order_created(factories.order_created([(hammer.pk, 2)], order_id=order_id))
 
         assert level(hammer).reserved == 2
         assert len(published("stock.reserved")) == 1
@@ -156,7 +156,7 @@ class TestOrderAlreadySeen:
     def test_order_created_again_when_its_stock_is_gone_is_not_rejected(self, make_product):
         hammer = make_product(on_hand=5)
         envelope = factories.order_created([(hammer.pk, 4)])
-        order_created(envelope)
+        on_order_created(envelope)
 
         again = order_created_returning(envelope)
 
@@ -169,7 +169,7 @@ class TestOrderAlreadySeen:
     def test_a_rejected_order_created_again_is_rejected_once(self, make_product):
         hammer = make_product(on_hand=1)
         envelope = factories.order_created([(hammer.pk, 2)])
-        order_created(envelope)
+        on_order_created(envelope)
 
         again = order_created_returning(envelope)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from stock.handlers import order_created
+from stock.handlers import on_order_created
 from stock.models import StockLedgerEntry, StockLevel
 from tests import factories
 from tests.factories import STAFF_ID
@@ -77,7 +77,7 @@ class TestStockAdjustment:
 
     def test_stock_reserved_for_orders_cannot_be_removed(self, staff_client, make_product):
         hammer = make_product(on_hand=10)
-        order_created(factories.order_created([(hammer.pk, 7)]))
+        on_order_created(factories.order_created([(hammer.pk, 7)]))
 
         response = staff_client.post(
             adjust_url(hammer), {"delta": -4, "reason": "stocktake"}, format="json"
@@ -100,7 +100,7 @@ class TestStockAdjustment:
 class TestLedger:
     def test_staff_reads_the_ledger_newest_first(self, staff_client, make_product):
         hammer = make_product(on_hand=10)
-        order_created(factories.order_created([(hammer.pk, 3)]))
+        on_order_created(factories.order_created([(hammer.pk, 3)]))
 
         response = staff_client.get(f"/api/products/{hammer.pk}/ledger/")
 

@@ -17,10 +17,10 @@ import pytest
 from django.core.management import call_command
 from django.db import OperationalError, connection
 from django.utils import timezone
-from support import outbox
 
 from orders import deadlines, services
 from orders.models import Order, OrderStatus
+from tests.factories import outbox
 
 pytestmark = pytest.mark.django_db
 SERVICE_DIR = Path(__file__).resolve().parents[2]
@@ -83,9 +83,8 @@ class TestExpirePending:
         )
 
     def test_a_reservation_after_expiry_is_released(self, products: dict) -> None:
-        from support import stock_event
-
         from orders.handlers import on_stock_reserved
+        from tests.factories import stock_event
 
         order = overdue(place("k"))
         services.orders_expire_pending()

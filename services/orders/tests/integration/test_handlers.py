@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
-from support import body, outbox, product_upserted, stock_event
 
 from messaging.consumer import MessageProcessor
 from messaging.envelope import Envelope
@@ -20,6 +19,7 @@ from orders import services
 from orders.handlers import HANDLERS
 from orders.models import Order, OrderStatus
 from product_replica.models import ProductReplica
+from tests.factories import body, outbox, product_upserted, stock_event
 
 pytestmark = pytest.mark.django_db
 

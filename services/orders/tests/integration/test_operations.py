@@ -10,9 +10,9 @@ import pytest
 from django.core.management import call_command
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
-from support import stock_event
 
 from orders.handlers import on_stock_reserved
+from tests.factories import stock_event
 
 pytestmark = pytest.mark.django_db
 

@@ -6,12 +6,11 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import CUSTOMER_ID, OTHER_CUSTOMER_ID
 from rest_framework.test import APIClient
-from support import outbox
 
 from orders import services
 from orders.models import Order, OrderStatus
+from tests.factories import CUSTOMER_ID, OTHER_CUSTOMER_ID, outbox
 
 pytestmark = pytest.mark.django_db
 

@@ -8,14 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import CUSTOMER_ID
 from django.db import IntegrityError, connection
 from rest_framework.test import APIClient
-from support import outbox
 
 from messaging.models import OutboxMessage
 from orders import placement, services
 from orders.models import Order, OrderLine, OrderStatusChange
+from tests.factories import CUSTOMER_ID, outbox
 
 URL = "/api/orders/"
 pytestmark = pytest.mark.django_db

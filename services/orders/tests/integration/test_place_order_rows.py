@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import CUSTOMER_ID
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -19,6 +18,7 @@ from orders import placement, services
 from orders.models import Order, OrderLine, OrderStatusChange
 from product_replica import selectors as replica_selectors
 from product_replica.selectors import ReplicaPrice, product_replicas_by_id
+from tests.factories import CUSTOMER_ID
 
 URL = "/api/orders/"
 LINES = [{"product_id": 2, "quantity": 3}, {"product_id": 1, "quantity": 2}]

@@ -7,13 +7,13 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from support import product_upserted, stock_event
 
 from messaging.consumer import RejectMessage
 from orders.apis import OrderListCreateApi
 from orders.handlers import HANDLERS, on_product_upserted, on_stock_reserved
 from orders.models import TRANSITIONS, OrderStatus
 from orders.services import LineRequest, request_fingerprint
+from tests.factories import product_upserted, stock_event
 
 
 class TestTransitions:

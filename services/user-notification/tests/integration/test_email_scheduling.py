@@ -9,6 +9,7 @@ from django.utils import timezone
 from notifications.email_deliveries import email_retry_delay
 from notifications.models import EmailDelivery, Notification
 from notifications.services import notification_create
+from tests.factories import user_registered
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +72,7 @@ class TestScheduled:
                 kind="welcome",
                 title="Hi",
                 body="Hi",
-                source_message_id=uuid.uuid4(),
+                causation=user_registered(alice),
             )
             raise RuntimeError("the handler failed after creating it")
 

@@ -1,4 +1,4 @@
-"""Helpers for the orders tests: events as inventory would send them, the outbox decoded."""
+"""For the orders tests: the callers, events as inventory would send them, the outbox decoded."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from typing import Any
 
 from messaging.envelope import Envelope, decode
 from messaging.models import OutboxMessage
+
+CUSTOMER_ID = 1
+OTHER_CUSTOMER_ID = 2
+STAFF_ID = 99
 
 
 def product_upserted(

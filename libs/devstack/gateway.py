@@ -1,6 +1,6 @@
 """The local gateway: the web console's files and every service's API on one address.
 
-``make up`` runs it (``python -m service_runtime.gateway``) in front of the services' web
+``make up`` runs it (``python -m devstack.gateway``) in front of the services' web
 servers, as nginx does in Compose (``deploy/nginx/nginx.conf``, the same routes): the console
 then calls ``/api/...`` on its own origin, with no CORS. ``/api/dead-letters/<service>/...``
 reaches ``/api/dead-letters/...`` of that service, which every service mounts for its own queue.

@@ -2,8 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from messaging import dead_letters
 from messaging.config import get_config
+from messaging_ops import dead_letters
 
 
 class Command(BaseCommand):

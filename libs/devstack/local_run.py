@@ -13,10 +13,10 @@ import threading
 import time
 from pathlib import Path
 
+from devstack.system import GATEWAY, SERVICES, LocalSystem, ManagedProcess
 from identity.keys import ensure_keypair
 from messaging.broker import broker_problem
 from service_runtime.settings import VAR_DIR
-from service_runtime.system import GATEWAY, SERVICES, LocalSystem, ManagedProcess
 
 DEFAULT_BROKER = "amqp://guest:guest@localhost:5672/%2F"
 RESTART_PAUSE_SECONDS = 2.0

@@ -15,13 +15,13 @@ from rest_framework.test import APIClient
 from identity.keys import ensure_keypair
 from identity.testing import make_access_token
 from messaging import topology
-from messaging.api import BODY_PREVIEW_BYTES
 from messaging.topology import Names
+from messaging_ops.api import BODY_PREVIEW_BYTES
 
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 URL = "/api/dead-letters/"
 
-urlpatterns = [path("api/dead-letters/", include("messaging.urls"))]
+urlpatterns = [path("api/dead-letters/", include("messaging_ops.urls"))]
 pytestmark = pytest.mark.urls(__name__)
 
 

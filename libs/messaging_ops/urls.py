@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from messaging.api import DeadLetterViewSet
+from messaging_ops.api import DeadLetterViewSet
 
 urlpatterns = [
     path("", DeadLetterViewSet.as_view({"get": "list"}), name="dead-letter-list"),

@@ -1,6 +1,6 @@
 """The dead-letter queue over REST, for operators: list and inspect, replay, purge (staff only).
 
-Mounted by every service at ``api/dead-letters/`` (``messaging.urls``); each service sees only
+Mounted by every service at ``api/dead-letters/`` (``messaging_ops.urls``); each service sees only
 its own queue. A message is addressed by its ``message_id``, or, when it has none (a raw poison
 message), by a fingerprint of its body and dead-lettering time.
 """
@@ -22,8 +22,8 @@ from rest_framework.response import Response
 from rest_framework.viewsets import ViewSet
 
 from identity.permissions import IsStaff
-from messaging import dead_letters
 from messaging.config import MessagingConfig, get_config
+from messaging_ops import dead_letters
 from service_runtime.openapi import errors
 
 BODY_PREVIEW_BYTES = 10 * 1024

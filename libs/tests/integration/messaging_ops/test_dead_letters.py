@@ -11,9 +11,10 @@ import pika
 import pytest
 from django.core.management import call_command
 
-from messaging import dead_letters, topology
+from messaging import topology
 from messaging.config import MessagingConfig
 from messaging.consumer import Consumer
+from messaging_ops import dead_letters
 
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 

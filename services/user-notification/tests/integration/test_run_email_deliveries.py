@@ -15,7 +15,7 @@ from notifications.models import EmailDelivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SERVICE_DIR = Path(__file__).resolve().parents[1]
+SERVICE_DIR = Path(__file__).resolve().parents[2]
 
 
 def test_sends_after_commit_beats_and_stops_cleanly_on_sigterm(

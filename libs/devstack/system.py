@@ -1,6 +1,6 @@
 """The whole system as local processes: every service's web server, consumer and relay.
 
-Used by ``make up`` (through ``python -m service_runtime.local_run``) and by the end-to-end
+Used by ``make up`` (through ``python -m devstack.local_run``) and by the end-to-end
 tests, so that what the tests start is exactly what a developer runs.
 """
 
@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -91,7 +92,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
 
 @dataclass(frozen=True)
 class GatewaySpec(ServiceSpec):
-    """The web console and every API on one address (``service_runtime.gateway``)."""
+    """The web console and every API on one address (``devstack.gateway``)."""
 
     @property
     def directory(self) -> Path:
@@ -99,6 +100,11 @@ class GatewaySpec(ServiceSpec):
 
 
 GATEWAY = GatewaySpec("gateway", 8000, ())
+
+
+def service_spec(name: str) -> ServiceSpec:
+    """The service (or the gateway) called ``name``."""
+    return next(s for s in (*SERVICES, GATEWAY) if s.name == name)
 
 
 @dataclass
@@ -163,8 +169,7 @@ class LocalSystem:
         return self.ports.get(service.name, service.port)
 
     def url(self, name: str) -> str:
-        service = next(s for s in (*SERVICES, GATEWAY) if s.name == name)
-        return f"http://127.0.0.1:{self.port(service)}"
+        return f"http://127.0.0.1:{self.port(service_spec(name))}"
 
     def environment(self, service: ServiceSpec) -> dict[str, str]:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
@@ -193,20 +198,32 @@ class LocalSystem:
             check=False,
         )
 
-    def prepare(self) -> None:
-        """Declare the broker layout, apply migrations and run set-up commands.
+    def prepare(self, *, side_by_side: bool = False) -> None:
+        """Declare the broker layout, then apply each service's migrations and run its set-up
+        commands: one service after the other, or the services side by side (faster).
 
         Raises with the command's output when one fails.
         """
-        for index, service in enumerate(SERVICES):
-            layout = (BROKER_LAYOUT_COMMAND,) if index == 0 else ()
-            for command in (*layout, ("migrate", "--noinput"), *service.setup):
-                result = self.manage(service, *command)
-                if result.returncode != 0:
-                    raise RuntimeError(
-                        f"{service.name}: manage.py {' '.join(command)} failed:\n"
-                        f"{result.stdout}{result.stderr}"
-                    )
+        self._run_commands(SERVICES[0], BROKER_LAYOUT_COMMAND)
+        pool = ThreadPoolExecutor(len(SERVICES) if side_by_side else 1)
+        try:
+            futures = [
+                pool.submit(self._run_commands, service, ("migrate", "--noinput"), *service.setup)
+                for service in SERVICES
+            ]
+            for future in futures:
+                future.result()
+        finally:
+            pool.shutdown(cancel_futures=True)  # after a failure, start no other service's
+
+    def _run_commands(self, service: ServiceSpec, *commands: tuple[str, ...]) -> None:
+        for command in commands:
+            result = self.manage(service, *command)
+            if result.returncode != 0:
+                raise RuntimeError(
+                    f"{service.name}: manage.py {' '.join(command)} failed:\n"
+                    f"{result.stdout}{result.stderr}"
+                )
 
     def build_processes(self) -> None:
         self.processes = []
@@ -226,7 +243,7 @@ class LocalSystem:
                 argv = [sys.executable, "manage.py", worker]
                 self.processes.append(self._process(service, worker, argv, env))
         gateway = [
-            sys.executable, "-m", "service_runtime.gateway",
+            sys.executable, "-m", "devstack.gateway",
             "--bind", f"127.0.0.1:{self.port(GATEWAY)}",
             *(f"--upstream={s.name}={self.url(s.name)}" for s in SERVICES),
         ]  # fmt: skip

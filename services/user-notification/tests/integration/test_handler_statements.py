@@ -20,6 +20,7 @@ from notifications.email_deliveries import NOTIFY_CHANNEL
 from notifications.handlers import HANDLERS
 from notifications.models import EmailDelivery, Notification
 from notifications.services import notification_create
+from tests.factories import user_registered
 
 pytestmark = pytest.mark.django_db
 
@@ -126,13 +127,15 @@ class TestWakeUps:
         alice = make_user("alice")
 
         with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-            handlers.order_confirmed(
+            handlers.on_order_confirmed(
                 decode(make_message("order.confirmed", order_confirmed(quiet.pk)))
             )
-            handlers.order_confirmed(
+            handlers.on_order_confirmed(
                 decode(make_message("order.confirmed", order_confirmed(alice.pk)))
             )
-            handlers.order_created(decode(make_message("order.created", order_created(alice.pk))))
+            handlers.on_order_created(
+                decode(make_message("order.created", order_created(alice.pk)))
+            )
 
         # The first statement would wake it, but scheduled nothing, so it did not: the second
         # one, which scheduled an e-mail, does; the third needs not.
@@ -149,7 +152,7 @@ class TestWakeUps:
                 kind="welcome",
                 title="Hi",
                 body="Hi",
-                source_message_id=uuid.uuid4(),
+                causation=user_registered(alice),
             )
 
         with transaction.atomic(), CaptureQueriesContext(connection) as queries:
@@ -185,8 +188,10 @@ class TestWokenOnCommit:
         alice = make_user("alice")
 
         with transaction.atomic():
-            handlers.order_created(decode(make_message("order.created", order_created(alice.pk))))
-            handlers.order_confirmed(
+            handlers.on_order_created(
+                decode(make_message("order.created", order_created(alice.pk)))
+            )
+            handlers.on_order_confirmed(
                 decode(make_message("order.confirmed", order_confirmed(alice.pk)))
             )
             assert list(listener.notifies(timeout=0.2)) == []  # not before the commit
@@ -197,7 +202,9 @@ class TestWokenOnCommit:
         alice = make_user("alice")
 
         with pytest.raises(RuntimeError), transaction.atomic():
-            handlers.order_created(decode(make_message("order.created", order_created(alice.pk))))
+            handlers.on_order_created(
+                decode(make_message("order.created", order_created(alice.pk)))
+            )
             raise RuntimeError
 
         assert list(listener.notifies(timeout=0.2)) == []
@@ -207,7 +214,9 @@ class TestWokenOnCommit:
         quiet = make_user("quiet", email_notifications=False)
 
         with transaction.atomic():
-            handlers.order_created(decode(make_message("order.created", order_created(quiet.pk))))
+            handlers.on_order_created(
+                decode(make_message("order.created", order_created(quiet.pk)))
+            )
 
         assert list(listener.notifies(timeout=0.2)) == []
         assert Notification.objects.get().user == quiet
