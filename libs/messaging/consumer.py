@@ -14,7 +14,8 @@ Outcome of one delivery:
 A copy is acked only after the broker confirmed the copy, so a delivery is never lost.
 
 Batches: every delivery the broker has already pushed (up to the prefetch) is applied in one
-transaction: one multi-row inbox insert, the handlers, one commit, then one ``basic.ack`` with
+transaction: one multi-row inbox insert, the handlers, one commit, the events the handlers wrote
+published on the consumer's connection (``messaging.after_commit``), then one ``basic.ack`` with
 ``multiple``. One WAL flush and one ack per batch instead of per message, and a batch of one when
 the queue is quiet, so latency does not wait for a batch to fill. If any handler in the batch
 raises, the whole transaction rolls back and the batch is applied again one message per
@@ -56,7 +57,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.exceptions import ConsumerCancelled
 from pika.spec import Basic, BasicProperties
 
-from messaging import topology
+from messaging import after_commit, topology
 from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
 from messaging.config import MessagingConfig, get_config
 from messaging.envelope import Envelope, MalformedMessage, decode
@@ -377,6 +378,8 @@ class Consumer:
         while not self.stop_event.is_set():
             try:
                 self._broker = connect(self.config, name="consumer")
+                # The events its handlers write go out on this connection after each commit.
+                after_commit.use_connection(self._broker)
                 channel = self._broker.channel()
                 # Its own queues and bindings only; the exchanges are their publishers' (a missing
                 # one fails the bind, and the consumer retries until its publisher declared it).
@@ -404,6 +407,7 @@ class Consumer:
                         self._broker.close()
                     except Exception:  # already broken
                         logger.debug("ignored error while closing", exc_info=True)
+                after_commit.use_connection(None)
                 self._broker = None
                 self._channel = None
                 self._pending = []  # unacked: the broker hands them out again
