@@ -37,8 +37,12 @@ def category(frames: list[str]) -> str:
         return "web: lingering close (gunicorn waits for the client to close)"
     if "SyncWorker.wait" in stack:
         return "idle: waiting for a request"
-    if "notifies (psycopg" in stack:
-        return "idle: relay waiting for a NOTIFY"
+    if "Job._wait" in stack and "_on_message" not in stack:
+        # A worker's job between units: the consumer until a delivery, the relay until its next
+        # look at the outbox, the periodic jobs until a commit or their next scan.
+        return "idle: a job waiting for work"
+    if "Worker.run_forever" in stack:
+        return "idle: the worker's main thread (its heartbeat)"
     if "basic_publish" in stack:
         return "RabbitMQ: publishing and waiting for the confirm"
     if "PollPoller.poll" in leaf and "_on_message" not in stack:

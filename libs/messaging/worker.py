@@ -200,6 +200,10 @@ class Job:
     def wait_seconds(self) -> float:
         return self.poll_seconds
 
+    def delivered(self) -> bool:
+        """Whether its broker connection brought it work while it waited (a delivery)."""
+        return False
+
     def run_forever(self) -> None:
         """Work until ``stop_event`` is set; after a lost connection, back off and reconnect."""
         self.log.info(self.start_line.format(name=self.name, **vars(self)))
@@ -237,7 +241,6 @@ class Job:
         self.on_connect()
 
     def _disconnect(self) -> None:
-        self.on_disconnect()
         listener, broker, self._listener, self.broker = self._listener, self.broker, None, None
         for close in (
             listener.close if listener else None,
@@ -246,6 +249,7 @@ class Job:
         ):
             if close is not None:
                 quietly(close)
+        self.on_disconnect()
 
     def _wait(self, seconds: float) -> None:
         """Until a commit on its channel (or, without one, a delivery) wakes it, ``seconds``
@@ -267,7 +271,8 @@ class Job:
                     return
             elif self.broker is not None:
                 self.broker.process_data_events(time_limit=piece)  # returns on a delivery
-                return
+                if self.delivered():
+                    return
             else:
                 self.stop_event.wait(piece)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.system import SERVICES, WORKER_COMMAND
-from messaging import topology
+from messaging import crash_points, topology
 from tests.chaos import faults
 from tests.chaos.driver import OrderDriver
 from tests.chaos.infra import (
@@ -71,6 +71,9 @@ def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
 
     # A service's consumer and relay run in its worker: killing one kills the other too.
     workers = [f"{s.name}:{WORKER_COMMAND}" for s in SERVICES]
+    # Who writes the saga's events: order.created (the orders web server), stock.reserved (the
+    # inventory worker's consumer), order.confirmed (the orders worker's consumer).
+    writers = ["orders:web", f"inventory:{WORKER_COMMAND}", f"orders:{WORKER_COMMAND}"]
     return [
         Scenario("baseline", "no fault: the reference for the figures below", n(500), rate,
                  faults.nothing),
@@ -95,6 +98,20 @@ def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
             "kill -9 each outbox relay (the inventory, orders and user-notification workers) "
             "20 times during a 2,000-order run",
             n(2000), rate, faults.kill_repeatedly(workers, 20),
+        ),
+        Scenario(
+            "crash-after-commit",
+            "kill -9 the orders web server, the inventory worker and the orders worker (their "
+            "consumers) 4 times each between a commit and publishing its events (the relay "
+            "must send them)",
+            n(1500), rate, faults.crash_writers(crash_points.AFTER_COMMIT, writers, 4),
+        ),
+        Scenario(
+            "crash-after-publish",
+            "kill -9 the orders web server, the inventory worker and the orders worker (their "
+            "consumers) 4 times each between the broker's confirms and marking the rows sent "
+            "(the relay sends them again, the inboxes absorb the copies)",
+            n(1500), rate, faults.crash_writers(crash_points.AFTER_PUBLISH, writers, 4),
         ),
         Scenario(
             "rabbitmq-stopped",
