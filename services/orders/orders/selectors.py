@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import QuerySet
 
 from identity.authentication import TokenUser
-from orders.models import Order, OrderStatusChange
-
-
-def _history() -> Prefetch:
-    return Prefetch("status_changes", queryset=OrderStatusChange.objects.order_by("at", "id"))
+from orders import persistence
+from orders.models import Order
+from orders.persistence import OrderDetail
 
 
 def orders_visible_to(viewer: TokenUser) -> QuerySet[Order]:
@@ -40,10 +38,8 @@ def order_by_idempotency_key(*, user_id: int, idempotency_key: str) -> Order | N
     return Order.objects.filter(user_id=user_id, idempotency_key=idempotency_key).first()
 
 
-def order_with_details(order: Order) -> Order:
-    """Load the lines and history of an order already in hand (two queries).
-
-    What the order already carries (an earlier prefetch) is not read again.
-    """
-    prefetch_related_objects([order], "lines", _history())
-    return order
+def order_detail(*, viewer: TokenUser, order_id: uuid.UUID) -> OrderDetail | None:
+    """The order with its lines and history (one query), or None when it is missing or not
+    the viewer's."""
+    owner_id = None if viewer.is_staff else viewer.id
+    return persistence.order_detail_get(order_id=order_id, owner_id=owner_id)
