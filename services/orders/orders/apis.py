@@ -22,8 +22,8 @@ from identity.permissions import IsStaff
 from orders import selectors, services
 from orders.models import Order, OrderStatus
 from orders.persistence import OrderDetail
-from service_runtime.openapi import errors, page_parameters, paginated
-from service_runtime.pagination import Pagination, paginated_response
+from service_runtime.openapi import cursor_parameters, errors, paginated
+from service_runtime.pagination import CursorPagination, paginated_response
 
 MAX_LINES = 500  # what order.created can carry
 MAX_QUANTITY = 10_000
@@ -238,6 +238,12 @@ def plain_lines(data: Any) -> list[services.LineRequest] | None:
     return requests
 
 
+class OrderPagination(CursorPagination):
+    """Newest first (indexes ``order_newest``, ``order_user_newest``, ``order_status_newest``)."""
+
+    ordering = ("-created_at", "-id")
+
+
 class OrderListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         """Only product ids and quantities: price, status and owner are never the client's."""
@@ -259,8 +265,11 @@ class OrderListCreateApi(APIView):
 
     @extend_schema(
         operation_id="orders_list",
-        parameters=[FilterSerializer, *page_parameters(Pagination.max_page_size)],
-        responses={200: paginated(OrderOutputSerializer, "Order"), **errors(400, 401, 404)},
+        parameters=[FilterSerializer, *cursor_parameters(OrderPagination.max_page_size)],
+        responses={
+            200: paginated(OrderOutputSerializer, "Order", cursor=True),
+            **errors(400, 401, 404),
+        },
         description="The caller's orders, newest first; staff see everyone's (`user_id` filters).",
     )
     def get(self, request: Request) -> Response:
@@ -271,6 +280,7 @@ class OrderListCreateApi(APIView):
             view=self,
             queryset=selectors.order_list(viewer=_viewer(request), **filters.validated_data),
             serializer_class=OrderOutputSerializer,
+            pagination_class=OrderPagination,
         )
 
     @extend_schema(

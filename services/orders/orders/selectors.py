@@ -20,7 +20,9 @@ def orders_visible_to(viewer: TokenUser) -> QuerySet[Order]:
 def order_list(
     *, viewer: TokenUser, status: str | None = None, user_id: int | None = None
 ) -> QuerySet[Order]:
-    """Newest first, with lines. ``user_id`` narrows staff's view; a customer's is always own."""
+    """Newest first, with lines. ``user_id`` narrows staff's view; a customer's is always own.
+
+    Each filter and the ordering have an index (see ``Order.Meta.indexes``)."""
     orders = orders_visible_to(viewer)
     if viewer.is_staff and user_id is not None:
         orders = orders.filter(user_id=user_id)
