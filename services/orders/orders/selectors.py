@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from identity.authentication import TokenUser
 from orders import persistence
 from orders.models import Order
-from orders.persistence import OrderDetail
+from orders.persistence import OrderDetail, PricedLine
 
 
 def orders_visible_to(viewer: TokenUser) -> QuerySet[Order]:
@@ -45,3 +45,9 @@ def order_detail(*, viewer: TokenUser, order_id: uuid.UUID) -> OrderDetail | Non
     the viewer's."""
     owner_id = None if viewer.is_staff else viewer.id
     return persistence.order_detail_get(order_id=order_id, owner_id=owner_id)
+
+
+def order_lines(order: Order) -> list[PricedLine]:
+    """The lines of an order from ``order_list`` (prefetched), in the order they were placed."""
+    lines = sorted(order.lines.all(), key=lambda line: line.pk)
+    return [PricedLine(*(getattr(line, name) for name in PricedLine._fields)) for line in lines]

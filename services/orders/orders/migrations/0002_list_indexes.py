@@ -30,4 +30,8 @@ class Migration(migrations.Migration):
             model_name='order',
             index=models.Index(fields=['status', '-created_at', '-id'], name='order_status_newest'),
         ),
+        migrations.AddIndex(
+            model_name='order',
+            index=models.Index(fields=['user_id', 'status', '-created_at', '-id'], name='order_user_status_newest'),
+        ),
     ]

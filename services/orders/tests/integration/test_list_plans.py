@@ -21,10 +21,10 @@ from tests.factories import CUSTOMER_ID
 pytestmark = pytest.mark.django_db
 
 ORDERS = 3000
-CUSTOMERS = 29  # CUSTOMER_ID among them: about a hundred orders each
-# What a page may read of each table: its count stops at the limit (100 here), a customer's
-# own list filtered by status reads that customer's orders (about 100), the page 50 orders and
-# their lines. A table read whole is 3000 orders or 6000 lines.
+CUSTOMERS = 7  # CUSTOMER_ID among them: about 430 orders each
+# What a page may read of each table: its count stops at the limit (100 here), the page 50
+# orders and their lines. A table read whole is 3000 orders or 6000 lines, a customer's own
+# orders about 430.
 READ_LIMIT = 250
 
 

@@ -1,4 +1,5 @@
-"""GET /api/orders/{id}/: one statement, and the same answer the serializer would give."""
+"""GET /api/orders/{id}/: one statement, and the same answer the serializer would give (the
+list's items too)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.db.models import Prefetch
 from rest_framework.test import APIClient
 
 from orders import persistence, services
-from orders.apis import OrderDetailOutputSerializer, _detail_body
+from orders.apis import OrderDetailOutputSerializer, OrderOutputSerializer, _detail_body
 from orders.handlers import HANDLERS
 from orders.models import Order, OrderLine, OrderStatusChange
 from tests.factories import CUSTOMER_ID, OTHER_CUSTOMER_ID, stock_event
@@ -63,6 +64,16 @@ class TestTheAnswer:
             detail = persistence.order_detail_get(order_id=order.id, owner_id=None)
             assert detail is not None
             assert _detail_body(detail) == serialized(order)
+
+    def test_a_list_shows_what_the_serializer_shows(
+        self, orders: list[Order], customer: APIClient
+    ) -> None:
+        listed = customer.get("/api/orders/").json()["results"]
+
+        newest_first = Order.objects.order_by("-created_at", "-id").prefetch_related(
+            Prefetch("lines", queryset=OrderLine.objects.order_by("id"))
+        )
+        assert listed == OrderOutputSerializer(newest_first, many=True).data
 
     def test_the_orm_way_reads_the_same(self, orders: list[Order]) -> None:
         for order in orders:
