@@ -38,8 +38,8 @@ def category(frames: list[str]) -> str:
         return "web: lingering close (gunicorn waits for the client to close)"
     if "SyncWorker.wait" in stack:
         return "idle: waiting for a request"
-    if "notifies (psycopg" in stack:
-        return "idle: relay waiting for a NOTIFY"
+    if "_relay_until_stopped" in stack and "(threading.py" in leaf:
+        return "idle: relay waiting for its next look at the outbox"
     if "basic_publish" in stack:
         return "RabbitMQ: publishing and waiting for the confirm"
     if "PollPoller.poll" in leaf and "_on_message" not in stack:

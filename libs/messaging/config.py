@@ -18,6 +18,12 @@ class MessagingConfig:
     prefetch: int
     retry_delays_ms: tuple[int, ...]
     heartbeat: int
+    # The relay sends only rows still unsent this long after they were written: their writer
+    # publishes them right after its commit (``messaging.after_commit``) unless it died or
+    # the broker failed it.
+    relay_grace_seconds: float = 1.0
+    # Off only where nothing may reach a broker at commit (the tests of other things).
+    publish_after_commit: bool = True
 
     @property
     def names(self) -> Names:
@@ -40,4 +46,6 @@ def get_config() -> MessagingConfig:
         prefetch=int(getattr(settings, "MESSAGING_PREFETCH", 50)),
         retry_delays_ms=tuple(getattr(settings, "MESSAGING_RETRY_DELAYS_MS", (1000, 5000, 30000))),
         heartbeat=int(getattr(settings, "MESSAGING_HEARTBEAT", 30)),
+        relay_grace_seconds=float(getattr(settings, "MESSAGING_RELAY_GRACE_SECONDS", 1.0)),
+        publish_after_commit=bool(getattr(settings, "MESSAGING_PUBLISH_AFTER_COMMIT", True)),
     )

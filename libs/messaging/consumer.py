@@ -14,16 +14,26 @@ Outcome of one delivery:
 A copy is acked only after the broker confirmed the copy, so a delivery is never lost.
 
 Batches: every delivery the broker has already pushed (up to the prefetch) is applied in one
-transaction: one multi-row inbox insert, each handler in turn, one commit, then one
-``basic.ack`` with ``multiple``. One WAL flush and one ack per batch instead of per message,
-and a batch of one when the queue is quiet, so latency does not wait for a batch to fill. If any
-handler in the batch raises, the whole transaction rolls back and the batch is applied again
-one message per transaction, so each message still gets its own outcome as above.
+transaction: one multi-row inbox insert, the handlers, one commit, the events the handlers wrote
+published on the consumer's connection (``messaging.after_commit``), then one ``basic.ack`` with
+``multiple``. One WAL flush and one ack per batch instead of per message, and a batch of one when
+the queue is quiet, so latency does not wait for a batch to fill. If any handler in the batch
+raises, the whole transaction rolls back and the batch is applied again one message per
+transaction, so each message still gets its own outcome as above.
+
+Set-based handlers: a :class:`BatchHandler` also takes several messages in one call, so that it
+can apply them with a fixed number of statements. Messages are applied in delivery order, and a
+duplicate (already in the inbox, or twice in the batch) is left out. Consecutive messages whose
+batch handlers share their ``many`` (one function may take several event types) go to it in one
+call; any other message ends that run. No handler thus sees a message before one delivered
+ahead of it, whatever order, product or user they touch. A batch handler may reject some of its
+messages (they go to the dead-letter queue, nothing of them applied) and apply the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -47,7 +57,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.exceptions import ConsumerCancelled
 from pika.spec import Basic, BasicProperties
 
-from messaging import topology
+from messaging import after_commit, topology
 from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
 from messaging.config import MessagingConfig, get_config
 from messaging.envelope import Envelope, MalformedMessage, decode
@@ -65,6 +75,50 @@ ATTEMPT_HEADER = "x-attempt"
 
 class RejectMessage(Exception):
     """Raised by a handler for a message that can never succeed: dead-letter it, no retries."""
+
+
+# What a batch handler refused, by envelope id: each goes to the dead-letter queue.
+Rejections = Mapping[str, RejectMessage]
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """A handler that can also apply several messages in one call.
+
+    ``many`` gets a run of consecutive messages of the batch (see the module's docstring), in
+    delivery order, and applies them in the consumer's transaction. It returns the messages it
+    rejects, having applied nothing of them, and raises to have the whole batch applied again
+    one message per transaction. What it does about one message alone (its events, its log
+    lines) it does inside :func:`handling` of that message. ``one`` applies a single message, as
+    a plain handler: a message alone, and every message of a batch that fell back.
+    """
+
+    one: Handler
+    many: Callable[[Sequence[Envelope]], Rejections]
+
+    def __call__(self, envelope: Envelope) -> None:
+        self.one(envelope)
+
+
+# The messages of the run a batch handler is applying, by envelope id, for handling().
+_applying: contextvars.ContextVar[Mapping[str, _Ready] | None] = contextvars.ContextVar(
+    "applying", default=None
+)
+
+
+@contextlib.contextmanager
+def handling(envelope: Envelope) -> Iterator[None]:
+    """Inside a batch handler: the log fields and the trace span of the delivery of ``envelope``.
+
+    Outside one (a plain handler already runs in its delivery's context, a test calls it
+    directly), nothing.
+    """
+    message = (_applying.get() or {}).get(envelope.id)
+    if message is None:
+        yield
+        return
+    with message.context():
+        yield
 
 
 @dataclass(frozen=True)
@@ -100,6 +154,11 @@ def record_many_in_inbox(consumer: str, envelopes: Sequence[Envelope]) -> set[st
             values,
         )
         return {str(id_field.to_python(row[0])) for row in cursor.fetchall()}
+
+
+def forget_in_inbox(consumer: str, message_ids: Sequence[str]) -> None:
+    """Delete inbox rows written earlier in this transaction for messages not applied."""
+    InboxMessage.objects.filter(consumer=consumer, message_id__in=message_ids).delete()
 
 
 def _field(name: str) -> models.Field[Any, Any]:
@@ -175,9 +234,19 @@ class MessageProcessor:
     def _process(self, items: Sequence[Item]) -> list[Outcome]:
         checked = [self._check(item) for item in items]
         ready = [message for message in checked if isinstance(message, _Ready)]
-        if len(items) > 1 and ready and self._applied_together(ready):
-            return [ACK if isinstance(message, _Ready) else message for message in checked]
-        return [self._apply_alone(m) if isinstance(m, _Ready) else m for m in checked]
+        rejected = self._applied_together(ready) if len(items) > 1 and ready else None
+        if rejected is None:
+            return [self._apply_alone(m) if isinstance(m, _Ready) else m for m in checked]
+        outcomes: list[Outcome] = []
+        for message in checked:
+            if not isinstance(message, _Ready):
+                outcomes.append(message)
+            elif message.envelope.id in rejected:
+                reason = f"rejected: {rejected[message.envelope.id]}"
+                outcomes.append(Outcome("dead", reason, message.item.attempt))
+            else:
+                outcomes.append(ACK)
+        return outcomes
 
     def _check(self, item: Item) -> _Ready | Outcome:
         """The message decoded, with its handler; or why it is dead at once."""
@@ -191,17 +260,23 @@ class MessageProcessor:
             return Outcome("dead", reason, item.attempt)
         return _Ready(item, envelope, handler)
 
-    def _applied_together(self, messages: Sequence[_Ready]) -> bool:
-        """Apply the messages in one transaction; False, nothing applied, when one failed."""
+    def _applied_together(self, messages: Sequence[_Ready]) -> Rejections | None:
+        """Apply the messages in one transaction: those a batch handler rejected (nothing of
+        them applied, the rest applied), or None, nothing applied at all, when one failed."""
         try:
             with transaction.atomic():
                 fresh = record_many_in_inbox(self.consumer, [m.envelope for m in messages])
+                new = []
                 for message in messages:
                     if message.envelope.id in fresh:  # not applied before nor earlier in the batch
                         fresh.discard(message.envelope.id)
-                        with message.context():
-                            message.handler(message.envelope)
-            return True
+                        new.append(message)
+                rejected: dict[str, RejectMessage] = {}
+                for run in _runs(new):
+                    rejected.update(_apply_run(run))
+                if rejected:
+                    forget_in_inbox(self.consumer, list(rejected))
+            return rejected
         except Exception as exc:
             # A lost race falls back too: a batch holds the locks of all its messages, so two
             # consumers' batches can deadlock where single messages (each locking in a fixed
@@ -214,7 +289,7 @@ class MessageProcessor:
                 type(exc).__name__,
                 exc,
             )
-            return False
+            return None
 
     def _apply_alone(self, message: _Ready) -> Outcome:
         envelope, attempt = message.envelope, message.item.attempt
@@ -234,6 +309,43 @@ class MessageProcessor:
                     return Outcome("dead", f"failed {attempt} times: {reason}", attempt)
                 return Outcome("retry", reason, attempt)
         return ACK
+
+
+def _runs(messages: Sequence[_Ready]) -> Iterator[list[_Ready]]:
+    """The messages in delivery order, consecutive ones for one ``many`` together."""
+    run: list[_Ready] = []
+    for message in messages:
+        many = _many(message)
+        if run and (many is None or many != _many(run[0])):
+            yield run
+            run = []
+        run.append(message)
+    if run:
+        yield run
+
+
+def _many(message: _Ready) -> Callable[[Sequence[Envelope]], Rejections] | None:
+    return message.handler.many if isinstance(message.handler, BatchHandler) else None
+
+
+def _apply_run(run: Sequence[_Ready]) -> Rejections:
+    """Apply a run: by its batch handler in one call, or a message alone by its handler."""
+    many = _many(run[0])
+    if len(run) == 1 or many is None:
+        for message in run:
+            with message.context():
+                message.handler(message.envelope)
+        return {}
+    token = _applying.set({message.envelope.id: message for message in run})
+    try:
+        rejected = many([message.envelope for message in run])
+    finally:
+        _applying.reset(token)
+    return {
+        message.envelope.id: rejected[message.envelope.id]
+        for message in run
+        if message.envelope.id in rejected
+    }
 
 
 class Consumer:
@@ -266,6 +378,8 @@ class Consumer:
         while not self.stop_event.is_set():
             try:
                 self._broker = connect(self.config, name="consumer")
+                # The events its handlers write go out on this connection after each commit.
+                after_commit.use_connection(self._broker)
                 channel = self._broker.channel()
                 # Its own queues and bindings only; the exchanges are their publishers' (a missing
                 # one fails the bind, and the consumer retries until its publisher declared it).
@@ -293,6 +407,7 @@ class Consumer:
                         self._broker.close()
                     except Exception:  # already broken
                         logger.debug("ignored error while closing", exc_info=True)
+                after_commit.use_connection(None)
                 self._broker = None
                 self._channel = None
                 self._pending = []  # unacked: the broker hands them out again

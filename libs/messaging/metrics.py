@@ -43,7 +43,7 @@ HANDLER_DURATION = Histogram(
 )
 MESSAGES_PUBLISHED = Counter(
     "messaging_messages_published_total",
-    "Outbox messages the relay published and the broker confirmed, by event type.",
+    "Outbox messages published (by their writer or the relay) and confirmed, by event type.",
     ["type"],
 )
 

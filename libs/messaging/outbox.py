@@ -1,4 +1,4 @@
-"""Writing events: one outbox row in the caller's transaction, and a wake-up for the relay."""
+"""Writing events: one outbox row in the caller's transaction, published right after it commits."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from messaging import notify, topology
+from messaging import after_commit, topology
 from messaging.config import get_config
 from messaging.envelope import Envelope
 from messaging.models import OutboxMessage
 from messaging.schemas import SchemaViolation
 from service_runtime import tracing
-
-NOTIFY_CHANNEL = "messaging_outbox"
 
 
 class OutsideTransaction(RuntimeError):
@@ -51,7 +49,7 @@ def publish_event(
         correlation_id=correlation_id,
         causation_id=causation.id if causation else None,
     )
-    _insert_row(
+    row = OutboxMessage(
         message_id=envelope.id,
         exchange=config.names.exchange(config.service),
         routing_key=event_type,
@@ -60,30 +58,43 @@ def publish_event(
         created_at=timezone.now(),
         attempts=0,
         last_error="",
-        headers=tracing.inject(),  # the current span's context: the relay passes it on
+        headers=tracing.inject(),  # the current span's context: the publish span continues it
     )
-    # Delivered to the relay's LISTEN at commit, and dropped on rollback; one per transaction
-    # is enough, the relay then reads every unsent row.
-    notify.notify_once(NOTIFY_CHANNEL)
+    _insert_row(row)
+    if config.publish_after_commit:
+        after_commit.register(row, config)
     return envelope
 
 
-def _insert_row(**values: Any) -> None:
-    """``OutboxMessage.objects.create(**values)`` without building a model and compiling an
-    ``INSERT`` on every event (it runs once per event on every hot path)."""
-    fields = [OutboxMessage._meta.get_field(name) for name in values]
+_COLUMNS = (
+    "message_id",
+    "exchange",
+    "routing_key",
+    "body",
+    "correlation_id",
+    "created_at",
+    "attempts",
+    "last_error",
+    "headers",
+)
+
+
+def _insert_row(row: OutboxMessage) -> None:
+    """``row.save()`` without Django compiling an ``INSERT`` on every event (it runs once per
+    event on every hot path)."""
+    fields = [OutboxMessage._meta.get_field(name) for name in _COLUMNS]
     with connection.cursor() as cursor:
         cursor.execute(
-            _insert_sql(tuple(values)),
+            _insert_sql(),
             [
-                field.get_db_prep_save(value, connection)  # type: ignore[union-attr]
-                for field, value in zip(fields, values.values(), strict=True)
+                field.get_db_prep_save(getattr(row, field.attname), connection)  # type: ignore[union-attr]
+                for field in fields
             ],
         )
 
 
 @functools.cache
-def _insert_sql(columns: tuple[str, ...]) -> str:
+def _insert_sql() -> str:
     table = connection.ops.quote_name(OutboxMessage._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(column) for column in columns)
-    return f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"  # noqa: S608
+    names = ", ".join(connection.ops.quote_name(column) for column in _COLUMNS)
+    return f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"  # noqa: S608

@@ -13,6 +13,7 @@ Use one publisher per channel, from the thread that owns its connection.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,12 @@ class ConfirmingPublisher:
         for message in messages:
             self.publish(message)
         return self.wait()
+
+    def close(self) -> None:
+        """Close the channel without waiting for the broker; unsettled messages are forgotten."""
+        with contextlib.suppress(AMQPError):
+            if self._channel.is_open:
+                self._channel.close()
 
     def _run_until(self, done: Any, what: str) -> None:
         deadline = time.monotonic() + self._confirm_timeout

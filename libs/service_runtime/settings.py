@@ -148,6 +148,7 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
         "MESSAGING_RETRY_DELAYS_MS": tuple(
             int(ms) for ms in env_list("MESSAGING_RETRY_DELAYS_MS", ["1000", "5000", "30000"])
         ),
+        "MESSAGING_RELAY_GRACE_SECONDS": float(env_str("MESSAGING_RELAY_GRACE_SECONDS", "1.0")),
         # One JSON object per line (LOG_FORMAT=text for humans), with the bound context.
         "LOGGING_CONFIG": "service_runtime.logging.configure",
         "LOGGING": logging_config(

@@ -1,9 +1,12 @@
-"""The service's own outbox relay, except that every event is published, and confirmed, twice.
+"""The service's own outbox relay, except that every event goes out, and is confirmed, twice.
 
 Run in place of ``manage.py run_relay`` (same directory, same environment) by the
-"duplicate delivery" scenario: ``python <repo>/tests/chaos/doubling_relay.py``. The two
-copies carry the same message id, as a relay that died between the broker's confirm and marking
-the row sent would publish them; the consumers' inboxes must make the second one a no-op.
+"duplicate delivery" scenarios: ``python <repo>/tests/chaos/doubling_relay.py``. A row left to
+the relay is published twice, and every row goes out once more after it was marked sent (most
+by their writer, right after the commit): each event reaches the broker at least twice. The
+copies carry the same message id, as a writer or relay that died between the broker's confirm
+and marking the row sent would publish them; the consumers' inboxes must make the second one a
+no-op.
 """
 
 from __future__ import annotations
@@ -20,15 +23,32 @@ def main() -> None:
 
     django.setup()
 
+    from messaging import sending
     from messaging.models import OutboxMessage
     from messaging.publisher import ConfirmingPublisher
     from messaging.relay import OutboxRelay
     from messaging.worker import stop_on_signals
 
     class DoublingRelay(OutboxRelay):
+        replayed_up_to = 0  # the last row sent by its writer that went out again
+
         def _publish(self, publisher: ConfirmingPublisher, row: OutboxMessage) -> None:
             super()._publish(publisher, row)
             super()._publish(publisher, row)
+
+        def relay_batch(self, publisher: ConfirmingPublisher) -> int:
+            published = super().relay_batch(publisher)
+            rows = list(
+                OutboxMessage.objects.filter(
+                    pk__gt=self.replayed_up_to, sent_at__isnull=False
+                ).order_by("pk")[: self.batch_size]
+            )
+            for row in rows:
+                sending.send(publisher, row, app_id=self.config.service, user_id=self._user_id)
+            if rows:
+                publisher.wait()
+                self.replayed_up_to = rows[-1].pk
+            return published
 
     relay = DoublingRelay()
     stop_on_signals(relay.stop_event)

@@ -83,6 +83,32 @@ def kill_repeatedly(labels: list[str], times_each: int) -> Injector:
     return inject
 
 
+def crash_writers(point: str, labels: list[str], times_each: int) -> Injector:
+    """Make each writer ``kill -9`` itself at ``point`` (``messaging.crash_points``)
+    ``times_each`` times at random moments during the run: between a commit and publishing its
+    events, or between the broker's confirms and marking the rows sent."""
+
+    def inject(ctx: FaultContext) -> None:
+        plan = [label for label in labels for _ in range(times_each)]
+        ctx.rng.shuffle(plan)
+        moments = sorted(ctx.rng.uniform(0.03, 0.7) for _ in plan)
+        reached: Counter[str] = Counter()
+        ctx.started()
+        for moment, label in zip(moments, plan, strict=True):
+            ctx.wait_for_share(moment)
+            if ctx.system.crash_at(label, point):
+                reached[label] += 1
+        ctx.ended()
+        ctx.notes.append(
+            f"kill -9 at {point}: " + ", ".join(f"{k} x{reached[k]}" for k in sorted(labels))
+        )
+        missed = sorted(set(labels) - set(reached))
+        if missed:
+            raise RuntimeError(f"never reached {point}: {', '.join(missed)}")
+
+    return inject
+
+
 def broker_stopped(seconds: float) -> Injector:
     def inject(ctx: FaultContext) -> None:
         assert ctx.broker is not None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.system import SERVICES
-from messaging import topology
+from messaging import crash_points, topology
 from tests.chaos import faults
 from tests.chaos.driver import OrderDriver
 from tests.chaos.infra import (
@@ -70,6 +70,8 @@ def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
         return max(50, int(orders * scale))
 
     relays = ["inventory:run_relay", "orders:run_relay", "user-notification:run_relay"]
+    # Who writes the saga's events: order.created, stock.reserved, order.confirmed.
+    writers = ["orders:web", "inventory:run_consumer", "orders:run_consumer"]
     return [
         Scenario("baseline", "no fault: the reference for the figures below", n(500), rate,
                  faults.nothing),
@@ -93,6 +95,19 @@ def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
             "kill -9 each outbox relay (inventory, orders, user-notification) 20 times "
             "during a 2,000-order run",
             n(2000), rate, faults.kill_repeatedly(relays, 20),
+        ),
+        Scenario(
+            "crash-after-commit",
+            "kill -9 the orders web server, the inventory consumer and the orders consumer 4 "
+            "times each between a commit and publishing its events (the relay must send them)",
+            n(1500), rate, faults.crash_writers(crash_points.AFTER_COMMIT, writers, 4),
+        ),
+        Scenario(
+            "crash-after-publish",
+            "kill -9 the orders web server, the inventory consumer and the orders consumer 4 "
+            "times each between the broker's confirms and marking the rows sent (the relay "
+            "sends them again, the inboxes absorb the copies)",
+            n(1500), rate, faults.crash_writers(crash_points.AFTER_PUBLISH, writers, 4),
         ),
         Scenario(
             "rabbitmq-stopped",

@@ -23,7 +23,7 @@ import psycopg
 
 from devstack.stack import Postgres, Stack, StackSpec, Staff
 from devstack.system import LocalSystem, ManagedProcess
-from messaging import topology
+from messaging import crash_points, topology
 from tests.chaos.infra import SHARED_PORTS, Netns, PrivatePostgres
 
 STAFF_USERNAME = "chaos-staff"
@@ -130,14 +130,34 @@ class ChaosSystem:
         managed = self.process(label)
         with self._lock:
             self._held_down.add(label)
-            managed.signal(signal.SIGKILL)
-            if managed.process is not None:
-                with contextlib.suppress(Exception):
-                    managed.process.wait(10)
+            _kill_now(managed)
             self.kills[label] = self.kills.get(label, 0) + 1
         if restart_after is not None:
             time.sleep(restart_after)
             self.start_again(label)
+
+    def crash_at(self, label: str, point: str, timeout: float = 60.0) -> bool:
+        """``kill -9`` one process, start it again with ``MESSAGING_CRASH_POINT=point`` so that
+        it kills itself there (the first time one of its commits gets that far: a web server's
+        workers each time, until this ends), then start it again as it was. False when it did
+        not reach the point within ``timeout`` seconds."""
+        managed = self.process(label)
+        assert managed.log is not None
+        log, marker = Path(managed.log.name), f"crash point {point} reached"
+        self.kill(label, restart_after=None)
+        offset, dead = log.stat().st_size, managed.process
+        original = managed.env
+        managed.env = {**original, crash_points.ENV: point}
+        with self._lock:
+            self._restart.add(label)  # started once, armed; held down: its death is expected
+        self._wake.set()
+        wait_until(lambda: managed.process is not dead, 30, interval=0.05)
+        reached = wait_until(lambda: _written_since(log, offset, marker), timeout, interval=0.1)
+        with self._lock:
+            _kill_now(managed)  # a web server's master outlives its workers
+            managed.env = original
+        self.start_again(label)
+        return reached
 
     def hold_down(self, labels: Sequence[str]) -> None:
         for label in labels:
@@ -162,10 +182,12 @@ class ChaosSystem:
                 if self._stop.is_set():
                     return
                 for managed in self.local.processes:
-                    if managed.label in self._held_down or managed.running():
+                    if managed.running():
                         continue
                     if managed.label in self._restart:
                         self._restart.discard(managed.label)
+                    elif managed.label in self._held_down:
+                        continue
                     else:
                         code = managed.process.returncode if managed.process else None
                         self.unexpected_exits.append(f"{managed.label} exited with {code}")
@@ -218,6 +240,20 @@ def broker_channel(url: str) -> Iterator[pika.adapters.blocking_connection.Block
 
 def doubling_relay_argv() -> list[str]:
     return [sys.executable, str(Path(__file__).with_name("doubling_relay.py"))]
+
+
+def _kill_now(managed: ManagedProcess) -> None:
+    """``kill -9`` the process's whole group and wait until it is gone."""
+    managed.signal(signal.SIGKILL)
+    if managed.process is not None:
+        with contextlib.suppress(Exception):
+            managed.process.wait(10)
+
+
+def _written_since(log: Path, offset: int, text: str) -> bool:
+    with log.open(errors="replace") as lines:
+        lines.seek(offset)
+        return text in lines.read()
 
 
 def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:

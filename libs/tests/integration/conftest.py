@@ -7,29 +7,73 @@ and queues of that prefix afterwards, so it never touches a running system.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pika
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker
 
 from messaging import topology
-from messaging.config import MessagingConfig
+from messaging.config import MessagingConfig, get_config
 from messaging.consumer import Consumer, Handler
-from messaging.outbox import NOTIFY_CHANNEL
+from messaging.outbox import publish_event
 from messaging.relay import OutboxRelay
+from tests.factories import order_created
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 RETRY_DELAYS_MS = (50, 100)
 DEFAULT_RETRY_DELAYS_MS = (1000, 5000, 30000)  # what a worker started from settings declares
+LIBS = Path(__file__).resolve().parents[2]
+
+
+def worker_env(prefix: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker process run by a test: this test's database and prefix."""
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
+        "AMQP_URL": AMQP_URL,
+        "MESSAGING_PREFIX": prefix,
+        "MESSAGING_RETRY_DELAYS_MS": ",".join(str(ms) for ms in RETRY_DELAYS_MS),
+        "PYTHONPATH": str(LIBS),
+        **extra,
+    }
+
+
+RABBITMQCTL = shutil.which("rabbitmqctl")  # to drop connections from the broker's side
+
+
+def close_connections_named(fragment: str) -> int:
+    """Close, from the broker's side, every connection whose name contains ``fragment``."""
+    assert RABBITMQCTL is not None
+    listing = subprocess.run(
+        [RABBITMQCTL, "-q", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if fragment in line]
+    for pid in pids:
+        subprocess.run(
+            [RABBITMQCTL, "-q", "close_connection", pid, "test: simulated broker restart"],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        )
+    return len(pids)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
@@ -42,6 +86,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def write_orders(count: int = 1) -> list[str]:
+    """``count`` order.created events written in one transaction; their ids, in order."""
+    ids = []
+    with transaction.atomic():
+        for _ in range(count):
+            data = order_created()
+            ids.append(publish_event("order.created", data, correlation_id=data["order_id"]).id)
+    return ids
 
 
 @dataclass
@@ -74,6 +128,7 @@ class Broker:
             "prefetch": 10,
             "retry_delays_ms": RETRY_DELAYS_MS,
             "heartbeat": 30,
+            "relay_grace_seconds": get_config().relay_grace_seconds,  # as settings say
         }
         values.update(overrides)
         return MessagingConfig(**values)
@@ -211,16 +266,9 @@ def running(worker: Consumer | OutboxRelay) -> Iterator[threading.Thread]:
         yield thread
     finally:
         worker.stop_event.set()
-        if isinstance(worker, OutboxRelay):
-            _wake_relays()  # rather than waiting out its safety poll
         thread.join(timeout=10)
         assert not thread.is_alive(), f"{type(worker).__name__} did not stop"
         assert not crashed, f"{type(worker).__name__} crashed: {crashed[0]!r}"
-
-
-def _wake_relays() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 @contextmanager

@@ -2,44 +2,30 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.outbox import publish_event
 from tests.factories import envelope, order_created
-from tests.integration.conftest import AMQP_URL, RETRY_DELAYS_MS, Broker, wait_for
+from tests.integration.conftest import LIBS, Broker, wait_for, worker_env
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
-
-LIBS = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
 def command(name: str, prefix: str) -> Iterator[subprocess.Popen[str]]:
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "DJANGO_SETTINGS_MODULE": "tests.worker_settings",
-        "AMQP_URL": AMQP_URL,
-        "MESSAGING_PREFIX": prefix,
-        "MESSAGING_RETRY_DELAYS_MS": ",".join(str(ms) for ms in RETRY_DELAYS_MS),
-        "PYTHONPATH": str(LIBS),
-    }
     process = subprocess.Popen(
         [sys.executable, "-m", "django", name],
         cwd=LIBS,
-        env=env,
+        env=worker_env(prefix),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

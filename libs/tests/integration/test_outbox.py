@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from messaging.envelope import decode
 from messaging.models import OutboxMessage
-from messaging.outbox import NOTIFY_CHANNEL, OutsideTransaction, publish_event
+from messaging.outbox import OutsideTransaction, publish_event
 from messaging.schemas import SchemaViolation
 from tests.factories import order_created
 
@@ -24,19 +22,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def orders_service(settings: Any) -> None:
     settings.MESSAGING_SERVICE = "orders"
     settings.MESSAGING_PREFIX = "unit-prefix."
-
-
-@pytest.fixture
-def listener() -> Iterator[psycopg.Connection[Any]]:
-    db = connection.settings_dict
-    conn = psycopg.connect(
-        dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"], autocommit=True
-    )
-    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def test_outside_a_transaction_it_raises_and_writes_nothing() -> None:
@@ -108,36 +93,10 @@ def test_causation_links_the_event_to_the_one_that_caused_it() -> None:
     assert OutboxMessage.objects.count() == 2
 
 
-def test_the_relay_is_notified_on_commit_and_not_on_rollback(
-    listener: psycopg.Connection[Any],
-) -> None:
-    with pytest.raises(RuntimeError), transaction.atomic():
-        publish_event("order.created", order_created(), correlation_id="c-1")
-        raise RuntimeError
-    assert list(listener.notifies(timeout=0.2)) == []
-
-    with transaction.atomic():
-        publish_event("order.created", order_created(), correlation_id="c-2")
-        # Not before the commit: the relay would find nothing to publish yet.
-        assert list(listener.notifies(timeout=0.1)) == []
-    notices = list(listener.notifies(timeout=2, stop_after=1))
-    assert [n.channel for n in notices] == [NOTIFY_CHANNEL]
-
-
-def test_one_notify_per_transaction_and_again_after_a_rolled_back_savepoint(
-    listener: psycopg.Connection[Any],
-) -> None:
+def test_an_event_costs_its_transaction_one_insert_and_nothing_else() -> None:
+    # No NOTIFY: the writer publishes its events itself, the relay only polls for leftovers.
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         publish_event("order.created", order_created(), correlation_id="c-1")
         publish_event("order.created", order_created(), correlation_id="c-2")
-    assert sum(q["sql"].startswith("NOTIFY") for q in queries) == 1
-    assert len(list(listener.notifies(timeout=2, stop_after=1))) == 1
-
-    # The NOTIFY sent inside a savepoint goes with it: the next event must send its own.
-    with CaptureQueriesContext(connection) as queries, transaction.atomic():
-        with pytest.raises(RuntimeError), transaction.atomic():
-            publish_event("order.created", order_created(), correlation_id="c-3")
-            raise RuntimeError
-        publish_event("order.created", order_created(), correlation_id="c-4")
-    assert sum(q["sql"].startswith("NOTIFY") for q in queries) == 2
-    assert [n.channel for n in listener.notifies(timeout=2, stop_after=1)] == [NOTIFY_CHANNEL]
+    statements = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]
+    assert len(statements) == 2 and all(sql.startswith("INSERT") for sql in statements), statements

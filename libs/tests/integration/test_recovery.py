@@ -2,50 +2,25 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
 from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
-from messaging.outbox import publish_event
 from messaging.relay import OutboxRelay
-from tests.factories import order_created
-from tests.integration.conftest import Broker, running, running_consumer, wait_for
+from tests.integration.conftest import (
+    RABBITMQCTL,
+    Broker,
+    close_connections_named,
+    running,
+    running_consumer,
+    wait_for,
+    write_orders,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
-
-RABBITMQCTL = shutil.which("rabbitmqctl")
-
-
-def _close_connections_named(fragment: str) -> int:
-    """Close, from the broker's side, every connection whose name contains ``fragment``."""
-    assert RABBITMQCTL is not None
-    listing = subprocess.run(
-        [RABBITMQCTL, "-q", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if fragment in line]
-    for pid in pids:
-        subprocess.run(
-            [RABBITMQCTL, "-q", "close_connection", pid, "test: simulated broker restart"],
-            capture_output=True,
-            timeout=30,
-            check=True,
-        )
-    return len(pids)
-
-
-def _place_order() -> str:
-    data = order_created()
-    with transaction.atomic():
-        return publish_event("order.created", data, correlation_id=data["order_id"]).id
 
 
 @pytest.mark.skipif(RABBITMQCTL is None, reason="rabbitmqctl is needed to drop connections")
@@ -64,11 +39,11 @@ def test_relay_and_consumer_reconnect_after_the_broker_drops_them(
         running_consumer(broker, "inventory", {"order.created": handle}) as consumer,
         running(relay),
     ):
-        first = _place_order()
+        first = write_orders()[0]
         wait_for(lambda: _applied() == {first})
 
-        assert _close_connections_named(broker.prefix) == 2  # the relay's and the consumer's
-        second = _place_order()
+        assert close_connections_named(broker.prefix) == 2  # the relay's and the consumer's
+        second = write_orders()[0]
         wait_for(lambda: _applied() == {first, second}, timeout=15)
         # A delivery whose ack was cut off comes again and is only acked: never applied twice.
         wait_for(lambda: consumer.handled >= 2)
@@ -101,14 +76,14 @@ def test_relay_and_consumer_reconnect_after_the_database_drops_them(
         running_consumer(broker, "inventory", {"order.created": handle}) as consumer,
         running(relay),
     ):
-        first = _place_order()
+        first = write_orders()[0]
         wait_for(lambda: _applied() == {first})
 
-        # The relay's session and its LISTEN session, and the consumer's session.
-        assert _terminate_other_database_sessions() >= 3
-        second = _place_order()
+        # The relay's session and the consumer's.
+        assert _terminate_other_database_sessions() >= 2
+        second = write_orders()[0]
         wait_for(lambda: _applied() == {first, second}, timeout=15)
-        third = _place_order()
+        third = write_orders()[0]
         wait_for(lambda: _applied() == {first, second, third}, timeout=15)
         wait_for(lambda: consumer.handled == 3)
     assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0

@@ -5,22 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import pika
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from messaging import relay as relay_module
 from messaging import topology
 from messaging.envelope import Envelope, decode
 from messaging.models import OutboxMessage
-from messaging.outbox import publish_event
 from messaging.publisher import ConfirmingPublisher, OutgoingMessage
 from messaging.relay import OutboxRelay
 from tests.factories import order_created
-from tests.integration.conftest import Broker, running, wait_for
+from tests.integration.conftest import Broker, running, wait_for, write_orders
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -43,21 +44,12 @@ def _unbind_order_created(broker: Broker) -> None:
             )
 
 
-def _publish(count: int = 1) -> list[str]:
-    ids = []
-    with transaction.atomic():
-        for _ in range(count):
-            data = order_created()
-            ids.append(publish_event("order.created", data, correlation_id=data["order_id"]).id)
-    return ids
-
-
 def _unsent() -> int:
     return OutboxMessage.objects.filter(sent_at__isnull=True).count()
 
 
 def test_relay_batch_publishes_persistent_messages_and_marks_them_sent(broker: Broker) -> None:
-    ids = _publish(3)
+    ids = write_orders(3)
     relay = OutboxRelay(broker.config("orders"), batch_size=2)
     channel = ConfirmingPublisher(broker._connection, broker._connection.channel())
     assert relay.relay_batch(channel) == 2
@@ -88,7 +80,7 @@ def test_relay_batch_publishes_persistent_messages_and_marks_them_sent(broker: B
 
 
 def test_an_unroutable_row_is_kept_unsent_with_the_error(broker: Broker) -> None:
-    _publish(1)
+    write_orders(1)
     relay = OutboxRelay(broker.config("orders"))
     relay.stop_event.set()  # skips the pause after a refusal
     _unbind_order_created(broker)
@@ -113,30 +105,73 @@ def test_an_unroutable_row_is_kept_unsent_with_the_error(broker: Broker) -> None
     assert len(broker.drain(broker.names.queue("inventory"))) == 1
 
 
-def test_relay_wakes_on_commit_not_on_the_safety_poll(
-    broker: Broker, monkeypatch: pytest.MonkeyPatch
+def test_relay_sends_a_row_its_writer_left_after_the_grace_and_not_before(
+    broker: Broker, settings: Any
 ) -> None:
-    # With the safety poll pushed far away, only the NOTIFY at commit can wake the relay.
-    monkeypatch.setattr(relay_module, "SAFETY_POLL_SECONDS", 30.0)
-    _publish(1)
+    # As if its writer died between the commit and publishing it.
+    settings.MESSAGING_RELAY_GRACE_SECONDS = 1.0
     relay = OutboxRelay(broker.config("orders"))
+    assert relay.poll_seconds == 1.0
     with running(relay):
-        wait_for(lambda: _unsent() == 0)  # published at start-up, now waiting
-        latencies = []
-        for _ in range(3):
-            time.sleep(0.2)
-            started = time.monotonic()
-            _publish(1)
-            wait_for(lambda: _unsent() == 0, timeout=5, interval=0.002)
-            latencies.append(time.monotonic() - started)
-    print("relay wake-up latencies", latencies)
-    assert max(latencies) < 0.5, latencies
-    assert relay.published == 4
-    assert len(broker.drain(broker.names.queue("inventory"))) == 4
+        time.sleep(0.2)  # connected and polling
+        [message_id] = write_orders(1)
+        written = time.monotonic()
+        time.sleep(0.7)
+        assert _unsent() == 1  # its writer may still be publishing it
+        wait_for(lambda: _unsent() == 0, timeout=5, interval=0.01)
+        waited = time.monotonic() - written
+    print("relayed after", waited)
+    assert 0.9 < waited < 3.0, waited  # the grace, then at most one poll
+    assert relay.published == 1
+    [delivery] = broker.wait_for_messages(broker.names.queue("inventory"), 1)
+    assert delivery.properties.message_id == message_id
+
+
+def test_the_claim_skips_rows_younger_than_the_grace(broker: Broker, settings: Any) -> None:
+    settings.MESSAGING_RELAY_GRACE_SECONDS = 60.0
+    old, fresh = write_orders(2)
+    OutboxMessage.objects.filter(message_id=old).update(
+        created_at=timezone.now() - timedelta(seconds=61)
+    )
+    relay = OutboxRelay(broker.config("orders"))
+    channel = ConfirmingPublisher(broker._connection, broker._connection.channel())
+    assert relay.relay_batch(channel) == 1
+    assert relay.relay_batch(channel) == 0
+    assert [
+        str(m)
+        for m in OutboxMessage.objects.filter(sent_at__isnull=True).values_list(
+            "message_id", flat=True
+        )
+    ] == [fresh]
+    [delivery] = broker.wait_for_messages(broker.names.queue("inventory"), 1)
+    assert delivery.properties.message_id == old
+
+
+def test_the_claim_reads_the_partial_index_of_unsent_rows(broker: Broker) -> None:
+    """Sent rows pile up by the million; the claim must not read them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {OutboxMessage._meta.db_table} "  # noqa: S608
+            "(message_id, exchange, routing_key, body, correlation_id, created_at, sent_at, "
+            "attempts, last_error) "
+            "SELECT gen_random_uuid(), 'x', 'order.created', '{}', 'c', now(), now(), 0, '' "
+            "FROM generate_series(1, 20000)"
+        )
+        cursor.execute(f"ANALYZE {OutboxMessage._meta.db_table}")
+    write_orders(3)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN " + relay_module._claim_sql(),
+            [relay_module._created_at(timezone.now()), 200],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    print(plan)
+    assert "outbox_unsent" in plan, plan
+    assert "Seq Scan" not in plan, plan
 
 
 def test_rows_wait_while_the_broker_is_unreachable_then_go_out(broker: Broker) -> None:
-    ids = _publish(2)
+    ids = write_orders(2)
     good = broker.config("orders")
     relay = OutboxRelay(dataclasses.replace(good, broker_url="amqp://guest:guest@127.0.0.1:1/"))
     with running(relay) as thread:
@@ -152,7 +187,7 @@ def test_rows_wait_while_the_broker_is_unreachable_then_go_out(broker: Broker) -
 
 
 def test_two_relays_side_by_side_publish_each_row_once(broker: Broker) -> None:
-    ids = _publish(60)
+    ids = write_orders(60)
     first = OutboxRelay(broker.config("orders"), batch_size=5)
     second = OutboxRelay(broker.config("orders"), batch_size=5)
     with running(first), running(second):
@@ -169,7 +204,7 @@ def test_a_running_relay_keeps_a_refused_row_until_the_broker_takes_it(broker: B
     relay = OutboxRelay(broker.config("orders"))
     _unbind_order_created(broker)
     with running(relay):
-        [message_id] = _publish(1)
+        [message_id] = write_orders(1)
         row = wait_for(lambda: OutboxMessage.objects.filter(attempts__gte=1).first())
         assert row.sent_at is None
         assert row.last_error.startswith("UnroutableError")
@@ -242,7 +277,7 @@ def test_an_unroutable_message_is_refused_alone_and_the_rest_are_confirmed(broke
 
 def test_marking_rows_sent_does_not_wait_for_the_wal_flush(broker: Broker) -> None:
     # A mark lost in a crash only republishes (the inbox absorbs it): no durable commit needed.
-    _publish(2)
+    write_orders(2)
     relay = OutboxRelay(broker.config("orders"))
     publisher = ConfirmingPublisher(broker._connection, broker._connection.channel())
     with CaptureQueriesContext(connection) as queries:
@@ -266,7 +301,7 @@ def test_two_copies_of_a_row_in_one_batch_are_confirmed_and_marked_once(broker: 
             super()._publish(publisher, row)
             super()._publish(publisher, row)
 
-    ids = _publish(3)
+    ids = write_orders(3)
     relay = Doubling(broker.config("orders"))
     publisher = ConfirmingPublisher(broker._connection, broker._connection.channel())
     assert relay.relay_batch(publisher) == 3

@@ -1,4 +1,4 @@
-"""The laptop path: SQLite instead of PostgreSQL (no LISTEN/NOTIFY, a short poll instead).
+"""The laptop path: SQLite instead of PostgreSQL (no ``SKIP LOCKED``, no server-side binding).
 
 Django is configured once per process, so this runs in a child process of its own.
 """
@@ -23,7 +23,14 @@ import django
 from django.conf import settings
 from service_runtime.settings import build
 
-settings.configure(**build("orders", apps=[], urlconf="tests.urls"))
+# First the relay alone, sending every row at once; publishing after commit comes last.
+settings.configure(
+    **{
+        **build("orders", apps=[], urlconf="tests.urls"),
+        "MESSAGING_PUBLISH_AFTER_COMMIT": False,
+        "MESSAGING_RELAY_GRACE_SECONDS": 0.0,
+    }
+)
 django.setup()
 from django.core.management import call_command
 from django.db import connection, transaction
@@ -81,12 +88,24 @@ assert InboxMessage.objects.count() == 1 and OutboxMessage.objects.count() == 2
 import pika
 from messaging.config import get_config
 config = get_config()
-broker = pika.BlockingConnection(pika.URLParameters(config.broker_url))
-queued = broker.channel().queue_declare(
-    config.names.queue("inventory"), passive=True
-).method.message_count
-broker.close()
-assert queued == 2, queued
+
+def queued():
+    broker = pika.BlockingConnection(pika.URLParameters(config.broker_url))
+    try:
+        return broker.channel().queue_declare(
+            config.names.queue("inventory"), passive=True
+        ).method.message_count
+    finally:
+        broker.close()
+
+assert queued() == 2, queued()
+
+# Published by its writer right after the commit, no relay running.
+settings.MESSAGING_PUBLISH_AFTER_COMMIT = True
+direct = publish()
+row = OutboxMessage.objects.get(message_id=direct.id)
+assert row.sent_at is not None and row.attempts == 0, row
+assert queued() == 3, queued()
 print("sqlite ok", round(latency, 3))
 """
 

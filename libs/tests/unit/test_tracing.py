@@ -49,6 +49,7 @@ def _config(service: str) -> MessagingConfig:
         prefetch=5,
         retry_delays_ms=(50, 100, 200),
         heartbeat=30,
+        relay_grace_seconds=0.0,  # the relay sends the row at once
     )
 
 

@@ -16,4 +16,7 @@ ensure_keypair(TEST_KEYS_DIR / "jwt_private.pem", TEST_KEYS_DIR / "jwt_public.pe
 
 MESSAGING_PREFIX = "test."
 
+# Events stay in the outbox at commit: no test reaches a broker unless it runs a relay.
+MESSAGING_PUBLISH_AFTER_COMMIT = False
+
 DATABASES = {"default": private_test_database(globals()["DATABASES"]["default"])}

@@ -58,6 +58,35 @@ def shortfalls(wanted: Mapping[int, int], offers: Mapping[int, Offer]) -> list[S
     return found
 
 
+@dataclass(frozen=True)
+class Allocation:
+    """What became of one order among several reserved in turn."""
+
+    shortfalls: list[Shortfall]  # empty: every line reserved
+    available_before: dict[int, int]  # of its known products, what the orders ahead of it left
+
+    @property
+    def reserved(self) -> bool:
+        return not self.shortfalls
+
+
+def allocate_in_turn(
+    orders: Iterable[Mapping[int, int]], offers: Mapping[int, Offer]
+) -> list[Allocation]:
+    """Each order in turn, all of it or nothing, against what the orders ahead of it left:
+    what reserving them one at a time, in this order, would decide."""
+    left = dict(offers)
+    allocations: list[Allocation] = []
+    for wanted in orders:
+        found = shortfalls(wanted, left)
+        before = {pid: left[pid].available for pid in wanted if pid in left}
+        if not found:
+            for pid, quantity in wanted.items():
+                left[pid] = left[pid]._replace(available=left[pid].available - quantity)
+        allocations.append(Allocation(found, before))
+    return allocations
+
+
 def rejection_reason(found: list[Shortfall], line_count: int) -> str:
     details = "; ".join(f"product {s.product_id}: {s.reason}" for s in found)
     summary = f"{len(found)} of {line_count} lines cannot be reserved: {details}"

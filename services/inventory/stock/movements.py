@@ -4,17 +4,19 @@ Rows of ``StockLevel`` are always locked in product id order, whoever locks them
 transactions can never wait on each other in a cycle.
 
 On PostgreSQL the moves are a few hand-written statements with a fixed text whatever the number
-of products (arrays, not one placeholder per product), so psycopg prepares them once per
-connection and no ORM query is built per message: one ``SELECT ... FOR UPDATE`` of the levels,
-then one statement that updates every counter and writes every ledger row (and, for an order,
-its reservation). Other databases (SQLite on a laptop) take the equivalent ORM path. Either
-way the CHECK constraints of ``StockLevel`` remain the last line of defence against overselling.
+of products and orders (arrays, not one placeholder per value), so psycopg prepares them once
+per connection and no ORM query is built per message: one ``SELECT ... FOR UPDATE`` of the
+levels, then one statement that updates every counter and writes every ledger row (and, for
+orders, their reservations: one order alone or a consumer's whole batch). Other databases
+(SQLite on a laptop) take the equivalent ORM path. Either way the CHECK constraints of
+``StockLevel`` remain the last line of defence against overselling.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,42 +45,46 @@ _LOCK_SQL = (
     " FOR UPDATE OF s"
 )
 
-# Adds each product's deltas to its (already locked) counters; {gate} can make it conditional.
-_MOVED_CTE = (
-    "moved AS ("  # noqa: S608 (table names, not input)
+# Adds each product's deltas to its (already locked) counters, and one ledger row for each.
+_APPLY_SQL = (
+    "WITH moved AS ("  # noqa: S608 (table names, not input)
     f" UPDATE {_LEVELS} AS s"
     " SET on_hand = s.on_hand + d.on_hand, reserved = s.reserved + d.reserved"
     " FROM unnest(%s::bigint[], %s::integer[], %s::integer[]) AS d (product_id, on_hand, reserved)"
-    " WHERE s.product_id = d.product_id{gate}"
+    " WHERE s.product_id = d.product_id"
     " RETURNING d.product_id, d.on_hand, d.reserved"
-    ")"
-)
-
-# One ledger row for each product ``moved`` changed.
-_LEDGER_INSERT = (
-    f"INSERT INTO {_LEDGER}"  # noqa: S608 (table names, not input)
+    f") INSERT INTO {_LEDGER}"
     " (product_id, kind, delta_on_hand, delta_reserved, reason, order_id, actor_id, created_at)"
     " SELECT product_id, %s, on_hand, reserved, %s, %s::uuid, %s::bigint, %s FROM moved"
+    " RETURNING id, product_id"
 )
 
-_APPLY_SQL = f"WITH {_MOVED_CTE.format(gate='')} {_LEDGER_INSERT} RETURNING id, product_id"
-
-_RESERVATION_INSERT = (
-    f"INSERT INTO {_RESERVATIONS}"  # noqa: S608 (table names, not input)
-    " (order_id, user_id, status, lines, reason, created_at, updated_at)"
-    " VALUES (%s::uuid, %s::bigint, %s, %s::jsonb, %s, %s, %s)"
-    " ON CONFLICT (order_id) DO NOTHING"
-    " RETURNING id"
-)
-
-# The reservation, the counters and the ledger of an order in one statement. The unique
-# order_id decides: when the order already has a reservation, nothing is inserted, so nothing
-# moves and no row comes back. Replaces a SELECT of the reservation before the work.
+# The reservations of several orders, and for those reserved their counters and ledger, in one
+# statement. The unique order_id decides: an order that already has a reservation gets no new
+# one, so its lines are left out of ``wanted`` and nothing of it moves. Ids follow the orders'
+# order, and their ledger rows too.
 _RESERVE_SQL = (
-    f"WITH reservation AS ({_RESERVATION_INSERT}),"  # noqa: S608 (table names, not input)
-    f" {_MOVED_CTE.format(gate=' AND EXISTS (SELECT 1 FROM reservation)')},"
-    f" ledger AS ({_LEDGER_INSERT})"
-    " SELECT id FROM reservation"
+    f"WITH reservation AS (INSERT INTO {_RESERVATIONS}"  # noqa: S608 (table names, not input)
+    " (order_id, user_id, status, lines, reason, created_at, updated_at)"
+    " SELECT r.order_id, r.user_id, r.status, r.lines, r.reason, %(now)s, %(now)s"
+    " FROM unnest(%(orders)s::uuid[], %(users)s::bigint[], %(statuses)s::text[],"
+    " %(lines)s::jsonb[], %(reasons)s::text[])"
+    " WITH ORDINALITY AS r (order_id, user_id, status, lines, reason, position)"
+    " ORDER BY r.position"
+    " ON CONFLICT (order_id) DO NOTHING"
+    " RETURNING id, order_id),"
+    " wanted AS (SELECT w.order_id, w.product_id, w.quantity, w.position"
+    " FROM unnest(%(line_orders)s::uuid[], %(products)s::bigint[], %(quantities)s::integer[])"
+    " WITH ORDINALITY AS w (order_id, product_id, quantity, position)"
+    " JOIN reservation ON reservation.order_id = w.order_id),"
+    f" moved AS (UPDATE {_LEVELS} AS s SET reserved = s.reserved + t.quantity"
+    " FROM (SELECT product_id, sum(quantity)::integer AS quantity FROM wanted GROUP BY product_id)"
+    " AS t WHERE s.product_id = t.product_id),"
+    f" ledger AS (INSERT INTO {_LEDGER}"
+    " (product_id, kind, delta_on_hand, delta_reserved, reason, order_id, actor_id, created_at)"
+    " SELECT product_id, %(kind)s, 0, quantity, %(reason)s, order_id, NULL, %(now)s"
+    " FROM wanted ORDER BY position)"
+    " SELECT id, order_id FROM reservation"
 )
 
 # The columns, in this order, of the model instances built from what these statements wrote.
@@ -199,67 +205,84 @@ def apply(
     return entries
 
 
-def reserve(
-    levels: Mapping[int, Level], wanted: Mapping[int, int], *, order_id: str, user_id: int
-) -> Reservation | None:
-    """Hold ``wanted`` of locked levels for an order: its reservation, counters and ledger.
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to write for one order: the reservation of ``wanted``, or its rejection."""
 
-    None, with nothing changed, when the order already has a reservation (of any status).
+    order_id: str
+    user_id: int
+    wanted: Mapping[int, int]
+    rejection: str | None = None  # why it is rejected; None: reserve ``wanted``
+
+    @property
+    def status(self) -> str:
+        if self.rejection is None:
+            return Reservation.Status.RESERVED
+        return Reservation.Status.REJECTED
+
+
+def reserve(levels: Mapping[int, Level], decisions: Sequence[Decision]) -> dict[str, Reservation]:
+    """Write each order's reservation or rejection, and move the locked levels it reserves.
+
+    Returns what was written, by order id. An order that already has a reservation (of any
+    status) is left out, with nothing of it written or moved.
     """
-    lines = as_lines(wanted)
-    status = Reservation.Status.RESERVED
-    deltas = {pid: (0, quantity) for pid, quantity in wanted.items()}
+    now = timezone.now()
     kind, reason = StockLedgerEntry.Kind.RESERVE, "reserved for an order"
     if not _hand_written_sql():
-        if Reservation.objects.filter(order_id=order_id).exists():
-            return None
-        apply(levels, deltas, kind=kind, reason=reason, order_id=order_id)
-        return Reservation.objects.create(
-            order_id=order_id, user_id=user_id, status=status, lines=lines
-        )
-    now = timezone.now()
+        return _reserve_portable(levels, decisions, kind=kind, reason=reason)
+    reserving = [d for d in decisions if d.rejection is None]
     with connection.cursor() as cursor:
         cursor.execute(
             _RESERVE_SQL,
-            [
-                *_reservation_values(order_id, user_id, status, lines, "", now),
-                *_delta_arrays(deltas),
-                kind,
-                reason,
-                order_id,
-                None,  # actor_id: no staff user moves stock for an order
-                now,
-            ],
+            {
+                "now": now,
+                "orders": [d.order_id for d in decisions],
+                "users": [d.user_id for d in decisions],
+                "statuses": [d.status for d in decisions],
+                "lines": [json.dumps(as_lines(d.wanted)) for d in decisions],
+                "reasons": [d.rejection or "" for d in decisions],
+                "line_orders": [d.order_id for d in reserving for _ in d.wanted],
+                "products": [pid for d in reserving for pid in d.wanted],
+                "quantities": [quantity for d in reserving for quantity in d.wanted.values()],
+                "kind": kind,
+                "reason": reason,
+            },
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    _moved(levels, deltas)
-    return _reservation(row[0], order_id, user_id, status, lines, "", now)
+        ids = {order_id: pk for pk, order_id in cursor.fetchall()}
+    written: dict[str, Reservation] = {}
+    for d in decisions:
+        pk = ids.get(uuid.UUID(d.order_id))
+        if pk is None:
+            continue
+        if d.rejection is None:
+            _moved(levels, {pid: (0, quantity) for pid, quantity in d.wanted.items()})
+        lines = as_lines(d.wanted)
+        written[d.order_id] = _reservation(
+            pk, d.order_id, d.user_id, d.status, lines, d.rejection or "", now
+        )
+    return written
 
 
-def record_rejection(
-    wanted: Mapping[int, int], *, order_id: str, user_id: int, reason: str
-) -> Reservation | None:
-    """Remember that an order was rejected; None when it already has a reservation."""
-    lines = as_lines(wanted)
-    status = Reservation.Status.REJECTED
-    if not _hand_written_sql():
-        if Reservation.objects.filter(order_id=order_id).exists():
-            return None
-        return Reservation.objects.create(
-            order_id=order_id, user_id=user_id, status=status, lines=lines, reason=reason
+def _reserve_portable(
+    levels: Mapping[int, Level], decisions: Sequence[Decision], *, kind: str, reason: str
+) -> dict[str, Reservation]:
+    """The same with the ORM, order by order."""
+    written: dict[str, Reservation] = {}
+    for d in decisions:
+        if Reservation.objects.filter(order_id=d.order_id).exists():
+            continue
+        if d.rejection is None:
+            deltas = {pid: (0, quantity) for pid, quantity in d.wanted.items()}
+            apply(levels, deltas, kind=kind, reason=reason, order_id=d.order_id)
+        written[d.order_id] = Reservation.objects.create(
+            order_id=d.order_id,
+            user_id=d.user_id,
+            status=d.status,
+            lines=as_lines(d.wanted),
+            reason=d.rejection or "",
         )
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _RESERVATION_INSERT,
-            _reservation_values(order_id, user_id, status, lines, reason, now),
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return _reservation(row[0], order_id, user_id, status, lines, reason, now)
+    return written
 
 
 def as_lines(wanted: Mapping[int, int]) -> list[dict[str, int]]:
@@ -282,17 +305,6 @@ def _moved(levels: Mapping[int, Level], deltas: Deltas) -> None:
         level = levels[pid]
         level.on_hand += on_hand
         level.reserved += reserved
-
-
-def _reservation_values(
-    order_id: str,
-    user_id: int,
-    status: str,
-    lines: list[dict[str, int]],
-    reason: str,
-    now: datetime,
-) -> list[Any]:
-    return [order_id, user_id, status, json.dumps(lines), reason, now, now]
 
 
 def _reservation(

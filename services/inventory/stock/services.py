@@ -8,21 +8,25 @@ message while rolling back nothing that the outer transaction does not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 
 from errors import ErrorCode
+from messaging.consumer import handling
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
 from service_runtime.errors import refused
 from stock import movements
 from stock.availability import (
+    Allocation,
     Offer,
+    allocate_in_turn,
     crossed_low_threshold,
     merge_lines,
     rejection_reason,
-    shortfalls,
 )
 from stock.models import Reservation, StockLedgerEntry, StockLevel
 
@@ -38,6 +42,21 @@ def stock_level_create(*, product_id: int) -> StockLevel:
     return StockLevel.objects.create(product_id=product_id)
 
 
+@dataclass(frozen=True)
+class OrderToReserve:
+    """An order inventory is asked to reserve: what ``order.created`` says."""
+
+    order_id: str
+    user_id: int
+    lines: Iterable[Mapping[str, int]]
+    causation: Envelope
+
+
+class OrderSeenBefore(Exception):
+    """An order of a batch already has a reservation (a cancel came before it): the batch's
+    decisions counted it, so they are taken again one order at a time."""
+
+
 @transaction.atomic(savepoint=False)
 def stock_reserve(
     *, order_id: str, user_id: int, lines: Iterable[Mapping[str, int]], causation: Envelope
@@ -49,41 +68,81 @@ def stock_reserve(
     before (a duplicate, or a tombstone left by an early cancel) is recognised by the unique
     order id when its reservation is written, and then changes nothing.
     """
-    wanted = merge_lines(lines)
-    levels = movements.lock_levels(wanted)
-    offers = {pid: Offer(level.available, level.active) for pid, level in levels.items()}
-    found = shortfalls(wanted, offers)
-    if found:
-        reason = rejection_reason(found, len(wanted))
-        rejected = movements.record_rejection(
-            wanted, order_id=order_id, user_id=user_id, reason=reason
-        )
-        if rejected is None:
-            return _already_seen(order_id)
-        data = {
-            "order_id": order_id,
-            "reason": reason,
-            "lines": [shortfall.as_event_line() for shortfall in found],
-        }
-        publish_event(
-            "stock.rejected", data, correlation_id=causation.correlation_id, causation=causation
-        )
-        logger.info("order %s rejected: %s", order_id, reason)
-        return rejected
-
-    before = {pid: level.available for pid, level in levels.items()}
-    reservation = movements.reserve(levels, wanted, order_id=order_id, user_id=user_id)
-    if reservation is None:
-        return _already_seen(order_id)
-    data = {"order_id": order_id, "lines": reservation.lines}
-    publish_event(
-        "stock.reserved", data, correlation_id=causation.correlation_id, causation=causation
-    )
-    logger.info("order %s reserved: %s", order_id, _describe(wanted))
-    _announce_low_stock(
-        levels, before, correlation_id=causation.correlation_id, causation=causation
-    )
+    order = OrderToReserve(order_id=order_id, user_id=user_id, lines=lines, causation=causation)
+    [reservation] = stock_reserve_many(orders=[order])
     return reservation
+
+
+@transaction.atomic(savepoint=False)
+def stock_reserve_many(*, orders: Sequence[OrderToReserve]) -> list[Reservation]:
+    """Reserve each order, all of its lines or none, in turn; announce each outcome. Returns
+    each order's reservation.
+
+    Whatever the number of orders, the same statements as for one: lock the levels of every
+    product they name (in product id order, so that batches never deadlock), decide every order
+    in Python against the locked counters, each with what the orders ahead of it left
+    (:func:`stock.availability.allocate_in_turn`), then write every reservation, counter and
+    ledger entry in one statement; then the events, one outbox row each. An order id given
+    twice is decided by its first copy; the others change nothing, like a duplicate.
+
+    An order of several that already has a reservation raises :class:`OrderSeenBefore`, as
+    the decisions of the orders after it counted it.
+    """
+    first: dict[str, OrderToReserve] = {}
+    for order in orders:
+        first.setdefault(order.order_id, order)
+    unique = list(first.values())
+    wanted = [merge_lines(order.lines) for order in unique]
+    levels = movements.lock_levels(sorted({pid for quantities in wanted for pid in quantities}))
+    offers = {pid: Offer(level.available, level.active) for pid, level in levels.items()}
+    allocations = allocate_in_turn(wanted, offers)
+    decisions = [
+        movements.Decision(
+            order_id=order.order_id,
+            user_id=order.user_id,
+            wanted=quantities,
+            rejection=None
+            if allocation.reserved
+            else rejection_reason(allocation.shortfalls, len(quantities)),
+        )
+        for order, quantities, allocation in zip(unique, wanted, allocations, strict=True)
+    ]
+    written = movements.reserve(levels, decisions)
+    if len(written) < len(decisions):
+        if len(decisions) > 1:
+            missing = [d.order_id for d in decisions if d.order_id not in written]
+            raise OrderSeenBefore(f"orders {missing} already have a reservation")
+        return [_already_seen(unique[0].order_id)] * len(orders)
+    for order, decision, allocation in zip(unique, decisions, allocations, strict=True):
+        with handling(order.causation):
+            _announce(written[order.order_id], decision, allocation, levels, order.causation)
+    return [written[order.order_id] for order in orders]
+
+
+def _announce(
+    reservation: Reservation,
+    decision: movements.Decision,
+    allocation: Allocation,
+    levels: Mapping[int, movements.Level],
+    causation: Envelope,
+) -> None:
+    """The events of one order's reservation: reserved (and stock now low), or rejected."""
+    order_id, correlation_id = decision.order_id, causation.correlation_id
+    if not allocation.reserved:
+        data: dict[str, Any] = {
+            "order_id": order_id,
+            "reason": decision.rejection,
+            "lines": [shortfall.as_event_line() for shortfall in allocation.shortfalls],
+        }
+        publish_event("stock.rejected", data, correlation_id=correlation_id, causation=causation)
+        logger.info("order %s rejected: %s", order_id, decision.rejection)
+        return
+    data = {"order_id": order_id, "lines": reservation.lines}
+    publish_event("stock.reserved", data, correlation_id=correlation_id, causation=causation)
+    logger.info("order %s reserved: %s", order_id, _describe(decision.wanted))
+    before = allocation.available_before
+    after = {pid: before[pid] - quantity for pid, quantity in decision.wanted.items()}
+    _announce_low_stock(levels, before, after, correlation_id=correlation_id, causation=causation)
 
 
 def _already_seen(order_id: str) -> Reservation:
@@ -177,7 +236,8 @@ def stock_adjust(
         reason=reason.strip(),
         actor_id=actor_id,
     )
-    _announce_low_stock(levels, before, correlation_id=correlation_id)
+    after = {product_id: level.available}
+    _announce_low_stock(levels, before, after, correlation_id=correlation_id)
     logger.info("product %s on hand adjusted by %+d: %s", product_id, delta, reason.strip())
     return entry
 
@@ -185,19 +245,21 @@ def stock_adjust(
 def _announce_low_stock(
     levels: Mapping[int, movements.Level],
     before: Mapping[int, int],
+    after: Mapping[int, int],
     *,
     correlation_id: str,
     causation: Envelope | None = None,
 ) -> None:
     """``stock.low`` for each product whose availability has just dropped under its threshold."""
-    for pid, level in levels.items():
+    for pid, available in after.items():
+        level = levels[pid]
         threshold = level.low_stock_threshold
-        if crossed_low_threshold(before=before[pid], after=level.available, threshold=threshold):
+        if crossed_low_threshold(before=before[pid], after=available, threshold=threshold):
             data = {
                 "product_id": pid,
                 "sku": level.sku,
                 "name": level.name,
-                "available": level.available,
+                "available": available,
                 "threshold": threshold,
             }
             publish_event("stock.low", data, correlation_id=correlation_id, causation=causation)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from django.db import connection
 
 from messaging.envelope import Envelope, decode
 from messaging.models import OutboxMessage
@@ -43,3 +48,32 @@ def published(event_type: str) -> list[Envelope]:
 
 def published_types() -> list[str]:
     return list(OutboxMessage.objects.order_by("id").values_list("routing_key", flat=True))
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def all_at_once(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``work(item)`` for each item on its own thread and database connection, all released
+    together; their results, in the order they finished. Fails if any raised."""
+    start = threading.Barrier(len(items))
+    results: list[R] = []
+    errors: list[Exception] = []
+
+    def run(item: T) -> None:
+        try:
+            start.wait()
+            results.append(work(item))
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(item,)) for item in items]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    return results

@@ -16,4 +16,7 @@ ensure_keypair(Path(JWT_PRIVATE_KEY_FILE), Path(JWT_PUBLIC_KEY_FILE))
 
 ORDER_PENDING_DEADLINE_SECONDS = 900
 
+# Events stay in the outbox at commit: no test reaches a broker unless it runs a relay.
+MESSAGING_PUBLISH_AFTER_COMMIT = False
+
 DATABASES = {"default": private_test_database(globals()["DATABASES"]["default"])}

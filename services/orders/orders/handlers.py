@@ -12,17 +12,19 @@ e.g. a reservation that inventory holds for a phantom order.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from messaging.consumer import RejectMessage
+from messaging.consumer import BatchHandler, Handler, Rejections, RejectMessage
 from messaging.envelope import Envelope
 from orders.models import Order
 from orders.services import (
+    StockAnswer,
     order_confirm_reservation,
     order_note_stock_released,
     order_reject_reservation,
+    orders_settle_reservations,
 )
 from product_replica.services import product_replica_upsert
 
@@ -57,6 +59,36 @@ def on_stock_rejected(envelope: Envelope) -> None:
         raise _unknown(envelope) from exc
 
 
+def on_stock_answer_batch(envelopes: Sequence[Envelope]) -> Rejections:
+    """``stock.reserved`` and ``stock.rejected`` of a batch, in their order: every PENDING
+    order confirmed or rejected by one statement."""
+    rejected: dict[str, RejectMessage] = {}
+    answers: list[StockAnswer] = []
+    for envelope in envelopes:
+        try:
+            order_id = _order_id(envelope)
+        except RejectMessage as exc:
+            rejected[envelope.id] = exc
+            continue
+        if envelope.type == "stock.reserved":
+            answers.append(StockAnswer(order_id=order_id, causation=envelope))
+        else:
+            data = envelope.data
+            answers.append(
+                StockAnswer(
+                    order_id=order_id,
+                    causation=envelope,
+                    rejection=data["reason"],
+                    rejected_lines=data["lines"],
+                )
+            )
+    unknown = orders_settle_reservations(answers=answers)
+    for answer in answers:
+        if answer.order_id in unknown:
+            rejected[answer.causation.id] = _unknown(answer.causation)
+    return rejected
+
+
 def on_stock_released(envelope: Envelope) -> None:
     try:
         order_note_stock_released(
@@ -83,9 +115,9 @@ def on_product_upserted(envelope: Envelope) -> None:
     )
 
 
-HANDLERS: dict[str, Callable[[Envelope], None]] = {
-    "stock.reserved": on_stock_reserved,
-    "stock.rejected": on_stock_rejected,
+HANDLERS: dict[str, Handler] = {
+    "stock.reserved": BatchHandler(one=on_stock_reserved, many=on_stock_answer_batch),
+    "stock.rejected": BatchHandler(one=on_stock_rejected, many=on_stock_answer_batch),
     "stock.released": on_stock_released,
     "product.upserted": on_product_upserted,
 }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +23,7 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from messaging.consumer import handling
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
 from orders import metrics
@@ -94,6 +95,25 @@ def _move(
 
 
 @dataclass(frozen=True)
+class StockAnswer:
+    """What inventory answered for one order: ``stock.reserved``, or ``stock.rejected``."""
+
+    order_id: uuid.UUID
+    causation: Envelope
+    rejection: str | None = None  # why stock was refused; None: reserved
+    rejected_lines: list[dict[str, Any]] | None = None
+
+    @property
+    def to_status(self) -> str:
+        return OrderStatus.CONFIRMED if self.rejection is None else OrderStatus.REJECTED
+
+    @property
+    def reason(self) -> str:
+        """The reason its history entry gives."""
+        return "stock reserved" if self.rejection is None else self.rejection
+
+
+@dataclass(frozen=True)
 class _Moved:
     """What the event and the metrics need of an order that :func:`_move_pending` moved."""
 
@@ -102,85 +122,108 @@ class _Moved:
     created_at: datetime
 
 
-def _move_pending(
-    order_id: uuid.UUID,
-    to_status: str,
-    *,
-    reason: str,
-    causation: Envelope,
-    also_set: Mapping[str, Any] | None = None,
-) -> _Moved | None:
-    """PENDING → ``to_status`` (setting ``also_set`` too), with its history entry; None, and
-    nothing written, when the order is not PENDING or does not exist.
+def _move_pending(answers: Sequence[StockAnswer]) -> dict[uuid.UUID, _Moved]:
+    """PENDING → CONFIRMED or REJECTED (with the reasons) for each answered order that is
+    PENDING, with its history entry; the orders moved. The others, not PENDING or unknown, are
+    left as they are. One answer per order.
 
-    On PostgreSQL this is one statement (:func:`_move_pending_sql`): ``UPDATE ... WHERE
-    status = 'PENDING' RETURNING`` is the row lock and the check at once (a concurrent writer's
-    change is waited for and re-checked), and the history row is inserted from what it returned.
-    It only writes, so it can run many times in one transaction (the consumer's batches). Other
-    databases take the ORM way: lock, check, save, insert.
+    On PostgreSQL this is one statement whatever the number of orders
+    (:func:`_move_pending_sql`): ``UPDATE ... FROM unnest(...) WHERE status = 'PENDING'
+    RETURNING`` is the row locks and the check at once (a concurrent writer's change is waited
+    for and re-checked), and the history rows are inserted from what it returned. It only
+    writes, so it can run many times in one transaction. Other databases take the ORM way,
+    order by order: lock, check, save, insert.
     """
-    if to_status not in TRANSITIONS[OrderStatus.PENDING]:
-        raise TransitionNotAllowed(f"A PENDING order cannot become {to_status}.")
-    also_set = also_set or {}
     if connection.vendor != "postgresql":
-        order = _lock(order_id)
-        if order.status != OrderStatus.PENDING:
-            return None
-        for name, value in also_set.items():
-            setattr(order, name, value)
-        _move(order, to_status, reason=reason, causation=causation, also_update=tuple(also_set))
-        return _Moved(user_id=order.user_id, total=order.total, created_at=order.created_at)
+        return {a.order_id: m for a in answers if (m := _move_pending_portable(a)) is not None}
     now = timezone.now()
+    lines = Order._meta.get_field("rejected_lines")
+    assert isinstance(lines, models.Field)
     params: dict[str, Any] = {
-        "order_id": order_id,
+        "orders": [a.order_id for a in answers],
+        "statuses": [a.to_status for a in answers],
+        "reasons": [a.reason for a in answers],
+        "rejections": [a.rejection for a in answers],
+        "rejected_lines": [
+            None if a.rejection is None else lines.get_db_prep_save(a.rejected_lines, connection)
+            for a in answers
+        ],
+        "causations": [uuid.UUID(a.causation.id) for a in answers],
         "pending": OrderStatus.PENDING.value,
-        "to_status": to_status,
         "now": now,
-        "reason": reason,
-        "causation_id": uuid.UUID(causation.id),
     }
-    for name, value in also_set.items():
-        field = Order._meta.get_field(name)
-        assert isinstance(field, models.Field)
-        params[name] = field.get_db_prep_save(value, connection)  # e.g. JSON for rejected_lines
     with connection.cursor() as cursor:
-        cursor.execute(_move_pending_sql(tuple(also_set)), params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    moved = _Moved(user_id=row[0], total=row[1], created_at=row[2])
-    metrics.order_moved(
-        from_status=OrderStatus.PENDING, to_status=to_status, placed_at=moved.created_at
-    )
+        cursor.execute(_move_pending_sql(), params)
+        rows = cursor.fetchall()
+    moved = {row[0]: _Moved(user_id=row[1], total=row[2], created_at=row[3]) for row in rows}
+    for answer in answers:
+        if answer.order_id in moved:
+            metrics.order_moved(
+                from_status=OrderStatus.PENDING,
+                to_status=answer.to_status,
+                placed_at=moved[answer.order_id].created_at,
+            )
     return moved
 
 
+def _move_pending_portable(answer: StockAnswer) -> _Moved | None:
+    try:
+        order = _lock(answer.order_id)
+    except Order.DoesNotExist:
+        return None
+    if order.status != OrderStatus.PENDING:
+        return None
+    also_update: tuple[str, ...] = ()
+    if answer.rejection is not None:
+        order.rejection_reason, order.rejected_lines = answer.rejection, answer.rejected_lines
+        also_update = ("rejection_reason", "rejected_lines")
+    _move(
+        order,
+        answer.to_status,
+        reason=answer.reason,
+        causation=answer.causation,
+        also_update=also_update,
+    )
+    return _Moved(user_id=order.user_id, total=order.total, created_at=order.created_at)
+
+
 @functools.cache
-def _move_pending_sql(also_set: tuple[str, ...]) -> str:
+def _move_pending_sql() -> str:
     """The statement of :func:`_move_pending` on PostgreSQL; its text is the same every time,
     so psycopg prepares it once per connection.
 
-    ``moved`` is the conditional update, ``noted`` the history row that
-    :func:`_record` would write for it (``actor_user_id`` stays NULL: an event is no caller).
+    ``moved`` is the conditional update, ``noted`` the history rows that :func:`_record`
+    would write for it (``actor_user_id`` stays NULL: an event is no caller), in the answers'
+    order. A rejection sets the reasons; a confirmation keeps them (NULL falls back).
     """
     qn = connection.ops.quote_name
     order, change = Order._meta, OrderStatusChange._meta
-    assignments = "".join(f", {qn(name)} = %({name})s" for name in also_set)
     return f"""
-        WITH moved AS (
-            UPDATE {qn(order.db_table)}
-            SET {qn("status")} = %(to_status)s, {qn("updated_at")} = %(now)s{assignments}
-            WHERE {qn("id")} = %(order_id)s AND {qn("status")} = %(pending)s
-            RETURNING {qn("id")}, {qn("user_id")}, {qn("total")}, {qn("created_at")}
+        WITH answer AS (
+            SELECT * FROM unnest(
+                %(orders)s::uuid[], %(statuses)s::text[], %(reasons)s::text[],
+                %(rejections)s::text[], %(rejected_lines)s::jsonb[], %(causations)s::uuid[]
+            ) WITH ORDINALITY AS a (
+                order_id, to_status, reason, rejection, rejected_lines, causation_id, position
+            )
+        ), moved AS (
+            UPDATE {qn(order.db_table)} AS o
+            SET {qn("status")} = a.to_status, {qn("updated_at")} = %(now)s,
+                {qn("rejection_reason")} = COALESCE(a.rejection, o.{qn("rejection_reason")}),
+                {qn("rejected_lines")} = COALESCE(a.rejected_lines, o.{qn("rejected_lines")})
+            FROM answer AS a
+            WHERE o.{qn("id")} = a.order_id AND o.{qn("status")} = %(pending)s
+            RETURNING o.{qn("id")}, o.{qn("user_id")}, o.{qn("total")}, o.{qn("created_at")},
+                a.to_status, a.reason, a.causation_id, a.position
         ), noted AS (
             INSERT INTO {qn(change.db_table)} (
                 {qn("order_id")}, {qn("from_status")}, {qn("to_status")}, {qn("reason")},
                 {qn("at")}, {qn("caused_by_message_id")}
             )
-            SELECT {qn("id")}, %(pending)s, %(to_status)s, %(reason)s, %(now)s, %(causation_id)s
-            FROM moved
+            SELECT {qn("id")}, %(pending)s, to_status, reason, %(now)s, causation_id
+            FROM moved ORDER BY position
         )
-        SELECT {qn("user_id")}, {qn("total")}, {qn("created_at")} FROM moved
+        SELECT {qn("id")}, {qn("user_id")}, {qn("total")}, {qn("created_at")} FROM moved
     """  # noqa: S608 (names come from the models)
 
 
@@ -250,26 +293,7 @@ def order_confirm_reservation(*, order_id: uuid.UUID, causation: Envelope) -> No
     The usual case, a PENDING order, is one statement before the event (see
     :func:`_move_pending`); the order is read only when it was not PENDING.
     """
-    moved = _move_pending(
-        order_id, OrderStatus.CONFIRMED, reason="stock reserved", causation=causation
-    )
-    if moved is not None:
-        publish_event(
-            "order.confirmed",
-            {"order_id": str(order_id), "user_id": moved.user_id, "total": f"{moved.total:.2f}"},
-            correlation_id=str(order_id),
-            causation=causation,
-        )
-        logger.info("order %s confirmed: stock reserved, total %s", order_id, moved.total)
-        return
-    order = _lock(order_id)
-    if order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
-        reason = f"stock reserved after the order was {order.status.lower()}; releasing it"
-        _record(order, from_status=order.status, reason=reason, causation=causation)
-        _publish_cancelled(order, reason, causation)
-        logger.info("order %s: %s", order.id, reason)
-    else:
-        logger.info("order %s is already %s; stock.reserved ignored", order.id, order.status)
+    _settle_one(StockAnswer(order_id=order_id, causation=causation))
 
 
 @transaction.atomic(savepoint=False)  # inside the consumer's transaction
@@ -281,24 +305,70 @@ def order_reject_reservation(
     ``Order.DoesNotExist`` for an unknown order. Like :func:`order_confirm_reservation`, one
     statement before the event when the order is PENDING.
     """
-    moved = _move_pending(
-        order_id,
-        OrderStatus.REJECTED,
-        reason=reason,
-        causation=causation,
-        also_set={"rejection_reason": reason, "rejected_lines": lines},
+    _settle_one(
+        StockAnswer(order_id=order_id, causation=causation, rejection=reason, rejected_lines=lines)
     )
-    if moved is not None:
-        publish_event(
-            "order.rejected",
-            {"order_id": str(order_id), "user_id": moved.user_id, "reason": reason},
-            correlation_id=str(order_id),
-            causation=causation,
-        )
-        logger.info("order %s rejected: %s", order_id, reason)
-        return
-    order = _lock(order_id)
-    logger.info("order %s is already %s; stock.rejected ignored", order.id, order.status)
+
+
+def _settle_one(answer: StockAnswer) -> None:
+    if orders_settle_reservations(answers=[answer]):
+        raise Order.DoesNotExist(f"no order {answer.order_id}")
+
+
+@transaction.atomic(savepoint=False)  # inside the consumer's transaction
+def orders_settle_reservations(*, answers: Sequence[StockAnswer]) -> set[uuid.UUID]:
+    """Inventory's answers, in their order: each confirms or rejects its order as
+    :func:`order_confirm_reservation` and :func:`order_reject_reservation` do. Returns the
+    orders unknown here, for which nothing was done.
+
+    Every PENDING order moves in one statement, whatever their number (the first answer of an
+    order decides; a later one finds it moved, as if it came alone); then the events. Only an
+    order that was not PENDING is read, on its own, to tell a late answer from a compensation.
+    """
+    first: dict[uuid.UUID, StockAnswer] = {}
+    for answer in answers:
+        first.setdefault(answer.order_id, answer)
+    moved = _move_pending(list(first.values()))
+    unknown: set[uuid.UUID] = set()
+    for answer in answers:
+        with handling(answer.causation):
+            if first[answer.order_id] is answer and answer.order_id in moved:
+                _announce_settled(answer, moved[answer.order_id])
+            elif not _late_answer(answer):
+                unknown.add(answer.order_id)
+    return unknown
+
+
+def _announce_settled(answer: StockAnswer, moved: _Moved) -> None:
+    order_id = str(answer.order_id)
+    if answer.rejection is None:
+        data = {"order_id": order_id, "user_id": moved.user_id, "total": f"{moved.total:.2f}"}
+        event_type = "order.confirmed"
+        logger.info("order %s confirmed: stock reserved, total %s", order_id, moved.total)
+    else:
+        data = {"order_id": order_id, "user_id": moved.user_id, "reason": answer.rejection}
+        event_type = "order.rejected"
+        logger.info("order %s rejected: %s", order_id, answer.rejection)
+    publish_event(event_type, data, correlation_id=order_id, causation=answer.causation)
+
+
+def _late_answer(answer: StockAnswer) -> bool:
+    """An answer for an order that was not PENDING: the stock of a dead order is released,
+    anything else is ignored. False for an unknown order."""
+    try:
+        order = _lock(answer.order_id)
+    except Order.DoesNotExist:
+        return False
+    stock_reserved = answer.rejection is None
+    if stock_reserved and order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+        reason = f"stock reserved after the order was {order.status.lower()}; releasing it"
+        _record(order, from_status=order.status, reason=reason, causation=answer.causation)
+        _publish_cancelled(order, reason, answer.causation)
+        logger.info("order %s: %s", order.id, reason)
+    else:
+        event = "stock.reserved" if stock_reserved else "stock.rejected"
+        logger.info("order %s is already %s; %s ignored", order.id, order.status, event)
+    return True
 
 
 @transaction.atomic(savepoint=False)  # inside the consumer's transaction

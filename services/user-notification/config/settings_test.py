@@ -22,5 +22,8 @@ from config.settings import *  # noqa: E402, F403
 # Hashing strength is not under test; the default hasher costs half a second per password.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# Events stay in the outbox at commit: no test reaches a broker unless it runs a relay.
+MESSAGING_PUBLISH_AFTER_COMMIT = False
+
 # Through globals(): mypy cannot type a name that the star import brings and this line rebinds.
 DATABASES = {"default": private_test_database(globals()["DATABASES"]["default"])}

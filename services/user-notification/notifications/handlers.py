@@ -6,13 +6,14 @@ to the dead-letter queue, where an operator sees it, instead of being dropped.
 """
 
 import logging
+from collections.abc import Callable, Sequence
 
 from accounts.models import User
 from accounts.selectors import user_get, user_list_staff
-from messaging.consumer import Handler, RejectMessage
+from messaging.consumer import BatchHandler, Handler, Rejections, RejectMessage
 from messaging.envelope import Envelope
 from notifications.models import Notification
-from notifications.services import notification_create
+from notifications.services import NewNotification, notification_create, notifications_create
 
 logger = logging.getLogger(__name__)
 Kind = Notification.Kind
@@ -30,70 +31,94 @@ def _unknown_user(envelope: Envelope, user_id: object) -> RejectMessage:
     return RejectMessage(f"{envelope.type} {envelope.id} names unknown user {user_id}")
 
 
-def _tell_order_owner(envelope: Envelope, *, kind: str, outcome: str, detail: str) -> None:
-    """One statement: the owner is not read first, the notification's insert reads them."""
+def _order_notice(envelope: Envelope, *, kind: str, outcome: str, detail: str) -> NewNotification:
     data = envelope.data
-    order_id, user_id = data["order_id"], data["user_id"]
-    try:
-        notification_create(
-            user_id=user_id,
-            kind=kind,
-            title=f"Order {order_id} {outcome}",
-            body=f"Your order {order_id} {detail}",
-            order_id=order_id,
-            causation=envelope,
-        )
-    except User.DoesNotExist:
-        raise _unknown_user(envelope, user_id) from None
+    order_id = data["order_id"]
+    return NewNotification(
+        user_id=data["user_id"],
+        kind=kind,
+        title=f"Order {order_id} {outcome}",
+        body=f"Your order {order_id} {detail}",
+        order_id=order_id,
+        causation=envelope,
+    )
 
 
 def _because(reason: str) -> str:
     return f": {reason}" if reason.strip() else "."
 
 
+def _received(envelope: Envelope) -> NewNotification:
+    detail = "was received; its stock is being reserved."
+    return _order_notice(envelope, kind=Kind.ORDER_RECEIVED, outcome="received", detail=detail)
+
+
+def _confirmed(envelope: Envelope) -> NewNotification:
+    detail = f"is confirmed. Total: {envelope.data['total']}."
+    return _order_notice(envelope, kind=Kind.ORDER_CONFIRMED, outcome="confirmed", detail=detail)
+
+
+def _rejected(envelope: Envelope) -> NewNotification:
+    detail = f"could not be accepted{_because(envelope.data['reason'])}"
+    return _order_notice(envelope, kind=Kind.ORDER_REJECTED, outcome="rejected", detail=detail)
+
+
+def _cancelled(envelope: Envelope) -> NewNotification:
+    detail = f"was cancelled{_because(envelope.data['reason'])}"
+    return _order_notice(envelope, kind=Kind.ORDER_CANCELLED, outcome="cancelled", detail=detail)
+
+
+def _shipped(envelope: Envelope) -> NewNotification:
+    detail = "has been shipped."
+    return _order_notice(envelope, kind=Kind.ORDER_SHIPPED, outcome="shipped", detail=detail)
+
+
+# What each event about an order tells its owner.
+ORDER_NOTICES: dict[str, Callable[[Envelope], NewNotification]] = {
+    "order.created": _received,
+    "order.confirmed": _confirmed,
+    "order.rejected": _rejected,
+    "order.cancelled": _cancelled,
+    "order.shipped": _shipped,
+}
+
+
+def on_order_event_batch(envelopes: Sequence[Envelope]) -> Rejections:
+    """Events about orders, of any of these types: one statement for all their owners'
+    notifications and e-mail copies. The owner is not read first: the insert reads them."""
+    notices = [ORDER_NOTICES[envelope.type](envelope) for envelope in envelopes]
+    created = notifications_create(notifications=notices)
+    return {
+        notice.causation.id: _unknown_user(notice.causation, notice.user_id)
+        for notice, outcome in zip(notices, created, strict=True)
+        if not outcome.user_known
+    }
+
+
+def _tell_order_owner(envelope: Envelope) -> None:
+    rejected = on_order_event_batch([envelope])
+    if rejected:
+        raise rejected[envelope.id]
+
+
 def on_order_created(envelope: Envelope) -> None:
-    _tell_order_owner(
-        envelope,
-        kind=Kind.ORDER_RECEIVED,
-        outcome="received",
-        detail="was received; its stock is being reserved.",
-    )
+    _tell_order_owner(envelope)
 
 
 def on_order_confirmed(envelope: Envelope) -> None:
-    total = envelope.data["total"]
-    _tell_order_owner(
-        envelope,
-        kind=Kind.ORDER_CONFIRMED,
-        outcome="confirmed",
-        detail=f"is confirmed. Total: {total}.",
-    )
+    _tell_order_owner(envelope)
 
 
 def on_order_rejected(envelope: Envelope) -> None:
-    reason = envelope.data["reason"]
-    _tell_order_owner(
-        envelope,
-        kind=Kind.ORDER_REJECTED,
-        outcome="rejected",
-        detail=f"could not be accepted{_because(reason)}",
-    )
+    _tell_order_owner(envelope)
 
 
 def on_order_cancelled(envelope: Envelope) -> None:
-    reason = envelope.data["reason"]
-    _tell_order_owner(
-        envelope,
-        kind=Kind.ORDER_CANCELLED,
-        outcome="cancelled",
-        detail=f"was cancelled{_because(reason)}",
-    )
+    _tell_order_owner(envelope)
 
 
 def on_order_shipped(envelope: Envelope) -> None:
-    _tell_order_owner(
-        envelope, kind=Kind.ORDER_SHIPPED, outcome="shipped", detail="has been shipped."
-    )
+    _tell_order_owner(envelope)
 
 
 def on_stock_low(envelope: Envelope) -> None:
@@ -103,18 +128,24 @@ def on_stock_low(envelope: Envelope) -> None:
         logger.warning(
             "stock.low %s for %s: no active staff account to tell", envelope.id, data["sku"]
         )
-    for user in staff:
-        notification_create(
-            user_id=user.pk,
-            kind=Kind.STOCK_LOW,
-            title=f"Low stock: {data['name']} ({data['sku']})",
-            body=(
-                f"Only {data['available']} of {data['name']} ({data['sku']}) available, "
-                f"under the threshold of {data['threshold']}."
-            ),
-            product_id=data["product_id"],
-            causation=envelope,
-        )
+    title = f"Low stock: {data['name']} ({data['sku']})"
+    body = (
+        f"Only {data['available']} of {data['name']} ({data['sku']}) available, "
+        f"under the threshold of {data['threshold']}."
+    )
+    notifications_create(
+        notifications=[
+            NewNotification(
+                user_id=user.pk,
+                kind=Kind.STOCK_LOW,
+                title=title,
+                body=body,
+                product_id=data["product_id"],
+                causation=envelope,
+            )
+            for user in staff
+        ]
+    )
 
 
 def on_user_registered(envelope: Envelope) -> None:
@@ -129,11 +160,11 @@ def on_user_registered(envelope: Envelope) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
-    "order.created": on_order_created,
-    "order.confirmed": on_order_confirmed,
-    "order.rejected": on_order_rejected,
-    "order.cancelled": on_order_cancelled,
-    "order.shipped": on_order_shipped,
+    "order.created": BatchHandler(one=on_order_created, many=on_order_event_batch),
+    "order.confirmed": BatchHandler(one=on_order_confirmed, many=on_order_event_batch),
+    "order.rejected": BatchHandler(one=on_order_rejected, many=on_order_event_batch),
+    "order.cancelled": BatchHandler(one=on_order_cancelled, many=on_order_event_batch),
+    "order.shipped": BatchHandler(one=on_order_shipped, many=on_order_event_batch),
     "stock.low": on_stock_low,
     "user.registered": on_user_registered,
 }

@@ -4,13 +4,16 @@ import functools
 import logging
 import textwrap
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from messaging import notify
+from messaging.consumer import handling
 from messaging.envelope import Envelope
 from notifications.email_deliveries import (
     NOTIFY_CHANNEL,
@@ -19,6 +22,26 @@ from notifications.email_deliveries import (
 from notifications.models import EmailDelivery, Notification
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """What one message (``causation``) tells one user."""
+
+    user_id: int
+    kind: str
+    title: str
+    body: str
+    causation: Envelope
+    order_id: str | uuid.UUID | None = None
+    product_id: int | None = None
+
+
+class Created(NamedTuple):
+    """What became of a :class:`NewNotification`."""
+
+    notification_id: int | None  # None: it existed already, or its user is unknown
+    user_known: bool
 
 
 def notification_create(
@@ -33,7 +56,24 @@ def notification_create(
 ) -> int | None:
     """The user's notification about one message (``causation``), created unless it already
     exists: the new notification's id, or None when it existed. ``User.DoesNotExist`` for an
-    unknown user.
+    unknown user. See :func:`notifications_create`."""
+    notification = NewNotification(
+        user_id=user_id,
+        kind=kind,
+        title=title,
+        body=body,
+        causation=causation,
+        order_id=order_id,
+        product_id=product_id,
+    )
+    [created] = notifications_create(notifications=[notification])
+    if not created.user_known:
+        raise User.DoesNotExist(f"no user {user_id}")
+    return created.notification_id
+
+
+def notifications_create(*, notifications: Sequence[NewNotification]) -> list[Created]:
+    """Each notification created unless it already exists; what became of each, in order.
 
     A notification about an order is unique per (user, order, kind), whatever message told it;
     any other one per (user, message). A new notification gets its e-mail copy scheduled in the
@@ -41,74 +81,84 @@ def notification_create(
     woken at commit (:func:`notifications.email_deliveries.email_delivery_schedule`). It only
     writes these rows, so a transaction may create any number of notifications (the consumer
     applies a batch of messages in one).
+
+    On PostgreSQL, one statement for the notifications about orders and one for the others,
+    whatever their number: the users read, the notifications inserted, their e-mail copies.
     """
-    create = _create_postgresql if connection.vendor == "postgresql" else _create_portable
-    notification_id = create(
-        user_id=user_id,
-        kind=kind,
-        title=title,
-        body=body,
-        source_message_id=causation.id,
-        order_id=order_id,
-        product_id=product_id,
-    )
-    if notification_id is not None:
-        # One line per notification: grepping an order id shows its path through this service.
-        logger.info(
-            "notification %s created for user %s: %s%s",
-            notification_id,
-            user_id,
-            kind,
-            f" about order {order_id}" if order_id is not None else "",
-        )
-    return notification_id
+    if connection.vendor == "postgresql":
+        created = _create_postgresql(notifications)
+    else:
+        created = [_create_one_portable(notification) for notification in notifications]
+    for notification, (notification_id, _) in zip(notifications, created, strict=True):
+        if notification_id is not None:
+            # One line per notification: grepping an order id shows its path through this
+            # service.
+            with handling(notification.causation):
+                logger.info(
+                    "notification %s created for user %s: %s%s",
+                    notification_id,
+                    notification.user_id,
+                    notification.kind,
+                    f" about order {notification.order_id}"
+                    if notification.order_id is not None
+                    else "",
+                )
+    return created
 
 
-def _create_postgresql(
-    *,
-    user_id: int,
-    kind: str,
-    title: str,
-    body: str,
-    source_message_id: str | uuid.UUID,
-    order_id: str | uuid.UUID | None,
-    product_id: int | None,
-) -> int | None:
-    """One statement: the user read, the notification inserted unless it exists, its e-mail
-    copy, and, unless this transaction has already sent it, the worker's wake-up."""
+def _create_postgresql(notifications: Sequence[NewNotification]) -> list[Created]:
+    """A statement per unique key (about an order or not), each of them together with the
+    users read, the e-mail copies and, unless this transaction has already sent it, the
+    worker's wake-up."""
+    created: dict[int, Created] = {}
+    for about_order in (True, False):
+        group = [
+            (position, n)
+            for position, n in enumerate(notifications)
+            if (n.order_id is not None) == about_order
+        ]
+        if group:
+            created.update(_create_group(group, about_order=about_order))
+    return [created[position] for position in range(len(notifications))]
+
+
+def _create_group(
+    group: Sequence[tuple[int, NewNotification]], *, about_order: bool
+) -> dict[int, Created]:
     wake = not notify.notified_in_this_transaction(NOTIFY_CHANNEL)
     now = timezone.now()
     params: dict[str, Any] = {
-        "user_id": user_id,
-        "kind": kind,
-        "title": title,
-        "body": body,
-        "order_id": order_id,
-        "product_id": product_id,
-        "source_message_id": source_message_id,
+        "users": [n.user_id for _, n in group],
+        "kinds": [n.kind for _, n in group],
+        "titles": [n.title for _, n in group],
+        "bodies": [n.body for _, n in group],
+        "orders": [None if n.order_id is None else str(n.order_id) for _, n in group],
+        "products": [n.product_id for _, n in group],
+        "messages": [n.causation.id for _, n in group],
         "now": now,
         "pending": EmailDelivery.Status.PENDING.value,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_create_statement(about_order=order_id is not None, wake=wake), params)
-        row = cursor.fetchone()
-    if row is None:
-        raise User.DoesNotExist(f"no user {user_id}")
-    notification_id, delivery_id = row[0], row[1]
-    if wake and delivery_id is not None:
+        cursor.execute(_create_statement(about_order=about_order, wake=wake), params)
+        rows = cursor.fetchall()
+    if wake and any(row[3] is not None for row in rows):
         notify.mark_notified(NOTIFY_CHANNEL)
-    return notification_id
+    return {
+        group[row[0] - 1][0]: Created(notification_id=row[2], user_known=row[1]) for row in rows
+    }
 
 
 @functools.cache
 def _create_statement(*, about_order: bool, wake: bool) -> str:
-    """The SQL of :func:`_create_postgresql`. Its row: the new notification's id and its
-    delivery's (each NULL when none was created); no row when the user does not exist.
+    """The SQL of :func:`_create_group`. A row per notification given (``position``, from 1):
+    whether its user exists, the new notification's id and its delivery's (each NULL when none
+    was created).
 
     ``ON CONFLICT`` names the model's unique key the notification falls under, as
-    ``get_or_create`` looked it up: a conflict on it is the notification existing already.
-    ``pg_notify`` runs only when a delivery was inserted; like ``NOTIFY``, it is delivered at
-    commit, and dropped on rollback.
+    ``get_or_create`` looked it up: a conflict on it is the notification existing already (or
+    given twice: the first one is created). A new notification is found again by its user and
+    message (``notification_once_per_message``). ``pg_notify`` runs only when a delivery was
+    inserted; like ``NOTIFY``, it is delivered at commit, and dropped on rollback.
     """
     quote = connection.ops.quote_name
     users, notifications, deliveries = (
@@ -120,28 +170,59 @@ def _create_statement(*, about_order: bool, wake: bool) -> str:
         unique_key = "(user_id, source_message_id)"
     woken = f", CASE WHEN d.id IS NOT NULL THEN pg_notify('{NOTIFY_CHANNEL}', '') END"
     sql = f"""
-        WITH u AS (
-            SELECT id, email, email_notifications FROM {users} WHERE id = %(user_id)s
+        WITH i AS (
+            SELECT * FROM unnest(
+                %(users)s::bigint[], %(kinds)s::text[], %(titles)s::text[], %(bodies)s::text[],
+                %(orders)s::uuid[], %(products)s::bigint[], %(messages)s::uuid[]
+            ) WITH ORDINALITY AS i (
+                user_id, kind, title, body, order_id, product_id, source_message_id, position
+            )
+        ), u AS (
+            SELECT id, email, email_notifications FROM {users}
+            WHERE id = ANY(%(users)s::bigint[])
         ), n AS (
             INSERT INTO {notifications}
                 (user_id, kind, title, body, order_id, product_id, source_message_id, created_at)
-            SELECT u.id, %(kind)s, %(title)s, %(body)s, %(order_id)s::uuid,
-                %(product_id)s::bigint, %(source_message_id)s::uuid, %(now)s::timestamptz
-            FROM u
+            SELECT u.id, i.kind, i.title, i.body, i.order_id, i.product_id, i.source_message_id,
+                %(now)s::timestamptz
+            FROM i JOIN u ON u.id = i.user_id
+            ORDER BY i.position
             ON CONFLICT {unique_key} DO NOTHING
-            RETURNING id
+            RETURNING id, user_id, source_message_id
         ), d AS (
             INSERT INTO {deliveries}
                 (notification_id, recipient, status, attempts, next_attempt_at, last_error,
                  created_at)
             SELECT n.id, u.email, %(pending)s, 0, %(now)s::timestamptz, '', %(now)s::timestamptz
-            FROM n, u
+            FROM n JOIN u ON u.id = n.user_id
             WHERE u.email <> '' AND u.email_notifications
-            RETURNING id
+            ORDER BY n.id
+            RETURNING id, notification_id
         )
-        SELECT n.id, d.id{woken if wake else ""} FROM u LEFT JOIN n ON TRUE LEFT JOIN d ON TRUE
+        SELECT i.position, u.id IS NOT NULL, n.id, d.id{woken if wake else ""}
+        FROM i
+        LEFT JOIN u ON u.id = i.user_id
+        LEFT JOIN n ON n.user_id = i.user_id AND n.source_message_id = i.source_message_id
+        LEFT JOIN d ON d.notification_id = n.id
+        ORDER BY i.position
     """  # noqa: S608 -- only the models' table names and the channel name are interpolated
     return textwrap.dedent(sql).strip()
+
+
+def _create_one_portable(notification: NewNotification) -> Created:
+    try:
+        notification_id = _create_portable(
+            user_id=notification.user_id,
+            kind=notification.kind,
+            title=notification.title,
+            body=notification.body,
+            source_message_id=notification.causation.id,
+            order_id=notification.order_id,
+            product_id=notification.product_id,
+        )
+    except User.DoesNotExist:
+        return Created(notification_id=None, user_known=False)
+    return Created(notification_id=notification_id, user_known=True)
 
 
 @transaction.atomic

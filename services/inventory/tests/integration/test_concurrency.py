@@ -1,10 +1,8 @@
 """Real threads, real transactions: the last units go to exactly as many orders as they fill."""
 
-import threading
 import uuid
 
 import pytest
-from django.db import connection
 
 from messaging.consumer import MessageProcessor
 from messaging.models import OutboxMessage
@@ -12,7 +10,7 @@ from stock.handlers import HANDLERS
 from stock.models import Reservation, StockLedgerEntry, StockLevel
 from stock.selectors import stock_ledger_mismatches
 from tests import factories
-from tests.factories import as_body
+from tests.factories import all_at_once, as_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,25 +20,7 @@ THREADS = 20
 def process_all_at_once(bodies):
     """Each body on its own thread and connection, released together; returns the outcomes."""
     processor = MessageProcessor(consumer="inventory", handlers=HANDLERS, max_attempts=3)
-    start = threading.Barrier(len(bodies))
-    outcomes, errors = [], []
-
-    def work(body):
-        try:
-            start.wait()
-            outcomes.append(processor.process(body))
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work, args=(body,)) for body in bodies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
-    return outcomes
+    return all_at_once(processor.process, bodies)
 
 
 def statuses():

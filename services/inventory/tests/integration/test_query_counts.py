@@ -1,8 +1,7 @@
 """The order.created handler stays a fixed handful of statements, however many lines an order has.
 
 The consumer wraps the handlers of a batch in one transaction (BEGIN, inbox INSERT, ..., COMMIT);
-these counts are the handler's own. NOTIFY, the outbox's wake-up for its relay, is left out: it is
-sent once per transaction, so whether a handler sends it depends on what ran before it.
+these counts are the handler's own.
 """
 
 import pytest
@@ -23,10 +22,10 @@ RESERVE_STATEMENTS = 3
 
 
 def statements(run):
-    """The SQL the handler ran while ``run()`` ran, NOTIFY aside."""
+    """The SQL the handler ran while ``run()`` ran."""
     with CaptureQueriesContext(connection) as context:
         run()
-    return [q["sql"] for q in context.captured_queries if not q["sql"].startswith("NOTIFY")]
+    return [q["sql"] for q in context.captured_queries]
 
 
 @pytest.mark.parametrize("line_count", [1, 3, 10])

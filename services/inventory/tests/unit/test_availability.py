@@ -1,6 +1,8 @@
 from stock.availability import (
+    Allocation,
     Offer,
     Shortfall,
+    allocate_in_turn,
     crossed_low_threshold,
     merge_lines,
     rejection_reason,
@@ -30,6 +32,34 @@ class TestShortfalls:
             Shortfall(2, 1, 5, "product is inactive"),
             Shortfall(4, 1, 0, "unknown product"),
         ]
+
+
+class TestAllocateInTurn:
+    def test_each_order_gets_what_the_orders_ahead_of_it_left(self):
+        offers = {1: Offer(5, True), 2: Offer(1, True)}
+        orders = [{1: 3}, {1: 3}, {1: 2, 2: 1}, {2: 1}]
+
+        assert allocate_in_turn(orders, offers) == [
+            Allocation([], {1: 5}),
+            Allocation([Shortfall(1, 3, 2, "only 2 available")], {1: 2}),
+            Allocation([], {1: 2, 2: 1}),
+            Allocation([Shortfall(2, 1, 0, "only 0 available")], {2: 0}),
+        ]
+
+    def test_a_rejected_order_takes_nothing_not_even_its_lines_that_fit(self):
+        offers = {1: Offer(2, True), 2: Offer(0, True)}
+
+        allocations = allocate_in_turn([{1: 2, 2: 1}, {1: 2}], offers)
+
+        assert [a.reserved for a in allocations] == [False, True]
+
+    def test_unknown_and_inactive_products_reject_their_order(self):
+        offers = {1: Offer(5, False)}
+
+        [inactive, unknown] = allocate_in_turn([{1: 1}, {9: 1}], offers)
+
+        assert inactive.shortfalls == [Shortfall(1, 1, 5, "product is inactive")]
+        assert unknown == Allocation([Shortfall(9, 1, 0, "unknown product")], {})
 
 
 class TestRejectionReason:

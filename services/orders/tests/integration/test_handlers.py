@@ -195,14 +195,13 @@ class TestStockReserved:
         assert outbox("order.confirmed") == []
         assert history(order)[-1] == (OrderStatus.CANCELLED, OrderStatus.CANCELLED)
 
-    # In real transactions: the fixture's own NOTIFY must not share the handler's transaction
-    # (publish_event sends one per transaction).
+    # In real transactions, as the consumer runs them: BEGIN and COMMIT are counted.
     @pytest.mark.django_db(transaction=True)
     def test_query_count_is_pinned(self, order: Order, django_assert_num_queries: Any) -> None:
         event = reserved(order)
         # BEGIN, update the PENDING order and insert its history row (one statement),
-        # outbox row, NOTIFY, COMMIT
-        with django_assert_num_queries(5):
+        # outbox row, COMMIT (its writer publishes the event after the commit: no NOTIFY)
+        with django_assert_num_queries(4):
             handle(event)
 
     @pytest.mark.django_db(transaction=True)
@@ -210,8 +209,8 @@ class TestStockReserved:
         self, order: Order, processor: MessageProcessor, django_assert_num_queries: Any
     ) -> None:
         message = body(reserved(order))
-        # the handler's five, plus the inbox row
-        with django_assert_num_queries(6):
+        # the handler's four, plus the inbox row
+        with django_assert_num_queries(5):
             assert processor.process(message).action == "ack"
 
     @pytest.mark.django_db(transaction=True)
@@ -221,8 +220,8 @@ class TestStockReserved:
         Order.objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
         event = reserved(order)
         # BEGIN, the update that finds no PENDING order, lock and read it, history row,
-        # outbox row, NOTIFY, COMMIT
-        with django_assert_num_queries(7):
+        # outbox row, COMMIT
+        with django_assert_num_queries(6):
             handle(event)
 
 
@@ -277,8 +276,8 @@ class TestStockRejected:
     def test_query_count_is_pinned(self, order: Order, django_assert_num_queries: Any) -> None:
         event = rejected(order)
         # BEGIN, update the PENDING order and insert its history row (one statement),
-        # outbox row, NOTIFY, COMMIT
-        with django_assert_num_queries(5):
+        # outbox row, COMMIT
+        with django_assert_num_queries(4):
             handle(event)
 
 

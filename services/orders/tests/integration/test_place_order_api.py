@@ -103,10 +103,10 @@ class TestPlacing:
         self, customer: APIClient, products: dict, django_assert_num_queries: Any
     ) -> None:
         # replica rows (one query), savepoint, the order with its lines and history (one
-        # statement), outbox, NOTIFY, release savepoint. No idempotency-key lookup first (the
-        # unique constraint decides) and no read-back: the response is built from the values
-        # just written.
-        with django_assert_num_queries(6):
+        # statement), outbox, release savepoint. No idempotency-key lookup first (the unique
+        # constraint decides), no read-back (the response is built from the values just
+        # written) and no NOTIFY (the worker publishes the event itself after the commit).
+        with django_assert_num_queries(5):
             response = place(customer, ONE_OF_EACH)
         assert response.status_code == 202
 

@@ -1,0 +1,175 @@
+"""The writer's broker connection and what the broker's answers mean, without a broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pika.exceptions import ChannelClosedByBroker, ConsumerCancelled, StreamLostError
+
+from messaging import after_commit
+from messaging.config import MessagingConfig
+from messaging.models import OutboxMessage
+from messaging.publisher import Settled
+from messaging.sending import settle
+
+
+def _config(heartbeat: int = 30) -> MessagingConfig:
+    return MessagingConfig(
+        service="orders",
+        broker_url="amqp://guest:guest@127.0.0.1:1/",
+        prefix="unit.",
+        handlers_path=None,
+        prefetch=5,
+        retry_delays_ms=(50,),
+        heartbeat=heartbeat,
+    )
+
+
+@dataclass
+class FakeConnection:
+    is_open: bool = True
+    channels: int = 0
+
+    def channel(self) -> str:
+        self.channels += 1
+        return f"channel {self.channels}"
+
+    def close(self) -> None:
+        self.is_open = False
+
+
+@dataclass
+class FakePublisher:
+    connection: FakeConnection
+    channel: str
+    options: dict[str, Any] = field(default_factory=dict)
+    closed: bool = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def link(monkeypatch: pytest.MonkeyPatch) -> Any:
+    opened: list[FakeConnection] = []
+
+    def connect(config: MessagingConfig, *, name: str, timeout: float) -> FakeConnection:
+        assert name == "writer" and timeout == after_commit.TIMEOUT_SECONDS
+        opened.append(FakeConnection())
+        return opened[-1]
+
+    def publisher(connection: FakeConnection, channel: str, **options: Any) -> FakePublisher:
+        return FakePublisher(connection, channel, options)
+
+    clock = Clock()
+    monkeypatch.setattr(after_commit, "connect", connect)
+    monkeypatch.setattr(after_commit, "ConfirmingPublisher", publisher)
+    monkeypatch.setattr(after_commit.time, "monotonic", clock)
+    link: Any = after_commit._Link()
+    link.opened, link.clock = opened, clock  # what the tests look at
+    return link
+
+
+class TestAConnectionOfItsOwn:
+    def test_opened_on_first_use_then_reused_with_a_short_confirm_timeout(self, link: Any) -> None:
+        first = link.publisher(_config())
+        assert link.publisher(_config()) is first
+        assert len(link.opened) == 1
+        assert first.options == {"confirm_timeout": after_commit.TIMEOUT_SECONDS}
+
+    def test_replaced_after_idling_longer_than_the_heartbeat(self, link: Any) -> None:
+        first = link.publisher(_config(heartbeat=30))
+        link.clock.now += 29
+        assert link.publisher(_config(heartbeat=30)) is first
+        link.clock.now += 31
+        second = link.publisher(_config(heartbeat=30))
+        assert second is not first and first.closed and not link.opened[0].is_open
+        assert len(link.opened) == 2
+
+    def test_never_the_one_inherited_across_a_fork(self, link: Any) -> None:
+        link.publisher(_config())
+        link.pid -= 1  # as in a child forked after the parent opened it
+        link.publisher(_config())
+        assert len(link.opened) == 2
+        assert link.opened[0].is_open  # the parent's socket: not closed from the child
+
+    def test_after_a_failure_no_attempt_until_the_back_off_passed(self, link: Any) -> None:
+        link.publisher(_config())
+        link.failed(StreamLostError("gone"), back_off=True)
+        assert not link.opened[0].is_open
+        link.clock.now += after_commit.BACKOFF_SECONDS - 0.1
+        assert link.publisher(_config()) is None
+        link.clock.now += 0.2
+        assert link.publisher(_config()) is not None
+        assert len(link.opened) == 2
+
+    def test_a_stale_channel_is_not_ready_for_reuse_once_dropped(self, link: Any) -> None:
+        assert not link.ready()
+        link.publisher(_config())
+        assert link.ready()
+        link.failed(StreamLostError("gone"), back_off=False)
+        assert not link.ready()
+        assert link.publisher(_config()) is not None  # reopened at once, no back-off
+
+
+class TestAConsumersConnection:
+    def test_used_on_a_channel_of_its_own_never_opened_here(self, link: Any) -> None:
+        lent = FakeConnection()
+        link.reset(lent)
+        publisher = link.publisher(_config())
+        assert publisher.connection is lent and publisher.options == {}
+        assert link.opened == []
+
+    def test_a_channel_error_drops_only_the_channel(self, link: Any) -> None:
+        lent = FakeConnection()
+        link.reset(lent)
+        first = link.publisher(_config())
+        link.failed(ChannelClosedByBroker(404, "NOT_FOUND"), back_off=True)
+        assert first.closed and lent.is_open
+        assert link.publisher(_config()) is not first
+
+    def test_an_error_of_the_consumer_closes_its_connection(self, link: Any) -> None:
+        # Raised by the consumer's own callback while the publisher waited: the consumer
+        # reconnects as after any broker error, and its inbox absorbs the redelivery.
+        lent = FakeConnection()
+        link.reset(lent)
+        link.publisher(_config())
+        link.failed(ConsumerCancelled("queue deleted"), back_off=True)
+        assert not lent.is_open
+        assert link.publisher(_config()) is None  # until the consumer lends its next one
+        assert link.opened == []
+
+    def test_given_back_it_is_not_closed_here(self, link: Any) -> None:
+        lent = FakeConnection()
+        link.reset(lent)
+        link.publisher(_config())
+        link.reset(None)
+        assert lent.is_open
+        link.publisher(_config())
+        assert len(link.opened) == 1  # a connection of its own again
+
+
+def _row(message_id: str) -> OutboxMessage:
+    return OutboxMessage(message_id=message_id, routing_key="order.created")
+
+
+class TestSettle:
+    def test_one_entry_per_row_however_often_it_went_out(self) -> None:
+        a, b, c = (_row(f"00000000-0000-0000-0000-00000000000{i}") for i in (1, 2, 3))
+        sent = [a, a, b, c, c]
+        outcome = settle(sent, Settled(confirmed=[0, 1, 3], refused={2: "no route", 4: "nack"}))
+        assert outcome.confirmed == [a, c]  # a copy refused beside a copy taken is sent
+        assert outcome.refused == [(b, "no route")]
+
+    def test_nothing_settled_is_nothing_to_record(self) -> None:
+        outcome = settle([_row("00000000-0000-0000-0000-000000000001")], Settled())
+        assert (outcome.confirmed, outcome.refused) == ([], [])

@@ -1,0 +1,168 @@
+"""stock.reserved and stock.rejected in batches: every PENDING order moved by one statement,
+each answer still its own outcome, and the guarded transitions as for one answer alone."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from messaging.consumer import Item, MessageProcessor, Outcome
+from messaging.envelope import Envelope
+from messaging.models import InboxMessage
+from orders import services
+from orders.handlers import HANDLERS
+from orders.models import Order, OrderStatus
+from tests.factories import body, outbox, stock_event
+
+pytestmark = pytest.mark.django_db
+
+LINES = [{"product_id": 1, "quantity": 2}]
+REJECTED_LINES = [{"product_id": 1, "requested": 2, "available": 1, "reason": "only 1 available"}]
+
+
+@pytest.fixture
+def place(products: dict) -> Any:
+    def place_one() -> Order:
+        lines = [services.LineRequest(product_id=1, quantity=2)]
+        return services.order_place(user_id=7, idempotency_key=str(uuid.uuid4()), lines=lines).order
+
+    return place_one
+
+
+def reserved(order_id: Any) -> Envelope:
+    return stock_event("stock.reserved", order_id, lines=LINES)
+
+
+def rejected(order_id: Any) -> Envelope:
+    return stock_event("stock.rejected", order_id, reason="only 1 available", lines=REJECTED_LINES)
+
+
+def process_batch(envelopes: list[Envelope], attempt: int = 1) -> list[Outcome]:
+    processor = MessageProcessor(consumer="orders", handlers=HANDLERS, max_attempts=3)
+    return processor.process_batch([Item(body(e), attempt) for e in envelopes])
+
+
+def actions(outcomes: list[Outcome]) -> list[str]:
+    return [outcome.action for outcome in outcomes]
+
+
+def status_of(order: Order) -> str:
+    return Order.objects.get(pk=order.pk).status
+
+
+def history(order: Order) -> list[tuple[str, str, str]]:
+    return [
+        (change.from_status, change.to_status, str(change.caused_by_message_id))
+        for change in order.status_changes.order_by("at", "id")
+    ]
+
+
+def test_a_batch_of_twenty_answers_moves_its_orders_with_one_statement(place: Any) -> None:
+    def statements(size: int) -> tuple[list[str], int]:
+        orders = [place() for _ in range(size)]
+        answers = [(reserved if n % 3 else rejected)(o.id) for n, o in enumerate(orders)]
+        with CaptureQueriesContext(connection) as context:
+            assert actions(process_batch(answers)) == ["ack"] * size
+        # NOTIFY aside: sent once per transaction, it depends on what ran before in the test's
+        sql = [q["sql"] for q in context.captured_queries if not q["sql"].startswith("NOTIFY")]
+        events = [s for s in sql if s.startswith("INSERT INTO") and "outbox" in s]
+        return [s for s in sql if s not in events], len(events)
+
+    twenty, twenty_events = statements(20)
+    two, two_events = statements(2)
+
+    assert len(twenty) == len(two) == 4, twenty
+    savepoint, inbox, move, release = twenty
+    assert savepoint.startswith("SAVEPOINT") and release.startswith("RELEASE SAVEPOINT")
+    assert "messaging_inbox" in inbox
+    assert "UPDATE" in move and "unnest" in move
+    assert (twenty_events, two_events) == (20, 2)  # order.confirmed or order.rejected, each
+    assert Order.objects.filter(status=OrderStatus.CONFIRMED).count() == 13 + 1
+    assert Order.objects.filter(status=OrderStatus.REJECTED).count() == 7 + 1
+
+
+@pytest.mark.parametrize("way", ["sql", "orm"])
+def test_a_mixed_batch_settles_each_order_as_one_answer_alone_would(
+    place: Any, way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    confirm, reject, dead, done, twice = (place() for _ in range(5))
+    services.order_cancel(order_id=dead.id, reason="changed my mind")
+    Order.objects.filter(pk=done.pk).update(status=OrderStatus.CONFIRMED)
+    unknown = uuid.uuid4()
+    batch = [
+        reserved(confirm.id),
+        rejected(reject.id),
+        reserved(dead.id),  # the order died meanwhile: its stock is released
+        rejected(done.id),  # late: an order never moves backwards
+        reserved(unknown),  # never seen here: dead-lettered on its own
+        reserved(twice.id),
+        rejected(twice.id),  # the first answer of an order decides; this one is late
+        reserved(confirm.id),  # inventory said it again, with a new message id
+    ]
+    if way == "orm":  # as on a database other than PostgreSQL (SQLite's)
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+
+    outcomes = process_batch(batch)
+
+    assert actions(outcomes) == ["ack", "ack", "ack", "ack", "dead", "ack", "ack", "ack"]
+    assert outcomes[4].reason == f"rejected: stock.reserved for unknown order {unknown}"
+    assert [status_of(o) for o in (confirm, reject, dead, done, twice)] == [
+        OrderStatus.CONFIRMED,
+        OrderStatus.REJECTED,
+        OrderStatus.CANCELLED,
+        OrderStatus.CONFIRMED,
+        OrderStatus.CONFIRMED,
+    ]
+    assert [(e.type, e.data["order_id"], e.causation_id) for e in outbox()][-4:] == [
+        ("order.confirmed", str(confirm.id), batch[0].id),
+        ("order.rejected", str(reject.id), batch[1].id),
+        ("order.cancelled", str(dead.id), batch[2].id),
+        ("order.confirmed", str(twice.id), batch[5].id),
+    ]
+    stored = Order.objects.get(pk=reject.pk)
+    assert (stored.rejection_reason, stored.rejected_lines) == ("only 1 available", REJECTED_LINES)
+    assert Order.objects.get(pk=confirm.pk).rejected_lines == []
+    assert history(confirm)[1:] == [("PENDING", "CONFIRMED", batch[0].id)]
+    assert history(dead)[-1] == ("CANCELLED", "CANCELLED", batch[2].id)
+    assert history(twice)[1:] == [("PENDING", "CONFIRMED", batch[5].id)]
+    assert str(batch[4].id) not in {
+        str(m) for m in InboxMessage.objects.values_list("message_id", flat=True)
+    }
+
+
+def test_a_failing_answer_is_retried_alone_and_the_others_applied(
+    place: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, bad, also_good = (place() for _ in range(3))
+    publish = services.publish_event
+
+    def failing_for_bad(event_type: str, data: dict[str, Any], **kwargs: Any) -> Any:
+        if data["order_id"] == str(bad.id):
+            raise RuntimeError("outbox unavailable for this one")
+        return publish(event_type, data, **kwargs)
+
+    monkeypatch.setattr(services, "publish_event", failing_for_bad)
+
+    outcomes = process_batch([reserved(good.id), reserved(bad.id), rejected(also_good.id)])
+
+    assert actions(outcomes) == ["ack", "retry", "ack"]
+    assert [status_of(o) for o in (good, bad, also_good)] == [
+        OrderStatus.CONFIRMED,
+        OrderStatus.PENDING,
+        OrderStatus.REJECTED,
+    ]
+
+
+def test_the_same_message_twice_in_a_batch_is_applied_once(place: Any) -> None:
+    order = place()
+    answer = reserved(order.id)
+
+    assert actions(process_batch([answer, reserved(place().id), answer])) == ["ack"] * 3
+
+    assert status_of(order) == OrderStatus.CONFIRMED
+    assert [e.data["order_id"] for e in outbox("order.confirmed")].count(str(order.id)) == 1
+    assert len(history(order)) == 2
