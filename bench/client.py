@@ -82,6 +82,15 @@ class Client:
             except ValueError:
                 return response.status, text
 
+    async def timed_get(self, url: str, token: str | None = None) -> tuple[int, float, Any]:
+        """One GET, not retried: its status, the seconds until its whole answer, the answer."""
+        began = time.monotonic()
+        try:
+            status, payload = await self._json("GET", url, None, token)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return 0, time.monotonic() - began, repr(exc)
+        return status, time.monotonic() - began, payload
+
     async def expect(
         self, method: str, url: str, body: Any = None, token: str | None = None, ok: int = 200
     ) -> Any:

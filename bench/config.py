@@ -34,6 +34,10 @@ class BenchConfig:
     flash_stock: int = 500
     # (d) backlog drain
     backlog_orders: int = 10_000
+    # (e) grown data: this many past orders are loaded first, then (a) runs again and the
+    # list and detail endpoints are timed, each this many times, one request at a time
+    grown_orders: int = 1_000_000
+    endpoint_requests: int = 200
     # baselines
     baseline_seconds: float | None = None  # None: the same duration as scenario (a)
     baseline_rounds: int = 2  # before and after the scenarios; ratios use the mean
@@ -53,7 +57,7 @@ class BenchConfig:
     keep: bool = False  # keep the databases, broker names and work directory afterwards
     seed: int = 5
     notes: tuple[str, ...] = ()  # lines for the report (e.g. that the machine was shared)
-    scenarios: tuple[str, ...] = ("a", "b", "c", "d")
+    scenarios: tuple[str, ...] = ("a", "b", "c", "d", "e")
 
     @property
     def baseline_duration(self) -> float:
@@ -89,6 +93,8 @@ QUICK = replace(
     flash_orders=500,
     flash_stock=50,
     backlog_orders=500,
+    grown_orders=20_000,
+    endpoint_requests=30,
     baseline_rounds=1,
     pgbench_seconds=3,
     final_timeout=60.0,
@@ -110,6 +116,8 @@ SMOKE = replace(
     flash_orders=60,
     flash_stock=10,
     backlog_orders=60,
+    grown_orders=2_000,
+    endpoint_requests=5,
     pgbench_seconds=2,
     progress=False,
 )

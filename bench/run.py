@@ -26,7 +26,7 @@ from bench import baselines, checks, machine, profiling, report
 from bench.client import Client, Customer
 from bench.config import FULL, QUICK, SMOKE, BenchConfig
 from bench.listener import OutcomeListener
-from bench.scenarios import Bench, run_backlog, run_closed, run_flash, run_open
+from bench.scenarios import Bench, run_backlog, run_closed, run_flash, run_grown, run_open
 from bench.system import (
     BROKER_URL,
     STAFF_PASSWORD,
@@ -139,7 +139,7 @@ async def drive(
         listener.attach(asyncio.get_running_loop())
         bench = Bench(
             config, client, listener, rs, customers, products, flash_product,
-            random.Random(config.seed),
+            random.Random(config.seed), staff=staff,
         )  # fmt: skip
         scenarios: dict[str, Any] = results["scenarios"]
         try:
@@ -174,6 +174,13 @@ async def drive(
             if "d" in config.scenarios:
                 phases.begin("scenario d", "scenario (d): backlog drain")
                 scenarios["d"] = await run_backlog(bench, "d")
+            if "e" in config.scenarios:
+                phases.begin(
+                    "scenario e",
+                    f"scenario (e): {config.grown_orders} past orders loaded, then (a) and the "
+                    "read endpoints",
+                )
+                scenarios["e"] = await run_grown(bench, "e")
             if config.profile:
                 phases.begin(
                     "profile",
@@ -302,7 +309,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="the CI smoke run (< 2 minutes)")
     parser.add_argument("--smoke", action="store_true", help="the test suite's tiny run")
     parser.add_argument("--profile", action="store_true", help="py-spy during scenario (a)")
-    parser.add_argument("--scenarios", help="a subset, e.g. a,c (default: a,b,c,d)")
+    parser.add_argument("--scenarios", help="a subset, e.g. a,c (default: a,b,c,d,e)")
     parser.add_argument("--clients", type=int, help="concurrent customers (closed loop)")
     parser.add_argument("--web-workers", type=int, help="gunicorn sync workers per service")
     parser.add_argument("--seconds", type=float, help="scenario (a)'s measured duration")

@@ -1,4 +1,4 @@
-"""The four scenarios and the two ways of driving load.
+"""The five scenarios and the two ways of driving load.
 
 Closed loop (scenarios a and c): ``clients`` customers, each placing its next order as soon as
 its previous order is *final* (its outcome event arrived), so at most ``clients`` orders are in
@@ -9,6 +9,10 @@ placed as fast as POSTs return while the inventory workers are down, then the wo
 
 Every order's latency is POST → outcome event (``order.confirmed`` / ``order.rejected``) as
 stamped by :class:`bench.listener.OutcomeListener`.
+
+Grown data (e): a history of past orders is written into the databases
+(:mod:`bench.dataset`), then (a)'s closed loop runs again and the read endpoints customers and
+staff use are timed one request at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import psycopg
 from tqdm import tqdm
 
+from bench import dataset
 from bench.client import Client, Customer, PostResult
 from bench.config import BenchConfig
 from bench.listener import OutcomeListener
@@ -57,6 +62,7 @@ class Bench:
     rng: random.Random
     records: list[OrderRecord] = field(default_factory=list)
     windows: dict[str, tuple[float, float]] = field(default_factory=dict)  # for the plots
+    staff: str = ""  # a staff access token
 
     def random_lines(self) -> Lines:
         count = self.rng.randint(1, self.config.max_lines)
@@ -489,4 +495,144 @@ async def run_backlog(bench: Bench, scenario: str = "d") -> dict[str, Any]:
         ),
         **bench.outcomes_of(records),
         "cpu": cpu.stop(),
+    }
+
+
+ENDPOINT_TARGET_P99_MS = 20.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A read a customer or staff makes, timed ``endpoint_requests`` times, one at a time.
+
+    ``request(i)`` gives the ``i``-th request's URL and token; with ``later_page``, that
+    request is made first, untimed, and its answer's ``next`` link is the one timed.
+    """
+
+    name: str
+    request: Callable[[int], tuple[str, str | None]]
+    later_page: bool = False
+
+
+def _endpoints(bench: Bench, customer_ids: list[int], loaded: int) -> list[Endpoint]:
+    client, rng = bench.client, random.Random(bench.config.seed + 5)
+    customers = bench.customers
+
+    def customer(i: int) -> tuple[Customer, int]:
+        index = i % len(customers)
+        return customers[index], customer_ids[index]
+
+    def own(query: str = "") -> Callable[[int], tuple[str, str | None]]:
+        return lambda i: (f"{client.orders}/api/orders/{query}", customer(i)[0].token)
+
+    def staff(url: Callable[[int], str]) -> Callable[[int], tuple[str, str | None]]:
+        return lambda i: (url(i), bench.staff)
+
+    def order(i: int) -> tuple[str, str | None]:
+        number = rng.randint(1, loaded)  # a past order, read by its owner
+        owner = customers[dataset.owner_index(number, len(customers))]
+        return f"{client.orders}/api/orders/{dataset.loaded_order_id(number)}/", owner.token
+
+    def product(i: int) -> int:
+        return rng.choice(bench.products)
+
+    return [
+        Endpoint("orders: a customer's own", own()),
+        Endpoint("orders: a customer's own, a later page", own(), later_page=True),
+        Endpoint("orders: a customer's own, by status", own("?status=SHIPPED")),
+        Endpoint("orders: staff, everyone's", staff(lambda i: f"{client.orders}/api/orders/")),
+        Endpoint(
+            "orders: staff, a later page",
+            staff(lambda i: f"{client.orders}/api/orders/"),
+            later_page=True,
+        ),
+        Endpoint(
+            "orders: staff, by status",
+            staff(lambda i: f"{client.orders}/api/orders/?status=CONFIRMED"),
+        ),
+        Endpoint(
+            "orders: staff, by customer and status",
+            staff(lambda i: f"{client.orders}/api/orders/?user_id={customer(i)[1]}&status=SHIPPED"),
+        ),
+        Endpoint("order detail (its owner)", order),
+        Endpoint(
+            "products: list",
+            lambda i: (f"{client.inventory}/api/products/?active=true", customer(i)[0].token),
+        ),
+        Endpoint(
+            "products: detail",
+            lambda i: (f"{client.inventory}/api/products/{product(i)}/", customer(i)[0].token),
+        ),
+        Endpoint(
+            "notifications: a customer's",
+            lambda i: (f"{client.users}/api/notifications/", customer(i)[0].token),
+        ),
+        Endpoint(
+            "stock ledger: a product's (staff)",
+            staff(lambda i: f"{client.inventory}/api/products/{product(i)}/ledger/"),
+        ),
+    ]
+
+
+async def time_endpoints(
+    bench: Bench, customer_ids: list[int], loaded: int
+) -> list[dict[str, Any]]:
+    """Each endpoint ``endpoint_requests`` times, one request at a time: latency summaries."""
+    timed = []
+    requests = bench.config.endpoint_requests
+    for endpoint in _endpoints(bench, customer_ids, loaded):
+        latencies: list[float] = []
+        failures: list[str] = []
+        for i in range(requests):
+            url, token = endpoint.request(i)
+            if endpoint.later_page:
+                status, _, payload = await bench.client.timed_get(url, token)
+                next_link = payload.get("next") if isinstance(payload, dict) else None
+                if status != 200 or not next_link:
+                    failures.append(f"{status} {url} (no later page)")
+                    continue
+                url = next_link
+            status, seconds, payload = await bench.client.timed_get(url, token)
+            if status == 200:
+                latencies.append(seconds)
+            else:
+                failures.append(f"{status} {url}: {str(payload)[:200]}")
+        summary = summary_ms(latencies)
+        p99 = summary["p99"]
+        timed.append(
+            {
+                "endpoint": endpoint.name,
+                "latency_ms": summary,
+                "failures": len(failures),
+                "first_failures": failures[:3],
+                "p99_within_target": (
+                    p99 is not None and not failures and p99 <= ENDPOINT_TARGET_P99_MS
+                ),
+            }
+        )
+    return timed
+
+
+async def run_grown(bench: Bench, scenario: str = "e") -> dict[str, Any]:
+    """(e) Grown data: ``grown_orders`` past orders loaded, then (a) again, then the reads."""
+    config = bench.config
+    urls = bench.system.database_urls
+    customer_ids = await asyncio.to_thread(
+        dataset.customer_ids, urls["user-notification"], [c.username for c in bench.customers]
+    )
+    history = dataset.History(config.grown_orders, customer_ids, list(bench.products))
+    loaded = await asyncio.to_thread(dataset.load, urls, history)
+    closed = await run_closed(bench, scenario)
+    endpoints = await time_endpoints(bench, customer_ids, config.grown_orders)
+    return {
+        **closed,
+        "definition": (
+            f"{config.grown_orders} past orders of the {len(bench.customers)} customers over "
+            f"the {len(bench.products)} SKUs, with their lines, history, reservations, stock "
+            "ledger, notifications and inbox rows, written into the three databases (then "
+            "VACUUM ANALYZE); then the closed loop of (a) again, then each read endpoint "
+            f"{config.endpoint_requests} times, one request at a time"
+        ),
+        "load": loaded,
+        "endpoints": endpoints,
     }

@@ -129,13 +129,14 @@ export function actionButton(label, action, attributes = {}) {
   return button;
 }
 
-export function pager(data, page, go) {
+// Previous and Next through a list's `previous` and `next` links; `go` gets the link's cursor.
+export function pager(data, go) {
   if (!data || (!data.next && !data.previous)) return null;
+  const cursor = (link) => new URL(link, location.href).searchParams.get("cursor");
   return h(
     "nav",
     { class: "pager", "aria-label": "Pages" },
-    h("button", { type: "button", class: "secondary", disabled: !data.previous, onclick: () => go(page - 1) }, "Previous"),
-    h("span", {}, `Page ${page}`),
-    h("button", { type: "button", class: "secondary", disabled: !data.next, onclick: () => go(page + 1) }, "Next"),
+    h("button", { type: "button", class: "secondary", disabled: !data.previous, onclick: () => go(cursor(data.previous)) }, "Previous"),
+    h("button", { type: "button", class: "secondary", disabled: !data.next, onclick: () => go(cursor(data.next)) }, "Next"),
   );
 }

@@ -5,6 +5,7 @@ Services other than user-notification hold no user table: the caller is the toke
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -52,19 +53,29 @@ def _prepared_key(pem: str, algorithm: str) -> Any:
         return pem
 
 
-def verifying_key() -> Any:
-    """The public key, ready for ``jwt.decode`` with ``settings.JWT_ALGORITHM``."""
-    return _prepared_key(public_key(), settings.JWT_ALGORITHM)
+@lru_cache(maxsize=1024)
+def _verified_claims(token: str, pem: str, algorithm: str) -> dict[str, Any]:
+    """The claims of ``token``, verified once per process and key: a caller's next requests
+    skip PyJWT's parsing and the signature check (a fifth of a small request's CPU).
+
+    Only tokens that verified are kept (an exception is not cached), so the cache holds what
+    our key signed, at most ``maxsize`` of them. Keyed by the PEM text too: a new key verifies
+    every token afresh. Expiry is checked on every use by :func:`decode_access_token`.
+    """
+    return jwt.decode(
+        token,
+        _prepared_key(pem, algorithm),
+        algorithms=[algorithm],
+        options={"require": ["exp", "user_id", "token_type"]},
+    )
 
 
 def decode_access_token(token: str) -> dict[str, Any]:
     try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            verifying_key(),
-            algorithms=[settings.JWT_ALGORITHM],
-            options={"require": ["exp", "user_id", "token_type"]},
-        )
+        claims = _verified_claims(token, public_key(), settings.JWT_ALGORITHM)
+        # PyJWT's own test, repeated because the verified claims outlive the first check.
+        if int(claims["exp"]) <= time.time():
+            raise jwt.ExpiredSignatureError("Signature has expired")
     except jwt.ExpiredSignatureError as exc:
         raise exceptions.AuthenticationFailed("Token has expired.", code="token_expired") from exc
     except jwt.PyJWTError as exc:
@@ -73,7 +84,7 @@ def decode_access_token(token: str) -> dict[str, Any]:
         ) from exc
     if claims.get("token_type") != "access":
         raise exceptions.AuthenticationFailed("Not an access token.", code="token_invalid")
-    return claims
+    return dict(claims)  # a copy: the cached claims are shared by every request
 
 
 class JWTAuthentication(BaseAuthentication):

@@ -2,7 +2,8 @@
 
 Views annotate themselves with ``@extend_schema(..., responses={..., **errors(400, 404)})``;
 list views answer pages: ``responses={200: paginated(ItemSerializer, "Item")}`` with
-``parameters=page_parameters(...)``.
+``parameters=page_parameters(...)``, or ``paginated(..., cursor=True)`` with
+``parameters=cursor_parameters(...)`` for a list paged by cursor.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.permissions import SAFE_METHODS
 
 from identity.permissions import IsStaffOrReadOnly
+from service_runtime.pagination import CursorPagination
 
 ERROR_DESCRIPTIONS = {
     400: "The request is invalid; `errors` says where.",
@@ -83,13 +85,30 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 def paginated(
-    item: type[serializers.Serializer], name: str, **extra: serializers.Field
+    item: type[serializers.Serializer],
+    name: str,
+    *,
+    cursor: bool = False,
+    **extra: serializers.Field,
 ) -> serializers.Serializer:
-    """A page of ``item``s, as DRF's ``PageNumberPagination`` answers (plus ``extra`` fields)."""
+    """A page of ``item``s as ``service_runtime.pagination`` answers it (plus ``extra``
+    fields); ``cursor=True`` for a list paged by :class:`~service_runtime.pagination.
+    CursorPagination`, whose ``count`` is null beyond its limit."""
+    count = (
+        serializers.IntegerField(
+            allow_null=True,
+            help_text=(
+                f"How many items the list holds, when at most "
+                f"{CursorPagination.count_limit}; null when more (a total would read them all)."
+            ),
+        )
+        if cursor
+        else serializers.IntegerField()
+    )
     return inline_serializer(
         name=f"Paginated{name}List",
         fields={
-            "count": serializers.IntegerField(),
+            "count": count,
             "next": serializers.URLField(allow_null=True),
             "previous": serializers.URLField(allow_null=True),
             "results": item(many=True),
@@ -101,9 +120,25 @@ def paginated(
 def page_parameters(max_page_size: int) -> list[OpenApiParameter]:
     return [
         OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="1 is the first."),
-        OpenApiParameter(
-            "page_size",
-            {"type": "integer", "minimum": 1, "maximum": max_page_size},
-            description=f"At most {max_page_size}.",
-        ),
+        _page_size(max_page_size),
     ]
+
+
+def cursor_parameters(max_page_size: int) -> list[OpenApiParameter]:
+    """The parameters of a list paged by ``CursorPagination``."""
+    return [
+        OpenApiParameter(
+            "cursor",
+            str,
+            description="Where the page starts: taken from the `next` or `previous` link.",
+        ),
+        _page_size(max_page_size),
+    ]
+
+
+def _page_size(max_page_size: int) -> OpenApiParameter:
+    return OpenApiParameter(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": max_page_size},
+        description=f"At most {max_page_size}.",
+    )

@@ -1,6 +1,6 @@
 """The benchmark harness as a smoke test: every scenario at the smallest size, correctness only.
 
-It runs the whole harness (baselines, the system on PostgreSQL, the four scenarios, the checks
+It runs the whole harness (baselines, the system on PostgreSQL, the five scenarios, the checks
 and the report) with :data:`bench.config.SMOKE`, writing into a temporary directory, and asserts
 correctness figures, never timings (`make bench QUICK=1` is the same at a larger size).
 """
@@ -63,11 +63,22 @@ def test_every_scenario_ran_to_the_end(results: dict) -> None:
     assert backlog["not_final"] == 0
 
 
+def test_grown_data_is_loaded_and_every_read_answers(results: dict) -> None:
+    grown = results["scenarios"]["e"]
+    assert grown["load"]["orders"] == SMOKE.grown_orders
+    assert results["correctness"]["orders_loaded_as_history"] == SMOKE.grown_orders
+    assert grown["final"] > 0 and grown["not_final"] == 0
+    assert len(grown["endpoints"]) >= 10
+    for endpoint in grown["endpoints"]:
+        assert endpoint["failures"] == 0, endpoint
+        assert endpoint["latency_ms"]["count"] == SMOKE.endpoint_requests
+
+
 def test_report_is_written_with_baselines_and_targets(results: dict) -> None:
     assert results["correctness"]["passed"]
     assert results["baselines"]["drf_insert"]["requests_per_second"] > 0
     assert results["baselines"]["pgbench"]["tps"] > 0
-    assert {t["id"] for t in results["targets"]} == {"a", "b", "c", "d"}
+    assert {t["id"] for t in results["targets"]} == {"a", "b", "c", "d", "e"}
     output = Path(results["plots"][0]).parent.parent
     report = json.loads((output / "bench-smoke.json").read_text())
     assert report["correctness"]["passed"]

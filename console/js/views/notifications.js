@@ -9,9 +9,9 @@ export async function unreadCount() {
 }
 
 export async function notificationsView(root, ctx) {
-  const page = Number(ctx.query.page || 1);
+  const cursor = ctx.query.cursor || "";
   const onlyUnread = ctx.query.unread === "true";
-  const { data } = await api(`/api/notifications/${query({ page, unread: onlyUnread ? "true" : "" })}`);
+  const { data } = await api(`/api/notifications/${query({ cursor, unread: onlyUnread ? "true" : "" })}`);
   const reload = () => ctx.reload();
   const items = data.results.map((note) =>
     h(
@@ -46,6 +46,6 @@ export async function notificationsView(root, ctx) {
         : null),
     h("p", { class: "unread-summary", role: "status" }, data.unread_count === 1 ? "1 unread notification" : `${data.unread_count} unread notifications`, " · ", toggle),
     items.length ? h("ul", { class: "notifications" }, items) : notice("Nothing here yet. You will be told here when your orders change."),
-    pager(data, page, (to) => ctx.navigate(`#/notifications${query({ page: to, unread: onlyUnread ? "true" : "" })}`)),
+    pager(data, (to) => ctx.navigate(`#/notifications${query({ cursor: to, unread: onlyUnread ? "true" : "" })}`)),
   );
 }

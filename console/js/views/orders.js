@@ -171,9 +171,9 @@ export function ordersTable(orders, { staff = false, onChange } = {}) {
 }
 
 export async function myOrdersView(root, ctx) {
-  const page = Number(ctx.query.page || 1);
+  const cursor = ctx.query.cursor || "";
   const status = ctx.query.status || "";
-  const { data } = await api(`/api/orders/${query({ page, status })}`);
+  const { data } = await api(`/api/orders/${query({ cursor, status })}`);
   const select = h("select", { id: "my-status", name: "status" }, h("option", { value: "" }, "All"), STATUSES.map((s) => h("option", { value: s, selected: s === status }, s)));
   select.addEventListener("change", () => ctx.navigate(`#/orders${query({ status: select.value })}`));
   replace(
@@ -181,6 +181,6 @@ export async function myOrdersView(root, ctx) {
     h("h1", { tabindex: "-1" }, "Your orders"),
     h("div", { class: "filters" }, h("label", { for: "my-status" }, "Status"), select),
     data.results.length ? ordersTable(data.results) : notice(status ? `No ${status.toLowerCase()} orders.` : "You have not ordered anything yet."),
-    pager(data, page, (to) => ctx.navigate(`#/orders${query({ status, page: to })}`)),
+    pager(data, (to) => ctx.navigate(`#/orders${query({ status, cursor: to })}`)),
   );
 }

@@ -54,8 +54,8 @@ function productCard(product, announce) {
 }
 
 export async function catalogueView(root, ctx) {
-  const page = Number(ctx.query.page || 1);
-  const path = `/api/products/${query({ active: "true", page, page_size: PAGE_SIZE })}`;
+  const cursor = ctx.query.cursor || "";
+  const path = `/api/products/${query({ active: "true", cursor, page_size: PAGE_SIZE })}`;
   const { data } = await api(path);
   const announcer = h("div", { class: "announcer", role: "status", "aria-live": "polite" });
   const announce = (message) => replace(announcer, notice(message, "success"));
@@ -72,7 +72,7 @@ export async function catalogueView(root, ctx) {
     cards.size
       ? h("ul", { class: "product-grid" }, [...cards.values()])
       : notice("There is nothing for sale yet."),
-    pager(data, page, (to) => ctx.navigate(`#/shop?page=${to}`)),
+    pager(data, (to) => ctx.navigate(`#/shop${query({ cursor: to })}`)),
   );
   let timer = setInterval(async () => {
     try {

@@ -29,8 +29,8 @@ function categoryForm(onSaved) {
 }
 
 export async function staffProductsView(root, ctx) {
-  const page = Number(ctx.query.page || 1);
-  const [{ data }, cats] = await Promise.all([api(`/api/products/${query({ page, page_size: 100 })}`), categories()]);
+  const cursor = ctx.query.cursor || "";
+  const [{ data }, cats] = await Promise.all([api(`/api/products/${query({ cursor, page_size: 100 })}`), categories()]);
   const lowCount = data.results.filter(isLow).length;
   const rows = data.results.map((p) =>
     h(
@@ -54,7 +54,7 @@ export async function staffProductsView(root, ctx) {
     rows.length
       ? table(["SKU", "Name", "Category", "Price", "On hand", "Reserved", "Available", "Low below", ""], rows, "Products")
       : notice("No products yet. Create the first one."),
-    pager(data, page, (to) => ctx.navigate(`#/staff/products?page=${to}`)),
+    pager(data, (to) => ctx.navigate(`#/staff/products${query({ cursor: to })}`)),
     h("section", { class: "card" },
       h("h2", {}, "Categories"),
       cats.length ? h("p", {}, cats.map((c) => c.name).join(", ")) : h("p", { class: "muted" }, "No categories yet."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -13,10 +14,12 @@ from jwt.algorithms import RSAAlgorithm
 from rest_framework import exceptions
 from rest_framework.test import APIRequestFactory
 
+from identity import authentication
 from identity.authentication import (
     JWTAuthentication,
     TokenUser,
     _prepared_key,
+    _verified_claims,
     decode_access_token,
 )
 from identity.keys import ensure_keypair, read_key
@@ -163,6 +166,41 @@ def test_the_public_key_is_parsed_once_per_process(
         assert decode_access_token(token)["user_id"] == user_id
 
     assert parsed == [keypairs["right"][1].read_text()]
+
+
+def test_a_token_is_verified_once_per_process(
+    keypairs: dict[str, tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = make_access_token(keypairs["right"][0], user_id=7)
+    real_verify = RSAAlgorithm.verify
+    verified: list[bytes] = []
+
+    def verify(self: RSAAlgorithm, msg: bytes, key: Any, sig: bytes) -> bool:
+        verified.append(msg)
+        return real_verify(self, msg, key, sig)
+
+    monkeypatch.setattr(RSAAlgorithm, "verify", verify)
+    _verified_claims.cache_clear()
+
+    first, second = decode_access_token(token), decode_access_token(token)
+
+    assert first == second and first["user_id"] == 7
+    assert len(verified) == 1
+    first["user_id"] = 8  # a caller's copy: the next request still sees the token's claims
+    assert decode_access_token(token)["user_id"] == 7
+
+
+def test_a_verified_token_is_refused_once_it_expires(
+    keypairs: dict[str, tuple[Path, Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = make_access_token(keypairs["right"][0], user_id=1, lifetime=timedelta(minutes=1))
+    assert decode_access_token(token)["user_id"] == 1
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    monkeypatch.setattr(authentication, "time", SimpleNamespace(time=later.timestamp))
+
+    with pytest.raises(exceptions.AuthenticationFailed, match="Token has expired") as info:
+        decode_access_token(token)
+    assert info.value.get_codes() == "token_expired"
 
 
 def test_a_new_public_key_is_used_as_soon_as_it_is_read(

@@ -21,8 +21,8 @@ from catalogue.services import (
     product_update,
 )
 from identity.permissions import IsStaffOrReadOnly
-from service_runtime.openapi import errors, page_parameters, paginated
-from service_runtime.pagination import Pagination, paginated_response
+from service_runtime.openapi import cursor_parameters, errors, page_parameters, paginated
+from service_runtime.pagination import CursorPagination, Pagination, paginated_response
 from service_runtime.request_context import correlation_id
 
 
@@ -142,6 +142,12 @@ class ProductInputSerializer(serializers.Serializer):
     )
 
 
+class ProductPagination(CursorPagination):
+    """By id (the primary key, or ``product_active_by_id``, ``product_category_by_id``)."""
+
+    ordering = ("id",)
+
+
 class ProductListApi(APIView):
     """Anyone may browse the catalogue and its availability; only staff may add to it."""
 
@@ -156,8 +162,11 @@ class ProductListApi(APIView):
 
     @extend_schema(
         operation_id="products_list",
-        parameters=[FilterSerializer, *page_parameters(Pagination.max_page_size)],
-        responses={200: paginated(ProductOutputSerializer, "Product"), **errors(400, 404)},
+        parameters=[FilterSerializer, *cursor_parameters(ProductPagination.max_page_size)],
+        responses={
+            200: paginated(ProductOutputSerializer, "Product", cursor=True),
+            **errors(400, 404),
+        },
     )
     def get(self, request: Request) -> Response:
         # A plain dict: from a QueryDict, DRF would read an absent boolean as False.
@@ -168,6 +177,7 @@ class ProductListApi(APIView):
             view=self,
             queryset=product_list(filters=filters.validated_data),
             serializer_class=self.OutputSerializer,
+            pagination_class=ProductPagination,
         )
 
     @extend_schema(

@@ -54,6 +54,11 @@ class Product(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(price__gte=0), name="product_price_not_negative"),
         ]
+        # The list's filters followed by its order, so a page is read from an index.
+        indexes = [
+            models.Index(fields=["active", "id"], name="product_active_by_id"),
+            models.Index(fields=["category", "id"], name="product_category_by_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku} {self.name}"

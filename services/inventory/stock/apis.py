@@ -8,8 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from identity.permissions import IsStaff
-from service_runtime.openapi import errors, page_parameters, paginated
-from service_runtime.pagination import Pagination, paginated_response
+from service_runtime.openapi import cursor_parameters, errors, paginated
+from service_runtime.pagination import CursorPagination, paginated_response
 from service_runtime.request_context import correlation_id
 from stock.models import StockLevel
 from stock.selectors import stock_ledger_list, stock_level_get
@@ -67,14 +67,20 @@ class StockAdjustmentApi(APIView):
         return Response(self.OutputSerializer(data).data, status=status.HTTP_201_CREATED)
 
 
+class LedgerPagination(CursorPagination):
+    """Newest first (index ``ledger_by_product``): the ledger only grows."""
+
+    ordering = ("-id",)
+
+
 class StockLedgerApi(APIView):
     permission_classes = [IsStaff]
     OutputSerializer = LedgerEntryOutputSerializer
 
     @extend_schema(
-        parameters=page_parameters(Pagination.max_page_size),
+        parameters=cursor_parameters(LedgerPagination.max_page_size),
         responses={
-            200: paginated(LedgerEntryOutputSerializer, "LedgerEntry"),
+            200: paginated(LedgerEntryOutputSerializer, "LedgerEntry", cursor=True),
             **errors(401, 403, 404),
         },
     )
@@ -85,6 +91,7 @@ class StockLedgerApi(APIView):
             view=self,
             queryset=stock_ledger_list(product_id=product_id),
             serializer_class=self.OutputSerializer,
+            pagination_class=LedgerPagination,
         )
 
 

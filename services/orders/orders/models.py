@@ -68,9 +68,16 @@ class Order(models.Model):
             ),
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_gte_0"),
         ]
+        # The lists, newest first: everyone's (staff), one customer's, one status's, one
+        # customer's in one status.
         indexes = [
-            models.Index(fields=["user_id", "-created_at"], name="order_user_recent"),
-            models.Index(fields=["status", "-created_at"], name="order_status_recent"),
+            models.Index(fields=["-created_at", "-id"], name="order_newest"),
+            models.Index(fields=["user_id", "-created_at", "-id"], name="order_user_newest"),
+            models.Index(fields=["status", "-created_at", "-id"], name="order_status_newest"),
+            models.Index(
+                fields=["user_id", "status", "-created_at", "-id"],
+                name="order_user_status_newest",
+            ),
             models.Index(
                 fields=["deadline"],
                 name="order_pending_deadline",

@@ -3,30 +3,29 @@ first history entry, and announcing ``order.created``, all in one transaction; o
 order an Idempotency-Key already placed.
 
 The unique constraint on ``(user_id, idempotency_key)`` decides whether a request is new, so a
-new order costs no read of the orders. On PostgreSQL the rows are written by one written-out
-statement, on SQLite through the ORM; both store the same values.
+new order costs no read of the orders. The rows are written by :mod:`orders.persistence`.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from messaging.outbox import publish_event
-from orders import metrics
-from orders.models import Order, OrderLine, OrderStatus, OrderStatusChange
+from orders import metrics, persistence
+from orders.models import Order, OrderStatus
+from orders.persistence import HistoryEntry, PricedLine
 from orders.selectors import order_by_idempotency_key
 from product_replica.selectors import ReplicaPrice, product_replicas_by_id
 from service_runtime.logging import bind
@@ -53,28 +52,6 @@ class IdempotencyKeyReused(Exception):
 class LineRequest:
     product_id: int
     quantity: int
-
-
-class PricedLine(NamedTuple):
-    """A line priced from the replica: the values its ``OrderLine`` row is written with."""
-
-    product_id: int
-    sku: str
-    name: str
-    unit_price: Decimal
-    quantity: int
-    line_total: Decimal
-
-
-class HistoryEntry(NamedTuple):
-    """The values of an ``OrderStatusChange`` row as written (all but its ids)."""
-
-    from_status: str
-    to_status: str
-    reason: str
-    at: datetime
-    caused_by_message_id: uuid.UUID | None
-    actor_user_id: int | None
 
 
 @dataclass(frozen=True)
@@ -199,63 +176,8 @@ def _order_create(
 ) -> Placement:
     """Write a new PENDING order, its lines and its first history entry, and announce it.
 
-    PostgreSQL takes :func:`_order_insert` (one written-out statement), other databases
-    (SQLite) :func:`_order_create_orm`; both store the same values.
-    """
-    write = _order_insert if connection.vendor == "postgresql" else _order_create_orm
-    order, placed = write(
-        user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint, lines=lines
-    )
-    metrics.order_placed()
-    publish_event(
-        "order.created",
-        {
-            "order_id": str(order.id),
-            "user_id": user_id,
-            "lines": [{"product_id": x.product_id, "quantity": x.quantity} for x in lines],
-        },
-        correlation_id=str(order.id),
-    )
-    return Placement(order=order, created=True, lines=tuple(lines), history=(placed,))
-
-
-def _order_create_orm(
-    *, user_id: int, idempotency_key: str, fingerprint: str, lines: list[PricedLine]
-) -> tuple[Order, HistoryEntry]:
-    """The ORM way of :func:`_order_create`: three inserts, each compiled by Django."""
-    order = Order.objects.create(
-        user_id=user_id,
-        status=OrderStatus.PENDING,
-        total=sum((line.line_total for line in lines), Decimal("0.00")),
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
-        deadline=timezone.now() + timedelta(seconds=settings.ORDER_PENDING_DEADLINE_SECONDS),
-    )
-    OrderLine.objects.bulk_create([OrderLine(order=order, **line._asdict()) for line in lines])
-    placed = OrderStatusChange.objects.create(
-        order=order, to_status=OrderStatus.PENDING, reason=PLACED_REASON, actor_user_id=user_id
-    )
-    return order, HistoryEntry(
-        from_status=placed.from_status,
-        to_status=placed.to_status,
-        reason=placed.reason,
-        at=placed.at,
-        caused_by_message_id=placed.caused_by_message_id,
-        actor_user_id=placed.actor_user_id,
-    )
-
-
-def _order_insert(
-    *, user_id: int, idempotency_key: str, fingerprint: str, lines: list[PricedLine]
-) -> tuple[Order, HistoryEntry]:
-    """The PostgreSQL way of :func:`_order_create`: the three rows in one statement
-    (:func:`_order_insert_sql`), with the values :func:`_order_create_orm` stores.
-
-    The order's id comes from its model default and every timestamp from this process's
-    clock, as with the ORM; one reading of it serves them all (the ORM reads it per field,
-    microseconds apart). A key placed before meets the unique constraint on
-    ``(user_id, idempotency_key)`` and the statement fails with ``IntegrityError``, as the
-    ORM's insert does, and writes nothing.
+    The order's id comes from its model default and every timestamp from one reading of this
+    process's clock.
     """
     now = timezone.now()
     order = Order(
@@ -268,91 +190,26 @@ def _order_insert(
         updated_at=now,
         deadline=now + timedelta(seconds=settings.ORDER_PENDING_DEADLINE_SECONDS),
     )
-    placed = HistoryEntry(
-        from_status="",
-        to_status=OrderStatus.PENDING,
-        reason=PLACED_REASON,
-        at=now,
-        caused_by_message_id=None,
-        actor_user_id=user_id,
+    placed = persistence.order_insert(
+        order,
+        lines,
+        HistoryEntry(
+            from_status="",
+            to_status=OrderStatus.PENDING.value,
+            reason=PLACED_REASON,
+            at=now,
+            caused_by_message_id=None,
+            actor_user_id=user_id,
+        ),
     )
-    rejected_lines = Order._meta.get_field("rejected_lines")
-    assert isinstance(rejected_lines, models.Field)
-    params: dict[str, Any] = {
-        "id": order.id,
-        "user_id": order.user_id,
-        "status": OrderStatus.PENDING.value,
-        "total": order.total,
-        "rejection_reason": order.rejection_reason,
-        "rejected_lines": rejected_lines.get_db_prep_save(order.rejected_lines, connection),
-        "cancellation_reason": order.cancellation_reason,
-        "idempotency_key": order.idempotency_key,
-        "request_fingerprint": order.request_fingerprint,
-        "created_at": order.created_at,
-        "updated_at": order.updated_at,
-        "deadline": order.deadline,
-        # The lines as one array per column, in request order.
-        "product_ids": [line.product_id for line in lines],
-        "skus": [line.sku for line in lines],
-        "names": [line.name for line in lines],
-        "unit_prices": [line.unit_price for line in lines],
-        "quantities": [line.quantity for line in lines],
-        "line_totals": [line.line_total for line in lines],
-        # The first history entry.
-        "from_status": placed.from_status,
-        "to_status": OrderStatus.PENDING.value,
-        "reason": placed.reason,
-        "at": placed.at,
-        "caused_by_message_id": placed.caused_by_message_id,
-        "actor_user_id": placed.actor_user_id,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_order_insert_sql(), params)
-    # Now a stored row, as ``Order.objects.create`` leaves it (a later save() updates it).
-    order._state.adding = False
-    order._state.db = connection.alias
-    return order, placed
-
-
-@functools.cache
-def _order_insert_sql() -> str:
-    """The statement of :func:`_order_insert` on PostgreSQL; its text is the same every time,
-    so psycopg prepares it once per connection.
-
-    Three inserts in one round trip, none reading another's output (the lines and the history
-    entry name the order by the id it is given): ``new_order``; ``new_lines``, from one array
-    per column (``unnest`` yields them in array order, so their ids follow the request as
-    ``bulk_create``'s do); then the history entry. Django's foreign keys are checked at commit,
-    so the order in which PostgreSQL runs the three does not matter.
-    """
-    qn = connection.ops.quote_name
-    order, line, change = (qn(m._meta.db_table) for m in (Order, OrderLine, OrderStatusChange))
-    return f"""
-        WITH new_order AS (
-            INSERT INTO {order} (
-                "id", "user_id", "status", "total", "rejection_reason", "rejected_lines",
-                "cancellation_reason", "idempotency_key", "request_fingerprint",
-                "created_at", "updated_at", "deadline"
-            ) VALUES (
-                %(id)s, %(user_id)s, %(status)s, %(total)s, %(rejection_reason)s,
-                %(rejected_lines)s, %(cancellation_reason)s, %(idempotency_key)s,
-                %(request_fingerprint)s, %(created_at)s, %(updated_at)s, %(deadline)s
-            )
-        ), new_lines AS (
-            INSERT INTO {line} (
-                "order_id", "product_id", "sku", "name", "unit_price", "quantity", "line_total"
-            )
-            SELECT %(id)s::uuid, product_id, sku, name, unit_price, quantity, line_total
-            FROM unnest(
-                %(product_ids)s::bigint[], %(skus)s::text[], %(names)s::text[],
-                %(unit_prices)s::numeric[], %(quantities)s::integer[], %(line_totals)s::numeric[]
-            ) AS priced (product_id, sku, name, unit_price, quantity, line_total)
-        )
-        INSERT INTO {change} (
-            "order_id", "from_status", "to_status", "reason", "at", "caused_by_message_id",
-            "actor_user_id"
-        ) VALUES (
-            %(id)s, %(from_status)s, %(to_status)s, %(reason)s, %(at)s, %(caused_by_message_id)s,
-            %(actor_user_id)s
-        )
-    """  # noqa: S608 (names come from the models)
+    metrics.order_placed()
+    publish_event(
+        "order.created",
+        {
+            "order_id": str(order.id),
+            "user_id": user_id,
+            "lines": [{"product_id": x.product_id, "quantity": x.quantity} for x in lines],
+        },
+        correlation_id=str(order.id),
+    )
+    return Placement(order=order, created=True, lines=tuple(lines), history=(placed,))

@@ -15,8 +15,8 @@ from notifications.selectors import (
     notification_unread_count,
 )
 from notifications.services import notification_mark_all_read, notification_mark_read
-from service_runtime.openapi import errors, page_parameters, paginated
-from service_runtime.pagination import Pagination, paginated_response
+from service_runtime.openapi import cursor_parameters, errors, paginated
+from service_runtime.pagination import CursorPagination, paginated_response
 
 
 def _caller_id(request: Request) -> int:
@@ -30,7 +30,10 @@ class NotificationOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class NotificationPagination(Pagination):
+class NotificationPagination(CursorPagination):
+    """Newest first (indexes ``notification_user_newest`` and ``notification_unread``)."""
+
+    ordering = ("-created_at", "-id")
     page_size = 20
     max_page_size = 100
 
@@ -41,11 +44,12 @@ class NotificationListApi(APIView):
 
     @extend_schema(
         operation_id="notifications_list",
-        parameters=[FilterSerializer, *page_parameters(NotificationPagination.max_page_size)],
+        parameters=[FilterSerializer, *cursor_parameters(NotificationPagination.max_page_size)],
         responses={
             200: paginated(
                 NotificationOutputSerializer,
                 "Notification",
+                cursor=True,
                 unread_count=serializers.IntegerField(help_text="All the caller's unread."),
             ),
             **errors(400, 401, 404),

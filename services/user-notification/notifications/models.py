@@ -52,7 +52,9 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="notification_user_newest"),
             models.Index(
-                fields=["user"], condition=Q(read_at__isnull=True), name="notification_unread"
+                fields=["user", "-created_at", "-id"],
+                condition=Q(read_at__isnull=True),
+                name="notification_unread",
             ),
         ]
 

@@ -14,9 +14,9 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from orders import placement, services
+from orders import persistence, placement, services
 from orders.models import Order, OrderLine, OrderStatusChange
-from product_replica import selectors as replica_selectors
+from product_replica import persistence as replica_persistence
 from product_replica.selectors import ReplicaPrice, product_replicas_by_id
 from tests.factories import CUSTOMER_ID
 
@@ -37,8 +37,9 @@ def take_the_orm_way(monkeypatch: pytest.MonkeyPatch) -> None:
     def written_out(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the written-out statements were used")
 
-    monkeypatch.setattr(placement, "_order_insert", written_out)
-    monkeypatch.setattr(replica_selectors, "_by_id_sql", written_out)
+    monkeypatch.setattr(persistence, "_order_insert_sql", written_out)
+    monkeypatch.setattr(persistence, "_order_detail_sql", written_out)
+    monkeypatch.setattr(replica_persistence, "_prices_sql", written_out)
 
 
 @pytest.fixture

@@ -7,9 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from messaging.consumer import RejectMessage
-from orders.apis import OrderListCreateApi
+from orders.apis import MAX_ID, MAX_LINES, MAX_QUANTITY, OrderListCreateApi, plain_lines
 from orders.handlers import HANDLERS, on_product_upserted, on_stock_reserved
 from orders.models import TRANSITIONS, OrderStatus
 from orders.services import LineRequest, request_fingerprint
@@ -73,6 +75,63 @@ class TestPlaceInput:
 
         assert not ok
         assert "lines" in errors
+
+
+# Bodies around the edges of what an order may hold: JSON values a client could send.
+_NUMBERS = st.one_of(
+    st.sampled_from([0, 1, 2, MAX_QUANTITY, MAX_QUANTITY + 1, MAX_ID, MAX_ID + 1, -1]),
+    st.integers(),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.text(max_size=3),
+    st.none(),
+)
+_LINE = st.one_of(
+    st.fixed_dictionaries(
+        {"product_id": _NUMBERS, "quantity": _NUMBERS}, optional={"price": _NUMBERS}
+    ),
+    st.dictionaries(st.sampled_from(["product_id", "quantity", "x"]), _NUMBERS),
+    _NUMBERS,
+)
+_BODY = st.one_of(
+    st.fixed_dictionaries({"lines": st.lists(_LINE, max_size=4)}, optional={"status": _NUMBERS}),
+    st.fixed_dictionaries({"lines": _NUMBERS}),
+    st.lists(_LINE, max_size=2),
+    _NUMBERS,
+)
+
+
+class TestPlainLines:
+    """The hand-written check of the usual body takes nothing the serializer refuses, and reads
+    what the serializer reads; anything else goes to the serializer."""
+
+    @settings(max_examples=400, deadline=None, database=None, derandomize=True)
+    @given(_BODY)
+    def test_accepts_only_what_the_serializer_accepts_and_reads_the_same(self, body: Any) -> None:
+        plain = plain_lines(body)
+        serializer = OrderListCreateApi.InputSerializer(data=body)
+
+        if plain is not None:
+            assert serializer.is_valid(), serializer.errors
+            assert plain == [LineRequest(**x) for x in serializer.validated_data["lines"]]
+
+    def test_takes_the_usual_body(self) -> None:
+        body = {"lines": [{"product_id": 3, "quantity": 2}, {"product_id": MAX_ID, "quantity": 1}]}
+
+        assert plain_lines(body) == [LineRequest(3, 2), LineRequest(MAX_ID, 1)]
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"lines": [{"product_id": 1, "quantity": True}]},
+            {"lines": [{"product_id": "1", "quantity": 1}]},
+            {"lines": []},
+            {"lines": [{"product_id": 1, "quantity": 1}] * (MAX_LINES + 1)},
+            [{"product_id": 1, "quantity": 1}],
+        ],
+    )
+    def test_leaves_anything_unusual_to_the_serializer(self, body: Any) -> None:
+        assert plain_lines(body) is None
 
 
 class TestHandlersRefuseWhatCanNeverWork:

@@ -1,0 +1,34 @@
+"""What every service's gunicorn does to each worker once the service is loaded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+LIBS = Path(__file__).resolve().parents[2]
+
+
+def test_a_loaded_worker_sets_what_it_holds_aside_from_the_collector(tmp_path: Path) -> None:
+    # In a child process: the settings module prepares Prometheus' directory on import, and
+    # freezing is for the rest of the process's life.
+    script = (
+        "import gc; from service_runtime import gunicorn_conf as c; "
+        "before = gc.get_freeze_count(); c.post_worker_init(None); "
+        "print(before, gc.get_freeze_count())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            "PYTHONPATH": str(LIBS),
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    before, after = map(int, result.stdout.split())
+    assert before == 0 and after > 1000

@@ -1,0 +1,263 @@
+"""Orders on the hot path: the written-out PostgreSQL statements, each beside its ORM twin.
+
+Other databases (SQLite, for a laptop) take the twin; both store and read the same values.
+Only statements a measured figure justifies are written out (``reports/bench-changes.md``):
+
+- :func:`order_insert`: a new order, its lines and its first history entry in one statement
+  instead of three ORM inserts (``POST /api/orders/``: the largest step of the closed loop);
+- :func:`order_detail_get`: an order with its lines and history in one statement, read as
+  tuples, instead of three ORM queries and their model instances (``GET /api/orders/{id}/``:
+  about a third of its CPU).
+
+Everything else about orders goes through the ORM.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from django.db import connection, models
+
+from orders.models import Order, OrderLine, OrderStatusChange
+
+
+class PricedLine(NamedTuple):
+    """The values of an ``OrderLine`` row (all but its ids), in the order the API shows them."""
+
+    product_id: int
+    sku: str
+    name: str
+    unit_price: Decimal
+    quantity: int
+    line_total: Decimal
+
+
+class HistoryEntry(NamedTuple):
+    """The values of an ``OrderStatusChange`` row (all but its ids), in the API's order."""
+
+    from_status: str
+    to_status: str
+    reason: str
+    at: datetime
+    caused_by_message_id: uuid.UUID | None
+    actor_user_id: int | None
+
+
+class OrderDetail(NamedTuple):
+    """An order as its detail shows it: lines in the order they were placed in, history
+    oldest first (by ``at``, then id)."""
+
+    id: uuid.UUID
+    user_id: int
+    status: str
+    total: Decimal
+    lines: tuple[PricedLine, ...]
+    rejection_reason: str
+    rejected_lines: Any
+    cancellation_reason: str
+    created_at: datetime
+    updated_at: datetime
+    deadline: datetime
+    history: tuple[HistoryEntry, ...]
+
+    @classmethod
+    def of(
+        cls, order: Order, lines: Iterable[PricedLine], history: Iterable[HistoryEntry]
+    ) -> OrderDetail:
+        return cls(
+            id=order.id,
+            user_id=order.user_id,
+            status=order.status,
+            total=order.total,
+            lines=tuple(lines),
+            rejection_reason=order.rejection_reason,
+            rejected_lines=order.rejected_lines,
+            cancellation_reason=order.cancellation_reason,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+            deadline=order.deadline,
+            history=tuple(history),
+        )
+
+
+def _postgresql() -> bool:
+    return connection.vendor == "postgresql"
+
+
+# Writing a new order
+
+
+def order_insert(order: Order, lines: list[PricedLine], placed: HistoryEntry) -> HistoryEntry:
+    """Store a new ``order`` (an unsaved instance with every value set), its ``lines`` (their
+    ids follow the list) and its first history entry; the entry as stored.
+
+    A key placed before meets the unique constraint on ``(user_id, idempotency_key)`` and
+    ``IntegrityError`` is raised, with nothing written. The PostgreSQL statement stores the
+    values given, timestamps included; the ORM twin takes its own clock for the ``auto_now``
+    fields, as ``Model.save`` always does.
+    """
+    if not _postgresql():
+        return _order_insert_orm(order, lines, placed)
+    rejected_lines = Order._meta.get_field("rejected_lines")
+    assert isinstance(rejected_lines, models.Field)
+    params: dict[str, Any] = {
+        "id": order.id,
+        "user_id": order.user_id,
+        "status": str(order.status),
+        "total": order.total,
+        "rejection_reason": order.rejection_reason,
+        "rejected_lines": rejected_lines.get_db_prep_save(order.rejected_lines, connection),
+        "cancellation_reason": order.cancellation_reason,
+        "idempotency_key": order.idempotency_key,
+        "request_fingerprint": order.request_fingerprint,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "deadline": order.deadline,
+        # The lines as one array per column, in the list's order.
+        "product_ids": [line.product_id for line in lines],
+        "skus": [line.sku for line in lines],
+        "names": [line.name for line in lines],
+        "unit_prices": [line.unit_price for line in lines],
+        "quantities": [line.quantity for line in lines],
+        "line_totals": [line.line_total for line in lines],
+        **placed._asdict(),
+        "from_status": str(placed.from_status),
+        "to_status": str(placed.to_status),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_order_insert_sql(), params)
+    # Now a stored row, as ``Order.objects.create`` leaves it (a later save() updates it).
+    order._state.adding = False
+    order._state.db = connection.alias
+    return placed
+
+
+def _order_insert_orm(order: Order, lines: list[PricedLine], placed: HistoryEntry) -> HistoryEntry:
+    order.save(force_insert=True)
+    OrderLine.objects.bulk_create([OrderLine(order=order, **line._asdict()) for line in lines])
+    change = OrderStatusChange.objects.create(order=order, **placed._asdict())
+    return HistoryEntry(*(getattr(change, name) for name in HistoryEntry._fields))
+
+
+@functools.cache
+def _order_insert_sql() -> str:
+    """The statement of :func:`order_insert`; its text is the same every time, so psycopg
+    prepares it once per connection.
+
+    Three inserts in one round trip, none reading another's output (the lines and the history
+    entry name the order by the id it is given): ``new_order``; ``new_lines``, from one array
+    per column (``unnest`` yields them in array order, so their ids follow the request as
+    ``bulk_create``'s do); then the history entry. Django's foreign keys are checked at commit,
+    so the order in which PostgreSQL runs the three does not matter.
+    """
+    qn = connection.ops.quote_name
+    order, line, change = (qn(m._meta.db_table) for m in (Order, OrderLine, OrderStatusChange))
+    return f"""
+        WITH new_order AS (
+            INSERT INTO {order} (
+                "id", "user_id", "status", "total", "rejection_reason", "rejected_lines",
+                "cancellation_reason", "idempotency_key", "request_fingerprint",
+                "created_at", "updated_at", "deadline"
+            ) VALUES (
+                %(id)s, %(user_id)s, %(status)s, %(total)s, %(rejection_reason)s,
+                %(rejected_lines)s, %(cancellation_reason)s, %(idempotency_key)s,
+                %(request_fingerprint)s, %(created_at)s, %(updated_at)s, %(deadline)s
+            )
+        ), new_lines AS (
+            INSERT INTO {line} (
+                "order_id", "product_id", "sku", "name", "unit_price", "quantity", "line_total"
+            )
+            SELECT %(id)s::uuid, product_id, sku, name, unit_price, quantity, line_total
+            FROM unnest(
+                %(product_ids)s::bigint[], %(skus)s::text[], %(names)s::text[],
+                %(unit_prices)s::numeric[], %(quantities)s::integer[], %(line_totals)s::numeric[]
+            ) AS priced (product_id, sku, name, unit_price, quantity, line_total)
+        )
+        INSERT INTO {change} (
+            "order_id", "from_status", "to_status", "reason", "at", "caused_by_message_id",
+            "actor_user_id"
+        ) VALUES (
+            %(id)s, %(from_status)s, %(to_status)s, %(reason)s, %(at)s, %(caused_by_message_id)s,
+            %(actor_user_id)s
+        )
+    """  # noqa: S608 (names come from the models)
+
+
+# Reading one order
+
+
+def order_detail_get(*, order_id: uuid.UUID, owner_id: int | None) -> OrderDetail | None:
+    """The order with its lines and history; None when there is none, or when ``owner_id`` is
+    given and the order is someone else's (``None``: anyone's, for staff)."""
+    if not _postgresql():
+        return _order_detail_get_orm(order_id, owner_id)
+    params: dict[str, Any] = {"id": order_id, "owner_id": owner_id}
+    with connection.cursor() as cursor:
+        cursor.execute(_order_detail_sql(owned=owner_id is not None), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (order_id, user_id, status, total, rejection_reason, rejected_lines, cancellation_reason,
+     created_at, updated_at, deadline, *columns) = row  # fmt: skip
+    # array_agg over no rows is NULL: no lines, or no history.
+    split = len(PricedLine._fields)
+    lines, history = [c or () for c in columns[:split]], [c or () for c in columns[split:]]
+    return OrderDetail(
+        id=order_id,
+        user_id=user_id,
+        status=status,
+        total=total,
+        lines=tuple(map(PricedLine._make, zip(*lines, strict=True))),
+        rejection_reason=rejection_reason,
+        # jsonb arrives as text on Django's connections (its JSONField decodes it).
+        rejected_lines=json.loads(rejected_lines),
+        cancellation_reason=cancellation_reason,
+        created_at=created_at,
+        updated_at=updated_at,
+        deadline=deadline,
+        history=tuple(map(HistoryEntry._make, zip(*history, strict=True))),
+    )
+
+
+def _order_detail_get_orm(order_id: uuid.UUID, owner_id: int | None) -> OrderDetail | None:
+    orders = Order.objects.filter(pk=order_id)
+    if owner_id is not None:
+        orders = orders.filter(user_id=owner_id)
+    order = orders.first()
+    if order is None:
+        return None
+    lines = order.lines.order_by("id").values_list(*PricedLine._fields)
+    history = order.status_changes.order_by("at", "id").values_list(*HistoryEntry._fields)
+    return OrderDetail.of(order, map(PricedLine._make, lines), map(HistoryEntry._make, history))
+
+
+@functools.cache
+def _order_detail_sql(*, owned: bool) -> str:
+    """The statement of :func:`order_detail_get`: the order's columns, then one array per
+    column of its lines (by id: the order they were placed in) and of its history (by ``at``,
+    then id). ``owned`` adds the owner's condition."""
+    qn = connection.ops.quote_name
+    order, line, change = (qn(m._meta.db_table) for m in (Order, OrderLine, OrderStatusChange))
+    order_columns = [name for name in OrderDetail._fields if name not in ("lines", "history")]
+
+    def arrays(table: str, fields: tuple[str, ...], ordering: str) -> str:
+        aggregates = ", ".join(f"array_agg({qn(name)} ORDER BY {ordering})" for name in fields)
+        where = f"{qn('order_id')} = o.{qn('id')}"
+        return f"(SELECT {aggregates} FROM {table} WHERE {where})"  # noqa: S608
+
+    owner = f" AND o.{qn('user_id')} = %(owner_id)s" if owned else ""
+    return f"""
+        SELECT {", ".join(f"o.{qn(name)}" for name in order_columns)},
+               lines.*, history.*
+        FROM {order} AS o
+        CROSS JOIN LATERAL {arrays(line, PricedLine._fields, qn("id"))} AS lines
+        CROSS JOIN LATERAL {arrays(change, HistoryEntry._fields, f"{qn('at')}, {qn('id')}")}
+            AS history
+        WHERE o.{qn("id")} = %(id)s{owner}
+    """  # noqa: S608 (names come from the models)

@@ -1,0 +1,124 @@
+"""GET /api/orders/{id}/: one statement, and the same answer the serializer would give (the
+list's items too)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.db.models import Prefetch
+from rest_framework.test import APIClient
+
+from orders import persistence, services
+from orders.apis import OrderDetailOutputSerializer, OrderOutputSerializer, _detail_body
+from orders.handlers import HANDLERS
+from orders.models import Order, OrderLine, OrderStatusChange
+from tests.factories import CUSTOMER_ID, OTHER_CUSTOMER_ID, stock_event
+
+pytestmark = pytest.mark.django_db
+
+
+def place(key: str, user_id: int = CUSTOMER_ID) -> Order:
+    lines = [services.LineRequest(2, 3), services.LineRequest(1, 1)]
+    return services.order_place(user_id=user_id, idempotency_key=key, lines=lines).order
+
+
+def handle(event_type: str, order: Order, **data: Any) -> None:
+    with transaction.atomic():
+        HANDLERS[event_type](stock_event(event_type, order.id, **data))
+
+
+@pytest.fixture
+def orders(products: dict) -> list[Order]:
+    """One order in each shape its detail can take."""
+    pending = place("pending")
+    confirmed = place("confirmed")
+    handle("stock.reserved", confirmed, lines=[{"product_id": 2, "quantity": 3}])
+    rejected = place("rejected")
+    handle(
+        "stock.rejected",
+        rejected,
+        reason="insufficient stock",
+        lines=[{"product_id": 2, "requested": 3, "available": 1, "reason": "not enough stock"}],
+    )
+    cancelled = place("cancelled")
+    services.order_cancel(order_id=cancelled.id, reason="changed my mind", actor_user_id=7)
+    handle("stock.released", cancelled, reason="order cancelled")
+    return [pending, confirmed, rejected, cancelled]
+
+
+def serialized(order: Order) -> Any:
+    """What the serializer that documents the detail shows of the stored order."""
+    loaded = Order.objects.prefetch_related(
+        Prefetch("lines", queryset=OrderLine.objects.order_by("id")),
+        Prefetch("status_changes", queryset=OrderStatusChange.objects.order_by("at", "id")),
+    ).get(pk=order.pk)
+    return OrderDetailOutputSerializer(loaded).data
+
+
+class TestTheAnswer:
+    def test_is_what_the_serializer_shows(self, orders: list[Order]) -> None:
+        for order in orders:
+            detail = persistence.order_detail_get(order_id=order.id, owner_id=None)
+            assert detail is not None
+            assert _detail_body(detail) == serialized(order)
+
+    def test_a_list_shows_what_the_serializer_shows(
+        self, orders: list[Order], customer: APIClient
+    ) -> None:
+        listed = customer.get("/api/orders/").json()["results"]
+
+        newest_first = Order.objects.order_by("-created_at", "-id").prefetch_related(
+            Prefetch("lines", queryset=OrderLine.objects.order_by("id"))
+        )
+        assert listed == OrderOutputSerializer(newest_first, many=True).data
+
+    def test_the_orm_way_reads_the_same(self, orders: list[Order]) -> None:
+        for order in orders:
+            for owner_id in (None, CUSTOMER_ID):
+                written_out = persistence.order_detail_get(order_id=order.id, owner_id=owner_id)
+                by_the_orm = persistence._order_detail_get_orm(order.id, owner_id)
+                assert written_out == by_the_orm is not None
+
+    def test_lines_in_the_order_they_were_placed_in(self, orders: list[Order]) -> None:
+        detail = persistence.order_detail_get(order_id=orders[0].id, owner_id=CUSTOMER_ID)
+
+        assert detail is not None
+        assert [line.product_id for line in detail.lines] == [2, 1]
+
+    def test_someone_elses_or_a_missing_order_is_none(self, orders: list[Order]) -> None:
+        for owner_id in (OTHER_CUSTOMER_ID, None):
+            assert persistence.order_detail_get(order_id=uuid.uuid4(), owner_id=owner_id) is None
+        assert (
+            persistence.order_detail_get(order_id=orders[0].id, owner_id=OTHER_CUSTOMER_ID) is None
+        )
+        assert persistence._order_detail_get_orm(orders[0].id, OTHER_CUSTOMER_ID) is None
+
+    def test_an_order_without_rows_below_it_shows_none(self, products: dict) -> None:
+        order = place("bare")
+        OrderLine.objects.filter(order=order).delete()
+        OrderStatusChange.objects.filter(order=order).delete()
+
+        detail = persistence.order_detail_get(order_id=order.id, owner_id=None)
+
+        assert detail is not None
+        assert (detail.lines, detail.history) == ((), ())
+
+
+class TestCost:
+    def test_one_query(
+        self, customer: APIClient, orders: list[Order], django_assert_num_queries: Any
+    ) -> None:
+        with django_assert_num_queries(1):  # the order with its lines and history
+            response = customer.get(f"/api/orders/{orders[1].id}/")
+        assert response.status_code == 200
+
+    def test_one_query_for_staff_and_for_a_missing_order(
+        self, staff: APIClient, customer: APIClient, django_assert_num_queries: Any
+    ) -> None:
+        with django_assert_num_queries(1):
+            assert staff.get(f"/api/orders/{uuid.uuid4()}/").status_code == 404
+        with django_assert_num_queries(1):
+            assert customer.get(f"/api/orders/{uuid.uuid4()}/").status_code == 404
