@@ -104,6 +104,8 @@ class StackSpec:
     reserved_ports: frozenset[int] = frozenset()  # ports never to listen on
     # Called on every process before it first starts: it may change the command.
     adapt_process: Callable[[ManagedProcess], None] | None = None
+    # Services run from another source tree (another version), by service name.
+    sources: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
@@ -147,6 +149,7 @@ class Stack:
             web_workers=spec.web_workers,
             worker_processes=spec.worker_processes,
             log_dir=spec.work_dir / "logs",
+            sources=dict(spec.sources),
         )
 
     @property

@@ -115,6 +115,7 @@ class ManagedProcess:
     role: str  # "web" or a worker command
     argv: list[str]
     env: dict[str, str]
+    cwd: Path
     log: IO[str] | None = None
     process: subprocess.Popen[str] | None = None
     restarts: int = 0
@@ -126,7 +127,7 @@ class ManagedProcess:
     def start(self) -> None:
         self.process = subprocess.Popen(
             self.argv,
-            cwd=self.service.directory,
+            cwd=self.cwd,
             env=self.env,
             stdout=self.log if self.log else subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -162,6 +163,10 @@ class LocalSystem:
 
     ``worker_processes`` of each worker command run side by side (competing consumers): the
     first has the command as its role, the others ``<command>-2``, ``<command>-3``...
+
+    ``sources`` runs a service from another source tree (a checkout of another version, with
+    its own ``services/`` and ``libs/``) instead of this one: how a test starts the system at
+    an older version and upgrades it one service at a time (:meth:`upgrade`).
     """
 
     env: Mapping[str, str] = field(default_factory=dict)
@@ -170,6 +175,7 @@ class LocalSystem:
     web_workers: int = 2
     worker_processes: int = 1
     log_dir: Path | None = None
+    sources: dict[str, Path] = field(default_factory=dict)
     processes: list[ManagedProcess] = field(default_factory=list)
 
     def port(self, service: ServiceSpec) -> int:
@@ -178,8 +184,18 @@ class LocalSystem:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port(service_spec(name))}"
 
+    def directory(self, service: ServiceSpec) -> Path:
+        """Where the service's commands run: its folder in its source tree."""
+        root = self.sources.get(service.name)
+        return service.directory if root is None else root / "services" / service.name
+
     def environment(self, service: ServiceSpec) -> dict[str, str]:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        root = self.sources.get(service.name)
+        if root is not None:  # that tree's libraries, ahead of this checkout's installed ones
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(root / "libs"), env.get("PYTHONPATH")])
+            )
         own_db = os.environ.get(f"{service.env_prefix}_DATABASE_URL")
         if own_db:
             env["DATABASE_URL"] = own_db
@@ -198,7 +214,7 @@ class LocalSystem:
     def manage(self, service: ServiceSpec, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=service.directory,
+            cwd=self.directory(service),
             env=self.environment(service),
             capture_output=True,
             text=True,
@@ -233,33 +249,58 @@ class LocalSystem:
                 )
 
     def build_processes(self) -> None:
-        self.processes = []
-        for service in SERVICES:
-            env = self.environment(service)
-            web = [
-                sys.executable, "-m", "gunicorn", "config.wsgi:application",
-                "--config", "python:service_runtime.gunicorn_conf",  # JSON logs, access log too
-                "--bind", f"127.0.0.1:{self.port(service)}",
-                "--workers", str(self.web_workers),
-                "--worker-class", "sync",
-                "--access-logfile", "-",
-                "--graceful-timeout", "5",
-            ]  # fmt: skip
-            self.processes.append(self._process(service, "web", web, env))
-            for worker in service.workers:
-                argv = [sys.executable, "manage.py", worker]
-                for replica in range(1, self.worker_processes + 1):
-                    role = worker if replica == 1 else f"{worker}-{replica}"
-                    # Each beats in a file of its own, <service>.<role> (messaging.worker).
-                    heartbeat = Path(env.get("VAR_DIR") or VAR_DIR) / "heartbeats"
-                    own = {**env, HEARTBEAT_ENV: str(heartbeat / f"{service.name}.{role}")}
-                    self.processes.append(self._process(service, role, argv, own))
+        self.processes = [p for service in SERVICES for p in self._service_processes(service)]
         gateway = [
             sys.executable, "-m", "devstack.gateway",
             "--bind", f"127.0.0.1:{self.port(GATEWAY)}",
             *(f"--upstream={s.name}={self.url(s.name)}" for s in SERVICES),
         ]  # fmt: skip
         self.processes.append(self._process(GATEWAY, "web", gateway, self.environment(GATEWAY)))
+
+    def _service_processes(self, service: ServiceSpec) -> list[ManagedProcess]:
+        """The service's web server and its worker processes, not started."""
+        env = self.environment(service)
+        web = [
+            sys.executable, "-m", "gunicorn", "config.wsgi:application",
+            "--config", "python:service_runtime.gunicorn_conf",  # JSON logs, access log too
+            "--bind", f"127.0.0.1:{self.port(service)}",
+            "--workers", str(self.web_workers),
+            "--worker-class", "sync",
+            "--access-logfile", "-",
+            "--graceful-timeout", "5",
+        ]  # fmt: skip
+        processes = [self._process(service, "web", web, env)]
+        for worker in service.workers:
+            argv = [sys.executable, "manage.py", worker]
+            for replica in range(1, self.worker_processes + 1):
+                role = worker if replica == 1 else f"{worker}-{replica}"
+                # Each beats in a file of its own, <service>.<role> (messaging.worker).
+                heartbeat = Path(env.get("VAR_DIR") or VAR_DIR) / "heartbeats"
+                own = {**env, HEARTBEAT_ENV: str(heartbeat / f"{service.name}.{role}")}
+                processes.append(self._process(service, role, argv, own))
+        return processes
+
+    def upgrade(self, name: str, source: Path | None = None, timeout: float = 60.0) -> None:
+        """Replace one running service by the version in ``source`` (this checkout when None),
+        as a deployment does: stop its processes, declare the broker layout and migrate with
+        the new version, start its processes and wait until its web server answers. The other
+        services keep running; messages for this one wait in its queue meanwhile."""
+        service = service_spec(name)
+        old = [p for p in self.processes if p.service.name == name]
+        for managed in old:
+            managed.stop()
+            if managed.log:
+                managed.log.close()
+        if source is None:
+            self.sources.pop(name, None)
+        else:
+            self.sources[name] = source
+        self._run_commands(service, BROKER_LAYOUT_COMMAND, ("migrate", "--noinput"), *service.setup)
+        new = self._service_processes(service)
+        self.processes = [p for p in self.processes if p.service.name != name] + new
+        for managed in new:
+            managed.start()
+        self._wait_answers(service, time.monotonic() + timeout)
 
     def _process(
         self, service: ServiceSpec, role: str, argv: list[str], env: dict[str, str]
@@ -268,7 +309,7 @@ class LocalSystem:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log = (self.log_dir / f"{service.name}.{role}.log").open("a", buffering=1)
-        return ManagedProcess(service, role, argv, env, log)
+        return ManagedProcess(service, role, argv, env, self.directory(service), log)
 
     def ports_in_use(self) -> list[int]:
         return [self.port(s) for s in (*SERVICES, GATEWAY) if port_in_use(self.port(s))]
@@ -291,21 +332,24 @@ class LocalSystem:
         """Wait until every web server answers HTTP; raise if one does not in time."""
         deadline = time.monotonic() + timeout
         for service in (*SERVICES, GATEWAY):
-            path = "/health/live" if service in SERVICES else "/api/"
-            url = f"{self.url(service.name)}{path}"
-            while True:
-                crashed = [p.label for p in self.processes if p.process and not p.running()]
-                if crashed:
-                    raise RuntimeError(f"processes exited during start-up: {', '.join(crashed)}")
-                try:
-                    urllib.request.urlopen(url, timeout=2)  # noqa: S310 - our own localhost URL
-                    break
-                except urllib.error.HTTPError:
-                    break  # any HTTP answer means the server is up
-                except (urllib.error.URLError, OSError):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"{service.name} did not answer at {url}") from None
-                    time.sleep(0.2)
+            self._wait_answers(service, deadline)
+
+    def _wait_answers(self, service: ServiceSpec, deadline: float) -> None:
+        path = "/health/live" if service in SERVICES else "/api/"
+        url = f"{self.url(service.name)}{path}"
+        while True:
+            crashed = [p.label for p in self.processes if p.process and not p.running()]
+            if crashed:
+                raise RuntimeError(f"processes exited during start-up: {', '.join(crashed)}")
+            try:
+                urllib.request.urlopen(url, timeout=2)  # noqa: S310 - our own localhost URL
+                return
+            except urllib.error.HTTPError:
+                return  # any HTTP answer means the server is up
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{service.name} did not answer at {url}") from None
+                time.sleep(0.2)
 
     def stop(self) -> None:
         threads = [threading.Thread(target=p.stop) for p in self.processes]
