@@ -36,6 +36,9 @@ def _start(managed: ManagedProcess, lock: threading.Lock) -> None:
     threading.Thread(target=_pump, args=(managed, lock), daemon=True).start()
 
 
+VERSIONS_ENV = "MESSAGING_EVENT_VERSIONS"
+
+
 def main() -> int:
     broker_url = os.environ.get("AMQP_URL", DEFAULT_BROKER)
     problem = broker_problem(broker_url)
@@ -54,7 +57,8 @@ def main() -> int:
     ):
         print(f"created a JWT signing key pair in {keys}")
 
-    system = LocalSystem()
+    # Every service runs this checkout: each publishes the newest version of its events.
+    system = LocalSystem(env={"MESSAGING_EVENT_VERSIONS": os.environ.get(VERSIONS_ENV, "latest")})
     busy = system.ports_in_use()
     if busy:
         print(

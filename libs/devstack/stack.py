@@ -139,6 +139,8 @@ class Stack:
                 "LOG_LEVEL": "INFO",
                 "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
                 "EMAIL_FILE_PATH": str(spec.work_dir / "mail"),
+                # one checkout, one release: the newest version of every event
+                "MESSAGING_EVENT_VERSIONS": "latest",
                 **spec.env,
             },
             service_env={

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from messaging import versions
 from messaging.topology import Names
 
 
@@ -24,6 +26,8 @@ class MessagingConfig:
     relay_grace_seconds: float = 1.0
     # Off only where nothing may reach a broker at commit (the tests of other things).
     publish_after_commit: bool = True
+    # The version of each event type to publish (``messaging.versions``).
+    event_versions: versions.Pins = field(default_factory=dict)
 
     @property
     def names(self) -> Names:
@@ -48,4 +52,9 @@ def get_config() -> MessagingConfig:
         heartbeat=int(getattr(settings, "MESSAGING_HEARTBEAT", 30)),
         relay_grace_seconds=float(getattr(settings, "MESSAGING_RELAY_GRACE_SECONDS", 1.0)),
         publish_after_commit=bool(getattr(settings, "MESSAGING_PUBLISH_AFTER_COMMIT", True)),
+        event_versions=_event_versions(str(getattr(settings, "MESSAGING_EVENT_VERSIONS", ""))),
     )
+
+
+# Read once per value: get_config() runs for every event published.
+_event_versions = functools.lru_cache(maxsize=8)(versions.parse_setting)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from messaging import schemas
+from messaging import schemas, versions
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -37,14 +37,17 @@ class Envelope:
         source: str,
         correlation_id: str,
         causation_id: str | None = None,
+        version: int | None = None,
     ) -> Envelope:
-        """Build an envelope for an outgoing event.
+        """Build an envelope for an outgoing event: ``data`` in ``version`` (the newest when
+        None; ``messaging.versions.for_publishing`` writes a payload in an older one).
 
         Raises :class:`schemas.SchemaViolation` unless the payload matches its schema and the
         whole envelope is one that :func:`decode` accepts (field limits, size), so an event a
         consumer would dead-letter is never published.
         """
-        version = schemas.current_version(event_type)
+        if version is None:
+            version = schemas.current_version(event_type)
         schemas.validate(event_type, version, data)
         envelope = cls(
             type=event_type,
@@ -77,7 +80,12 @@ _FIELD_NAMES = tuple(f.name for f in fields(Envelope))
 
 
 def decode(body: bytes) -> Envelope:
-    """Parse and validate a message body, or raise :class:`MalformedMessage` saying why."""
+    """Parse and validate a message body, or raise :class:`MalformedMessage` saying why.
+
+    Every version of an event type that has a schema is accepted; the payload is checked
+    against its own version's schema, then brought up to the newest version this code reads
+    (``messaging.versions.to_newest``): the envelope returned carries that version and shape,
+    whatever the release of the service that published it."""
     if len(body) > MAX_BODY_BYTES:
         raise MalformedMessage(f"body of {len(body)} bytes exceeds the {MAX_BODY_BYTES} limit")
     try:
@@ -93,13 +101,14 @@ def decode(body: bytes) -> Envelope:
         schemas.validate(raw["type"], raw["version"], raw["data"])
     except schemas.SchemaViolation as exc:
         raise MalformedMessage(str(exc)) from exc
+    version, data = versions.to_newest(raw["type"], raw["version"], raw["data"])
     return Envelope(
         type=raw["type"],
-        data=raw["data"],
+        data=data,
         source=raw["source"],
         correlation_id=raw["correlation_id"],
         causation_id=raw.get("causation_id"),
-        version=raw["version"],
+        version=version,
         id=raw["id"],
         occurred_at=raw["occurred_at"],
     )

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from messaging import after_commit, topology
+from messaging import after_commit, topology, versions
 from messaging.config import get_config
 from messaging.envelope import Envelope
 from messaging.models import OutboxMessage
@@ -29,8 +29,10 @@ def publish_event(
 ) -> Envelope:
     """Record ``event_type`` for publication when, and only if, the current transaction commits.
 
-    The payload is validated against its schema now, so a bad event fails the transaction that
-    would have caused it rather than reaching a consumer.
+    ``data`` is the payload of the newest version of ``event_type``; it is published in the
+    version the service's consumers read (``messaging.versions``). The payload is validated
+    against that version's schema now, so a bad event fails the transaction that would have
+    caused it rather than reaching a consumer.
     """
     if not connection.in_atomic_block:
         raise OutsideTransaction(f"publish_event({event_type!r}) called outside transaction.atomic")
@@ -42,12 +44,15 @@ def publish_event(
             f"service {config.service!r} does not publish {event_type!r} "
             "(see messaging.topology.PUBLISHES)"
         )
+    # The newest payload, written in the version this service's consumers read.
+    version, data = versions.for_publishing(event_type, data, config.event_versions)
     envelope = Envelope.new(
         event_type,
         data,
         source=config.service,
         correlation_id=correlation_id,
         causation_id=causation.id if causation else None,
+        version=version,
     )
     row = OutboxMessage(
         message_id=envelope.id,

@@ -149,6 +149,9 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             int(ms) for ms in env_list("MESSAGING_RETRY_DELAYS_MS", ["1000", "5000", "30000"])
         ),
         "MESSAGING_RELAY_GRACE_SECONDS": float(env_str("MESSAGING_RELAY_GRACE_SECONDS", "1.0")),
+        # Which version of each event type to publish (messaging.versions): empty = what the
+        # previous release's consumers read, "latest", or "stock.reserved=2,...".
+        "MESSAGING_EVENT_VERSIONS": env_str("MESSAGING_EVENT_VERSIONS", ""),
         # One JSON object per line (LOG_FORMAT=text for humans), with the bound context.
         "LOGGING_CONFIG": "service_runtime.logging.configure",
         "LOGGING": logging_config(

@@ -1,26 +1,30 @@
 """A rolling upgrade: the system starts at an older version, then inventory, orders and
 user-notification are replaced by this checkout's version one at a time while customers keep
 placing orders. Services are deployed independently, so every event either version publishes
-must be read by the other (docs/events.md, "Versions"): nothing may be lost, dead-lettered or
-oversold on the way.
+must be read by the other (docs/operations.md, "Upgrades: one service at a time"): nothing may
+be lost, dead-lettered or oversold on the way.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pika
+import psycopg
 import pytest
 import requests
 
 from devstack import stack
 from devstack.system import SERVICES
+from messaging import schemas, versions
 from messaging.topology import Names
 from service_runtime.settings import REPO_ROOT
 from tests.e2e.client import FINAL_STATUSES, Api
@@ -108,7 +112,8 @@ def old_system(base_tree: Path, tmp_path: Path) -> Iterator[stack.Stack]:
         work_dir=tmp_path,
         staff=STAFF,
         retry_delays_ms=(200, 500),
-        env={"ORDER_PENDING_DEADLINE_SECONDS": "900"},
+        # Until told otherwise, producers publish what the previous release's consumers read.
+        env={"ORDER_PENDING_DEADLINE_SECONDS": "900", "MESSAGING_EVENT_VERSIONS": ""},
         sources={service.name: base_tree for service in SERVICES},
     )
     with stack.running(spec) as running:
@@ -128,6 +133,20 @@ def dead_letters(prefix: str) -> dict[str, int]:
         }
     finally:
         connection.close()
+
+
+def published_versions(
+    running: stack.Stack, service: str, told_at: datetime, latest_from: datetime
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(type, version) of the events the service wrote before producers were told to publish
+    the newest versions, and of those it wrote once it ran with that setting."""
+    with psycopg.connect(running.database_urls[service]) as conn:
+        rows = conn.execute("SELECT created_at, body FROM messaging_outboxmessage").fetchall()
+    events = [(at, json.loads(body)) for at, body in rows]
+    return (
+        [(e["type"], e["version"]) for at, e in events if at < told_at],
+        [(e["type"], e["version"]) for at, e in events if at > latest_from],
+    )
 
 
 def unannounced(customer: Api, order_ids: set[str]) -> set[str]:
@@ -167,6 +186,15 @@ def test_services_upgrade_one_at_a_time_while_orders_flow(old_system: stack.Stac
         for name in UPGRADE_ORDER:
             system.upgrade(name)  # to this checkout
             flow.wait_for_more(ORDERS_BETWEEN_STEPS)
+        # Every service runs this release: tell the producers, one restart at a time.
+        told_at = datetime.now(UTC)
+        system.env = {**system.env, "MESSAGING_EVENT_VERSIONS": "latest"}
+        latest_from: dict[str, datetime] = {}
+        for name in UPGRADE_ORDER:
+            system.upgrade(name)
+            latest_from[name] = datetime.now(UTC)
+            flow.wait_for_more(ORDERS_BETWEEN_STEPS // 2)
+        anonymous.register()  # user-notification publishes too
     finally:
         flow.stop()
     assert flow.failure is None, flow.failure
@@ -203,3 +231,9 @@ def test_services_upgrade_one_at_a_time_while_orders_flow(old_system: stack.Stac
             missing = unannounced(customer, mine)
         assert not missing, {order_id: outcomes[order_id]["status"] for order_id in missing}
     assert dead_letters(old_system.prefix) == {s.name: 0 for s in SERVICES}
+
+    # What each service published: the previous release's versions until told, then the newest.
+    for name in UPGRADE_ORDER:
+        before, after = published_versions(old_system, name, told_at, latest_from[name])
+        assert before and all(v == versions.version_to_publish(t, {}) for t, v in before), name
+        assert after and all(v == schemas.current_version(t) for t, v in after), name

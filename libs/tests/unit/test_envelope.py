@@ -83,7 +83,7 @@ def test_new_refuses_an_unknown_type() -> None:
 def test_new_refuses_an_envelope_a_consumer_would_reject(
     kwargs: dict[str, str], where: str
 ) -> None:
-    args = {"source": "orders", "correlation_id": "c", **kwargs}
+    args: dict[str, Any] = {"source": "orders", "correlation_id": "c", **kwargs}
     with pytest.raises(schemas.SchemaViolation, match=re.escape(f"envelope invalid at {where}:")):
         Envelope.new("order.created", order_created(), **args)
 
