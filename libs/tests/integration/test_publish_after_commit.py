@@ -20,7 +20,7 @@ from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.outbox import collecting, publish_event
 from messaging.relay import OutboxRelay
-from tests.factories import order_created, stock_reserved
+from tests.factories import order_created, reserve
 from tests.integration.conftest import (
     LIBS,
     RABBITMQCTL,
@@ -230,14 +230,6 @@ def test_a_consumer_publishes_its_batch_events_on_its_own_connection(
     settings.MESSAGING_SERVICE = "inventory"
     opened: list[str] = []
     monkeypatch.setattr(after_commit, "connect", lambda *a, **k: opened.append("writer"))
-
-    def reserve(envelope: Envelope) -> None:
-        publish_event(
-            "stock.reserved",
-            stock_reserved(envelope.data["order_id"]),
-            correlation_id=envelope.correlation_id,
-            causation=envelope,
-        )
 
     with running_consumer(broker, "inventory", {"order.created": reserve}) as consumer:
         for _ in range(5):
