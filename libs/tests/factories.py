@@ -23,6 +23,18 @@ def stock_reserved(order_id: str) -> dict[str, Any]:
     return {"order_id": order_id, "lines": [{"product_id": 1, "quantity": 2}]}
 
 
+def reserve(envelope: Envelope) -> None:
+    """What inventory does with an order.created: publishes stock.reserved, caused by it."""
+    from messaging.outbox import publish_event  # needs the apps loaded
+
+    publish_event(
+        "stock.reserved",
+        stock_reserved(envelope.data["order_id"]),
+        correlation_id=envelope.correlation_id,
+        causation=envelope,
+    )
+
+
 def envelope(event_type: str = "order.created", data: dict[str, Any] | None = None) -> Envelope:
     return Envelope.new(
         event_type,
