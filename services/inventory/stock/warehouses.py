@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from errors import ErrorCode
 from service_runtime.errors import refused
@@ -37,10 +37,12 @@ def warehouse_named(code: str | None, *, field: str) -> Warehouse:
 
 @transaction.atomic
 def warehouse_create(*, code: str, name: str, priority: int = 0, active: bool = True) -> Warehouse:
-    if Warehouse.objects.filter(code=code).exists():
+    try:
+        with transaction.atomic():  # the unique code decides, even between two at once
+            return Warehouse.objects.create(code=code, name=name, priority=priority, active=active)
+    except IntegrityError:
         message = f"a warehouse with the code {code!r} already exists."
-        raise refused(message, code=ErrorCode.WAREHOUSE_CODE_TAKEN, field="code")
-    return Warehouse.objects.create(code=code, name=name, priority=priority, active=active)
+        raise refused(message, code=ErrorCode.WAREHOUSE_CODE_TAKEN, field="code") from None
 
 
 @transaction.atomic
