@@ -7,7 +7,10 @@ Only statements a measured figure justifies are written out (``reports/bench-cha
   instead of three ORM inserts (``POST /api/orders/``: the largest step of the closed loop);
 - :func:`order_detail_get`: an order with its lines and history in one statement, read as
   tuples, instead of three ORM queries and their model instances (``GET /api/orders/{id}/``:
-  about a third of its CPU).
+  about a third of its CPU);
+- :func:`order_page`: a page of a list with each order's lines in one statement, read as
+  tuples, instead of model instances and a prefetch (``GET /api/orders/``: half of its CPU,
+  and the cyclic garbage behind its p99, ``reports/bench-profile.md``).
 
 Everything else about orders goes through the ORM.
 """
@@ -206,9 +209,9 @@ def order_detail_get(*, order_id: uuid.UUID, owner_id: int | None) -> OrderDetai
 
 
 def _order_detail_of(row: tuple[Any, ...]) -> OrderDetail:
-    """An ``OrderDetail`` from a row of :func:`_order_detail_sql` or :func:`_order_page_sql`:
-    the order's columns, then one array per column of its lines, then of its history (none
-    in a page's rows)."""
+    """An ``OrderDetail`` from a row of :func:`_order_detail_sql` or of :func:`order_page`'s
+    statement: the order's columns, then one array per column of its lines, then of its
+    history (none in a page's rows)."""
     (order_id, user_id, status, total, rejection_reason, rejected_lines, cancellation_reason,
      created_at, updated_at, deadline, *columns) = row  # fmt: skip
     # array_agg over no rows is NULL: no lines, or no history.
@@ -294,8 +297,7 @@ def order_page(orders: QuerySet[Order]) -> list[OrderDetail]:
 
     The statement is ``orders``' own, as the ORM writes it, reading only the columns shown,
     and each row's lines are aggregated beside it, for the page's rows only (instead of one
-    more query for the lines and a model instance for every order and line, which made a
-    list's CPU and its garbage: ``reports/bench-profile.md``, scenario (e)).
+    more query for the lines and a model instance for every order and line).
     """
     names = [name for name in orders.query.order_by if isinstance(name, str)]
     if not names or len(names) != len(orders.query.order_by):
