@@ -83,6 +83,12 @@ class CursorPagination:
     (``("-created_at", "-id")``): a cursor is the position of the row a page ended at, so
     rows added meanwhile neither repeat nor skip one. A list subclasses it to set ``ordering``
     (and sizes), and wants an index on its filters followed by the ordering.
+
+    A page's rows are ``fetch(rows, size)``: the model instances of ``rows`` (the list's
+    queryset, ordered, from the cursor's position, sliced to one row more than the page's
+    ``size``), with what the list's queryset prefetches. A list whose items are more than
+    their row (an order and its lines) overrides it to read the page as it shows it, in one
+    statement: any object with the ordering's fields as attributes will do.
     """
 
     page_size: int = api_settings.PAGE_SIZE or 50
@@ -107,20 +113,26 @@ class CursorPagination:
         rows = queryset.order_by(*(f"-{name}" if reverse else name for name in fields))
         if position is not None:
             rows = rows.filter(RowComparison(fields, position, greater=not reverse))
-        # One row more tells whether another page follows; its related rows are not needed.
-        related = getattr(queryset, "_prefetch_related_lookups", ())  # no public accessor
-        page = list(rows.prefetch_related(None)[: size + 1])
+        # One row more tells whether another page follows.
+        page = self.fetch(rows[: size + 1], size)
         more = len(page) > size
         page = page[:size]
         if backwards:
             page.reverse()
-        prefetch_related_objects(page, *related)
         first = [getattr(page[0], name) for name in fields] if page else position
         last = [getattr(page[-1], name) for name in fields] if page else position
         has_next = more if not backwards else position is not None
         has_previous = more if backwards else position is not None
         self.next = self._link(last, backwards=False) if has_next and last else None
         self.previous = self._link(first, backwards=True) if has_previous and first else None
+        return page
+
+    def fetch(self, rows: QuerySet[Any], size: int) -> list[Any]:
+        """The page's rows (see the class): ``rows`` holds up to ``size`` + 1, and the extra
+        one's related rows are not needed."""
+        related = getattr(rows, "_prefetch_related_lookups", ())  # no public accessor
+        page = list(rows.prefetch_related(None))
+        prefetch_related_objects(page[:size], *related)
         return page
 
     def get_paginated_response(self, data: Any) -> Response:

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from identity.authentication import TokenUser
 from orders import persistence
 from orders.models import Order
-from orders.persistence import OrderDetail, PricedLine
+from orders.persistence import OrderDetail
 
 
 def orders_visible_to(viewer: TokenUser) -> QuerySet[Order]:
@@ -20,15 +20,16 @@ def orders_visible_to(viewer: TokenUser) -> QuerySet[Order]:
 def order_list(
     *, viewer: TokenUser, status: str | None = None, user_id: int | None = None
 ) -> QuerySet[Order]:
-    """Newest first, with lines. ``user_id`` narrows staff's view; a customer's is always own.
+    """Newest first. ``user_id`` narrows staff's view; a customer's is always own.
 
-    Each filter and the ordering have an index (see ``Order.Meta.indexes``)."""
+    Each filter and the ordering have an index (see ``Order.Meta.indexes``); a page of it is
+    read with its lines by :func:`order_page`."""
     orders = orders_visible_to(viewer)
     if viewer.is_staff and user_id is not None:
         orders = orders.filter(user_id=user_id)
     if status:
         orders = orders.filter(status=status)
-    return orders.prefetch_related("lines").order_by("-created_at", "-id")
+    return orders.order_by("-created_at", "-id")
 
 
 def order_get(*, viewer: TokenUser, order_id: uuid.UUID) -> Order | None:
@@ -47,7 +48,7 @@ def order_detail(*, viewer: TokenUser, order_id: uuid.UUID) -> OrderDetail | Non
     return persistence.order_detail_get(order_id=order_id, owner_id=owner_id)
 
 
-def order_lines(order: Order) -> list[PricedLine]:
-    """The lines of an order from ``order_list`` (prefetched), in the order they were placed."""
-    lines = sorted(order.lines.all(), key=lambda line: line.pk)
-    return [PricedLine(*(getattr(line, name) for name in PricedLine._fields)) for line in lines]
+def order_page(orders: QuerySet[Order]) -> list[OrderDetail]:
+    """A page of ``order_list`` (ordered and sliced) with each order's lines, in the order
+    they were placed, in one statement; no history."""
+    return persistence.order_page(orders)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 from django.db.models import Prefetch
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from orders import persistence, services
@@ -122,3 +123,80 @@ class TestCost:
             assert staff.get(f"/api/orders/{uuid.uuid4()}/").status_code == 404
         with django_assert_num_queries(1):
             assert customer.get(f"/api/orders/{uuid.uuid4()}/").status_code == 404
+
+
+class TestAListPage:
+    """GET /api/orders/ reads a page with its lines in one statement and renders, byte for
+    byte, what the serializer that documents its items would."""
+
+    @pytest.fixture
+    def shapes(self, orders: list[Order], products: dict) -> list[Order]:
+        """The detail's shapes, a customer's order among others', one with no lines left,
+        and times on a whole second (no fraction shown) and with microseconds."""
+        others = place("someone else's", user_id=OTHER_CUSTOMER_ID)
+        bare = place("bare")
+        OrderLine.objects.filter(order=bare).delete()
+        Order.objects.filter(pk=orders[0].pk).update(
+            created_at=orders[0].created_at.replace(microsecond=0)
+        )
+        return [*orders, others, bare]
+
+    @staticmethod
+    def rendered(page: dict[str, Any], orders: list[Order]) -> bytes:
+        """The page as the serializer and DRF's renderer show it, with the page's links."""
+        loaded = {
+            order.pk: order
+            for order in Order.objects.prefetch_related(
+                Prefetch("lines", queryset=OrderLine.objects.order_by("id"))
+            ).filter(pk__in=[order.pk for order in orders])
+        }
+        ids = [uuid.UUID(item["id"]) for item in page["results"]]
+        items = OrderOutputSerializer([loaded[pk] for pk in ids], many=True).data
+        return JSONRenderer().render(
+            {"count": page["count"], "next": page["next"], "previous": page["previous"],
+             "results": items}
+        )  # fmt: skip
+
+    def test_every_page_is_the_serializers_byte_for_byte(
+        self, shapes: list[Order], staff: APIClient, customer: APIClient
+    ) -> None:
+        for client, url in ((staff, "/api/orders/?page_size=2"), (customer, "/api/orders/")):
+            seen = 0
+            while url:
+                response = client.get(url)
+                page = response.json()
+                assert response.content == self.rendered(page, shapes)
+                seen += len(page["results"])
+                url = page["next"]
+            assert seen == (len(shapes) if client is staff else len(shapes) - 1)
+
+    def test_the_orm_way_reads_the_same(self, shapes: list[Order]) -> None:
+        newest = Order.objects.order_by("-created_at", "-id")
+        for orders in (
+            newest[:3],
+            newest.filter(user_id=CUSTOMER_ID)[:50],
+            Order.objects.order_by("created_at", "id")[2:5],
+            newest.filter(status="REJECTED")[:10],
+            newest.filter(user_id=-1)[:10],
+        ):
+            written_out = persistence.order_page(orders)
+            assert written_out == persistence._order_page_orm(orders)
+            ids = list(orders.values_list("id", flat=True))
+            assert [detail.id for detail in written_out] == ids
+        assert {detail.lines for detail in persistence.order_page(newest[:10])} >= {()}
+
+    def test_an_unordered_page_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="ordering"):
+            persistence.order_page(Order.objects.all()[:5])
+
+    def test_one_statement_with_its_lines_besides_the_count(
+        self, shapes: list[Order], staff: APIClient, django_assert_num_queries: Any
+    ) -> None:
+        for i in range(60):
+            place(f"more-{i}")
+        first = staff.get("/api/orders/").json()
+        assert len(first["results"]) == 50 and all(o["lines"] for o in first["results"])
+
+        for url in ("/api/orders/", first["next"], f"/api/orders/?user_id={CUSTOMER_ID}"):
+            with django_assert_num_queries(2):  # the count, the page with its lines
+                assert staff.get(url).status_code == 200
