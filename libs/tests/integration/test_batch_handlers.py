@@ -23,7 +23,7 @@ from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.outbox import publish_event
 from service_runtime.logging import bound
-from tests.factories import envelope, stock_reserved
+from tests.factories import envelope, order_shipped, stock_reserved
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,7 +85,7 @@ def _raw(*messages: Envelope) -> list[Item]:
 
 
 def _shipped() -> Envelope:
-    return envelope("order.shipped", {"order_id": str(uuid.uuid4()), "user_id": 7})
+    return envelope("order.shipped", order_shipped(str(uuid.uuid4()), 7))
 
 
 def _inbox() -> set[str]:
