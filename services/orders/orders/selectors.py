@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from identity.authentication import TokenUser
 from orders import persistence
 from orders.models import Order
-from orders.persistence import OrderDetail, PricedLine
+from orders.persistence import OrderDetail, PricedLine, ShipmentEntry
 
 
 def orders_visible_to(viewer: TokenUser) -> QuerySet[Order]:
@@ -51,3 +51,8 @@ def order_lines(order: Order) -> list[PricedLine]:
     """The lines of an order from ``order_list`` (prefetched), in the order they were placed."""
     lines = sorted(order.lines.all(), key=lambda line: line.pk)
     return [PricedLine(*(getattr(line, name) for name in PricedLine._fields)) for line in lines]
+
+
+def order_shipments(order: Order, shipment_id: int | None = None) -> list[ShipmentEntry]:
+    """The order's shipments with their lines, oldest first (only ``shipment_id`` if given)."""
+    return persistence.shipments_of(order.id, shipment_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from datetime import datetime
@@ -51,11 +52,18 @@ def stock_event(event_type: str, order_id: uuid.UUID | str, **data: Any) -> Enve
 
 
 def outbox(event_type: str | None = None) -> list[Envelope]:
-    """The events written to the outbox, oldest first, decoded and validated."""
+    """The events written to the outbox, oldest first, validated (``decode``) and shown as
+    published: in their version and its payload, which a consumer of the newest version
+    would read brought up to date."""
     rows = OutboxMessage.objects.order_by("id")
     if event_type:
         rows = rows.filter(routing_key=event_type)
-    return [decode(row.body.encode()) for row in rows]
+    return [_as_published(row.body) for row in rows]
+
+
+def _as_published(body: str) -> Envelope:
+    raw = json.loads(body)
+    return replace(decode(body.encode()), version=raw["version"], data=raw["data"])
 
 
 def body(envelope: Envelope) -> bytes:
