@@ -355,7 +355,10 @@ def _order_detail_sql(*, owned: bool) -> str:
 
     by_id = f"r.{qn('id')}"
     # A shipment's lines, for the order's shipments (the lines name no order).
-    of_shipments = f"r.{qn('shipment_id')} IN (SELECT s.{qn('id')} FROM {shipment} AS s WHERE s.{qn('order_id')} = o.{qn('id')})"  # noqa: E501, S608 (names from the models)
+    shipment_ids = (
+        f"SELECT s.{qn('id')} FROM {shipment} AS s WHERE s.{qn('order_id')} = o.{qn('id')}"  # noqa: S608
+    )
+    of_shipments = f"r.{qn('shipment_id')} IN ({shipment_ids})"
     owner = f" AND o.{qn('user_id')} = %(owner_id)s" if owned else ""
     return f"""
         SELECT {", ".join(f"o.{qn(name)}" for name in order_columns)},

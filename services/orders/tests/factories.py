@@ -42,13 +42,19 @@ def product_upserted(
     return envelope
 
 
-def stock_event(event_type: str, order_id: uuid.UUID | str, **data: Any) -> Envelope:
-    return Envelope.new(
+def stock_event(
+    event_type: str, order_id: uuid.UUID | str, version: int | None = None, **data: Any
+) -> Envelope:
+    """An event from inventory, in ``version`` (the newest when None) and read as a consumer
+    reads it: in the newest version's shape."""
+    envelope = Envelope.new(
         event_type,
         {"order_id": str(order_id), **data},
         source="inventory",
         correlation_id=str(order_id),
+        version=version,
     )
+    return decode(body(envelope))
 
 
 def outbox(event_type: str | None = None) -> list[Envelope]:
