@@ -79,7 +79,7 @@ def order_ship_from(
             code=ErrorCode.NOTHING_TO_SHIP,
             field="warehouse",
         )
-    in_order = {a.product_id for a in allocations}
+    in_order = set(order.lines.values_list("product_id", flat=True))
     wanted = dict(left) if lines is None else _wanted(lines, left, in_order)
     return _ship(order, warehouse, wanted, allocations, actor_user_id=actor_user_id)
 
@@ -142,7 +142,8 @@ def order_ship(*, order_id: uuid.UUID, actor_user_id: int | None = None) -> list
             for line in lines
             if (left := line.quantity - line.shipped_quantity - line.cancelled_quantity) > 0
         }
-        shipments.append(_ship(order, None, wanted, allocations, actor_user_id=actor_user_id))
+        if wanted:
+            shipments.append(_ship(order, None, wanted, allocations, actor_user_id=actor_user_id))
     return shipments
 
 
@@ -167,6 +168,8 @@ def _ship(
     if not wanted or any(units < 1 for units in wanted.values()):
         raise ValueError(f"a shipment of {dict(wanted)} ships nothing")
     for product_id, units in wanted.items():
+        if product_id not in lines:
+            raise ValueError(f"product {product_id} is not in order {order.id}")
         line = lines[product_id]
         line.shipped_quantity += units
         if line.shipped_quantity + line.cancelled_quantity > line.quantity:
