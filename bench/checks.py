@@ -72,7 +72,10 @@ def check(
     levels = {
         int(p): (int(on_hand), int(reserved))
         for p, on_hand, reserved in _rows(
-            inventory_url, "SELECT product_id, on_hand, reserved FROM stock_stocklevel"
+            inventory_url,
+            # a product's totals over its warehouses
+            "SELECT product_id, SUM(on_hand), SUM(reserved) FROM stock_stocklevel "
+            "GROUP BY product_id",
         )
     }
     shipped = {

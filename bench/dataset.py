@@ -148,29 +148,37 @@ ORDERS_TABLES = (
 )
 
 # Inventory: reservations, the ledger of every unit reserved, shipped or released, the
-# counters moved by the same amounts, and the inbox rows of order.created.
+# counters moved by the same amounts, and the inbox rows of order.created; all in the default
+# warehouse, where the scenarios' stock is (adjustments that name no warehouse).
 INVENTORY_TABLES = (
     """
-    INSERT INTO stock_reservation (order_id, user_id, status, lines, reason, created_at,
-                                   updated_at)
+    CREATE TEMPORARY TABLE load_warehouse ON COMMIT DROP AS
+    SELECT id FROM stock_warehouse WHERE code = 'default'
+    """,
+    """
+    INSERT INTO stock_reservation (order_id, user_id, status, lines, allocations, reason,
+                                   created_at, updated_at)
     SELECT o.id, o.user_id,
            CASE o.status WHEN 'CONFIRMED' THEN 'RESERVED' WHEN 'CANCELLED' THEN 'RELEASED'
                 ELSE o.status END,
            l.lines,
+           CASE WHEN o.status = 'REJECTED' THEN '[]'::jsonb ELSE l.allocations END,
            CASE WHEN o.status = 'REJECTED' THEN 'insufficient stock' ELSE '' END,
            o.created_at, o.created_at + interval '1 day'
     FROM load_order o
     JOIN (SELECT i, jsonb_agg(jsonb_build_object('product_id', product_id,
-                                                 'quantity', quantity) ORDER BY k) AS lines
-          FROM load_line GROUP BY i) AS l USING (i)
+                                                 'quantity', quantity) ORDER BY k) AS lines,
+                 jsonb_agg(jsonb_build_object('product_id', product_id, 'warehouse_id', w.id,
+                                              'quantity', quantity) ORDER BY k) AS allocations
+          FROM load_line CROSS JOIN load_warehouse AS w GROUP BY i) AS l USING (i)
     ORDER BY o.i
     """,
     """
-    INSERT INTO stock_stockledgerentry
-        (product_id, kind, delta_on_hand, delta_reserved, reason, order_id, created_at)
-    SELECT l.product_id, e.kind, e.on_hand * l.quantity, e.reserved * l.quantity, e.reason,
-           l.order_id, l.created_at + e.after
-    FROM load_line l JOIN (VALUES
+    INSERT INTO stock_stockledgerentry (product_id, warehouse_id, kind, delta_on_hand,
+                                        delta_reserved, reason, order_id, created_at)
+    SELECT l.product_id, w.id, e.kind, e.on_hand * l.quantity, e.reserved * l.quantity,
+           e.reason, l.order_id, l.created_at + e.after
+    FROM load_line l CROSS JOIN load_warehouse AS w JOIN (VALUES
         ('reserve', 0, 1, 'reserved for order', interval '1 second',
          '{CANCELLED,CONFIRMED,SHIPPED}'),
         ('release', 0, -1, 'released: order cancelled', interval '1 hour', '{CANCELLED}'),
@@ -186,7 +194,7 @@ INVENTORY_TABLES = (
                  coalesce(sum(quantity) FILTER (WHERE status = 'SHIPPED'), 0) AS shipped,
                  coalesce(sum(quantity) FILTER (WHERE status = 'CONFIRMED'), 0) AS held
           FROM load_line GROUP BY product_id) AS moved
-    WHERE s.product_id = moved.product_id
+    WHERE s.product_id = moved.product_id AND s.warehouse_id = (SELECT id FROM load_warehouse)
     """,
     """
     INSERT INTO messaging_inboxmessage (consumer, message_id, message_type, processed_at)

@@ -28,6 +28,8 @@ from service_runtime.settings import REPO_ROOT
 ROUTES: dict[str, str] = {
     "products": "inventory",
     "categories": "inventory",
+    "warehouses": "inventory",
+    "stock-transfers": "inventory",
     "orders": "orders",
     "users": "user-notification",
     "notifications": "user-notification",

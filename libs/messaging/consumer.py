@@ -14,7 +14,8 @@ Outcome of one delivery:
 A copy is acked only after the broker confirmed the copy, so a delivery is never lost.
 
 Batches: every delivery the broker has already pushed (up to the prefetch) is applied in one
-transaction: one multi-row inbox insert, the handlers, one commit, the events the handlers wrote
+transaction: one multi-row inbox insert, the handlers, one multi-row insert of the events they
+published (``messaging.outbox.collecting``), one commit, the events the handlers wrote
 published on the consumer's connection (``messaging.after_commit``), then one ``basic.ack`` with
 ``multiple``. One WAL flush and one ack per batch instead of per message, and a batch of one when
 the queue is quiet, so latency does not wait for a batch to fill. If any handler in the batch
@@ -55,6 +56,7 @@ from messaging.config import MessagingConfig, get_config
 from messaging.envelope import Envelope, MalformedMessage, decode
 from messaging.metrics import record_delivery
 from messaging.models import InboxMessage
+from messaging.outbox import collecting
 from messaging.worker import DATABASE_ERRORS, Job
 from service_runtime import tracing
 from service_runtime.logging import bind
@@ -256,7 +258,7 @@ class MessageProcessor:
         """Apply the messages in one transaction: those a batch handler rejected (nothing of
         them applied, the rest applied), or None, nothing applied at all, when one failed."""
         try:
-            with transaction.atomic():
+            with transaction.atomic(), collecting():
                 fresh = record_many_in_inbox(self.consumer, [m.envelope for m in messages])
                 new = []
                 for message in messages:
@@ -287,7 +289,7 @@ class MessageProcessor:
         envelope, attempt = message.envelope, message.item.attempt
         with message.context():
             try:
-                with transaction.atomic():
+                with transaction.atomic(), collecting():
                     if record_many_in_inbox(self.consumer, [envelope]):
                         message.handler(envelope)
             except (OperationalError, InterfaceError):

@@ -1,11 +1,18 @@
-"""Writing events: one outbox row in the caller's transaction, published right after it commits."""
+"""Writing events: one outbox row in the caller's transaction, published right after it commits.
+
+Inside :func:`collecting` (a consumer's batch), the rows wait and are written together with one
+``INSERT`` when the block ends, still in the transaction, in the order they were published.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging import after_commit, topology, versions
@@ -65,10 +72,68 @@ def publish_event(
         last_error="",
         headers=tracing.inject(),  # the current span's context: the publish span continues it
     )
-    _insert_row(row)
+    collector = _collector.get()
+    if collector is None:
+        _insert_rows([row])
+    else:
+        collector.add(row)
     if config.publish_after_commit:
         after_commit.register(row, config)
     return envelope
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[None]:
+    """Write the events published inside the block with one ``INSERT`` as it ends.
+
+    The block is part of the current transaction (``atomic(savepoint=False)``): when it raises,
+    that whole transaction rolls back, so no state change ever commits without its events.
+    An event published in a savepoint that rolled back is left out, as it would have been
+    deleted with it. Nested blocks write with the outermost one.
+    """
+    with transaction.atomic(savepoint=False):
+        if _collector.get() is not None:
+            yield
+            return
+        collector = _Collector()
+        token = _collector.set(collector)
+        try:
+            yield
+        finally:
+            _collector.reset(token)
+        collector.write()
+
+
+class _Collector:
+    """The rows published inside :func:`collecting`, each with the savepoints it was written in."""
+
+    def __init__(self) -> None:
+        self.rows: list[OutboxMessage] = []
+        self.witnesses: list[_Witness] = []
+
+    def add(self, row: OutboxMessage) -> None:
+        # Django drops the commit hooks of a savepoint that rolls back: the witness of a row
+        # still registered at the end says that every savepoint around it was kept.
+        witness = _Witness()
+        transaction.on_commit(witness)
+        self.rows.append(row)
+        self.witnesses.append(witness)
+
+    def write(self) -> None:
+        alive = {id(entry[1]) for entry in connection.run_on_commit}
+        rows = [r for r, w in zip(self.rows, self.witnesses, strict=True) if id(w) in alive]
+        if rows:
+            _insert_rows(rows)
+
+
+class _Witness:
+    def __call__(self) -> None:
+        """Nothing to do at commit: being still registered is the point."""
+
+
+_collector: contextvars.ContextVar[_Collector | None] = contextvars.ContextVar(
+    "outbox_collector", default=None
+)
 
 
 _COLUMNS = (
@@ -84,22 +149,26 @@ _COLUMNS = (
 )
 
 
-def _insert_row(row: OutboxMessage) -> None:
-    """``row.save()`` without Django compiling an ``INSERT`` on every event (it runs once per
-    event on every hot path)."""
+def _insert_rows(rows: Sequence[OutboxMessage]) -> None:
+    """``bulk_create`` without Django compiling an ``INSERT`` on every event (it runs on every
+    hot path): one statement, ids in the order of ``rows``.
+
+    One text per number of rows, each prepared by psycopg once it has run a few times; arrays
+    (one text for any number, through ``unnest``) cost more to adapt than they save.
+    """
     fields = [OutboxMessage._meta.get_field(name) for name in _COLUMNS]
+    values = [
+        field.get_db_prep_save(getattr(row, field.attname), connection)  # type: ignore[union-attr]
+        for row in rows
+        for field in fields
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            _insert_sql(),
-            [
-                field.get_db_prep_save(getattr(row, field.attname), connection)  # type: ignore[union-attr]
-                for field in fields
-            ],
-        )
+        cursor.execute(_insert_sql(len(rows)), values)
 
 
 @functools.cache
-def _insert_sql() -> str:
+def _insert_sql(count: int) -> str:
     table = connection.ops.quote_name(OutboxMessage._meta.db_table)
     names = ", ".join(connection.ops.quote_name(column) for column in _COLUMNS)
-    return f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"  # noqa: S608
+    row = f"({', '.join(['%s'] * len(_COLUMNS))})"
+    return f"INSERT INTO {table} ({names}) VALUES {', '.join([row] * count)}"  # noqa: S608

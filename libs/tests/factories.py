@@ -35,6 +35,18 @@ def order_shipped(order_id: str, user_id: int) -> dict[str, Any]:
     }
 
 
+def reserve(envelope: Envelope) -> None:
+    """What inventory does with an order.created: publishes stock.reserved, caused by it."""
+    from messaging.outbox import publish_event  # needs the apps loaded
+
+    publish_event(
+        "stock.reserved",
+        stock_reserved(envelope.data["order_id"]),
+        correlation_id=envelope.correlation_id,
+        causation=envelope,
+    )
+
+
 def envelope(event_type: str = "order.created", data: dict[str, Any] | None = None) -> Envelope:
     return Envelope.new(
         event_type,

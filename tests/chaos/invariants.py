@@ -150,7 +150,11 @@ QUERIES: dict[str, tuple[str, str]] = {
         "WHERE from_status <> to_status",
     ),
     "reservations": ("inventory", "SELECT order_id, status, lines FROM stock_reservation"),
-    "stock_levels": ("inventory", "SELECT product_id, on_hand, reserved FROM stock_stocklevel"),
+    # A product's totals over its warehouses.
+    "stock_levels": (
+        "inventory",
+        "SELECT product_id, SUM(on_hand), SUM(reserved) FROM stock_stocklevel GROUP BY product_id",
+    ),
     "ledger_sums": (
         "inventory",
         "SELECT product_id, SUM(delta_on_hand), SUM(delta_reserved) "

@@ -21,9 +21,8 @@ from messaging.consumer import (
 )
 from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
-from messaging.outbox import publish_event
 from service_runtime.logging import bound
-from tests.factories import envelope, order_shipped, stock_reserved
+from tests.factories import envelope, order_shipped, reserve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,15 +30,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def inventory_service(settings: Any) -> None:
     settings.MESSAGING_SERVICE = "inventory"
-
-
-def _announce(envelope: Envelope) -> None:
-    publish_event(
-        "stock.reserved",
-        stock_reserved(envelope.data["order_id"]),
-        correlation_id=envelope.correlation_id,
-        causation=envelope,
-    )
 
 
 class SetBased:
@@ -65,7 +55,7 @@ class SetBased:
                 continue
             with handling(e):
                 self.bound.append(bound().get("message_id"))
-                _announce(e)
+                reserve(e)
         return rejected
 
     def one(self, envelope: Envelope) -> None:
@@ -74,7 +64,7 @@ class SetBased:
             raise ValueError("boom")
         if envelope.id in self.reject:
             raise RejectMessage(f"no such order {envelope.data['order_id']}")
-        _announce(envelope)
+        reserve(envelope)
 
     def handler(self) -> BatchHandler:
         return BatchHandler(one=self.one, many=self.many)

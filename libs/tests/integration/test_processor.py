@@ -148,9 +148,10 @@ def test_a_handlers_own_database_error_is_a_failure_not_an_outage() -> None:
 
     def duplicate_effect(envelope: Envelope) -> None:
         Recorder()(envelope)
-        OutboxMessage.objects.create(
-            message_id=OutboxMessage.objects.get().message_id, exchange="x", routing_key="y"
-        )
+        # (The handler's events are written when it returns: it cannot read its own row.)
+        taken = uuid.uuid4()
+        for _ in range(2):
+            OutboxMessage.objects.create(message_id=taken, exchange="x", routing_key="y")
 
     processor = MessageProcessor("inventory", {"order.created": duplicate_effect}, 3)
     outcome = processor.process(message.to_json().encode())

@@ -18,9 +18,9 @@ from django.test.utils import CaptureQueriesContext
 from messaging import after_commit, crash_points
 from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
-from messaging.outbox import publish_event
+from messaging.outbox import collecting, publish_event
 from messaging.relay import OutboxRelay
-from tests.factories import order_created, stock_reserved
+from tests.factories import order_created, reserve
 from tests.integration.conftest import (
     LIBS,
     RABBITMQCTL,
@@ -88,6 +88,25 @@ def test_the_writer_publishes_its_events_right_after_the_commit(broker: Broker) 
     assert "SET LOCAL synchronous_commit TO OFF" in after
     assert statements.index("SET LOCAL synchronous_commit TO OFF") < statements.index(marks[0])
     assert sum(sql == "COMMIT" for sql in statements) == 2, statements
+
+
+def test_events_written_together_go_out_after_the_commit_in_publish_order(
+    broker: Broker,
+) -> None:
+    with transaction.atomic(), collecting():
+        ids = [publish_event("order.created", order_created(), correlation_id="c").id]
+        with pytest.raises(RuntimeError), transaction.atomic():
+            publish_event("order.created", order_created(), correlation_id="rolled-back")
+            raise RuntimeError
+        ids += [publish_event("order.created", order_created(), correlation_id="c").id]
+        ids += [publish_event("order.created", order_created(), correlation_id="c").id]
+    assert _unsent() == set()
+    assert [
+        str(m) for m in OutboxMessage.objects.order_by("id").values_list("message_id", flat=True)
+    ] == ids
+    received = broker.wait_for_messages(broker.names.queue("inventory"), 3)
+    assert [d.properties.message_id for d in received] == ids
+    assert broker.message_count(broker.names.queue("inventory")) == 0
 
 
 def test_only_events_that_committed_are_published(broker: Broker) -> None:
@@ -212,14 +231,6 @@ def test_a_consumer_publishes_its_batch_events_on_its_own_connection(
     opened: list[str] = []
     monkeypatch.setattr(after_commit, "connect", lambda *a, **k: opened.append("writer"))
 
-    def reserve(envelope: Envelope) -> None:
-        publish_event(
-            "stock.reserved",
-            stock_reserved(envelope.data["order_id"]),
-            correlation_id=envelope.correlation_id,
-            causation=envelope,
-        )
-
     with running_consumer(broker, "inventory", {"order.created": reserve}) as consumer:
         for _ in range(5):
             data = order_created()
@@ -254,7 +265,7 @@ import django
 django.setup()
 from django.conf import settings
 from django.db import transaction
-from messaging.outbox import publish_event
+from messaging.outbox import collecting, publish_event
 from tests.factories import order_created
 
 settings.MESSAGING_SERVICE = "orders"

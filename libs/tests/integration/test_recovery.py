@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
 from django.db import connection
 
-from messaging.envelope import Envelope
+from messaging.envelope import Envelope, decode
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.relay import OutboxRelay
+from tests.factories import order_created, reserve
 from tests.integration.conftest import (
     RABBITMQCTL,
     Broker,
@@ -94,3 +96,37 @@ def _applied() -> set[str]:
     return {
         str(message_id) for message_id in InboxMessage.objects.values_list("message_id", flat=True)
     }
+
+
+def test_a_consumer_whose_database_session_dies_in_a_batch_applies_each_message_once(
+    broker: Broker, settings: Any
+) -> None:
+    settings.MESSAGING_SERVICE = "inventory"
+    settings.MESSAGING_PREFIX = broker.prefix
+    broker.declare()
+    killed: list[str] = []
+
+    def reserve_once(envelope: Envelope) -> None:
+        reserve(envelope)
+        if not killed:  # the first time only: its session dies before the batch commits
+            killed.append(envelope.id)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    messages = [
+        Envelope.new("order.created", order_created(), source="orders", correlation_id="c")
+        for _ in range(6)
+    ]
+    with running_consumer(broker, "inventory", {"order.created": reserve_once}) as consumer:
+        for message in messages:
+            broker.publish_event("order.created", message.to_json().encode())
+        wait_for(lambda: _applied() == {m.id for m in messages}, timeout=15)
+        wait_for(lambda: broker.message_count(broker.names.queue("inventory")) == 0)
+        wait_for(lambda: consumer.handled == len(messages))
+    assert killed
+    # One event per message: nothing applied twice, nothing lost.
+    causes = Counter(
+        decode(row.body.encode()).causation_id for row in OutboxMessage.objects.order_by("id")
+    )
+    assert causes == Counter({m.id: 1 for m in messages})
+    assert broker.message_count(broker.names.dead_letter_queue("inventory")) == 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import pika
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ from messaging import relay as relay_module
 from messaging import topology
 from messaging.envelope import Envelope, decode
 from messaging.models import OutboxMessage
+from messaging.outbox import collecting, publish_event
 from messaging.publisher import ConfirmingPublisher, OutgoingMessage
 from messaging.relay import OutboxRelay
 from tests.factories import order_created
@@ -47,6 +48,20 @@ def _unbind_order_created(broker: Broker) -> None:
 
 def _unsent() -> int:
     return OutboxMessage.objects.filter(sent_at__isnull=True).count()
+
+
+def test_relay_sends_events_written_together_in_their_order(broker: Broker) -> None:
+    with transaction.atomic(), collecting():
+        ids = [
+            publish_event("order.created", data, correlation_id=data["order_id"]).id
+            for data in (order_created() for _ in range(5))
+        ]
+    relay = OutboxRelay(broker.config("orders"), batch_size=10)
+    channel = ConfirmingPublisher(broker._connection, broker._connection.channel())
+    assert relay.relay_batch(channel) == 5
+    assert _unsent() == 0
+    deliveries = broker.wait_for_messages(broker.names.queue("inventory"), 5)
+    assert [d.properties.message_id for d in deliveries] == ids
 
 
 def test_relay_batch_publishes_persistent_messages_and_marks_them_sent(broker: Broker) -> None:

@@ -106,6 +106,15 @@ direct = publish()
 row = OutboxMessage.objects.get(message_id=direct.id)
 assert row.sent_at is not None and row.attempts == 0, row
 assert queued() == 3, queued()
+
+# Several events written together: one INSERT of several rows, ids in publish order.
+from messaging.outbox import collecting
+with transaction.atomic(), collecting():
+    together = [publish().id for _ in range(3)]
+written = OutboxMessage.objects.order_by("id").values_list("message_id", flat=True)
+assert [str(m) for m in written][-3:] == together
+assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()
+assert queued() == 6, queued()
 print("sqlite ok", round(latency, 3))
 """
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pika.exceptions import ChannelClosedByBroker, ConsumerCancelled, StreamLostError
 
-from messaging import after_commit
+from messaging import after_commit, sending
 from messaging.config import MessagingConfig
 from messaging.models import OutboxMessage
 from messaging.publisher import Settled
@@ -173,3 +173,24 @@ class TestSettle:
     def test_nothing_settled_is_nothing_to_record(self) -> None:
         outcome = settle([_row("00000000-0000-0000-0000-000000000001")], Settled())
         assert (outcome.confirmed, outcome.refused) == ([], [])
+
+
+def test_the_broker_user_is_read_from_its_url_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "amqp://orders-writer:secret@broker.example:5672/%2F?heartbeat=30"
+    parsed: list[str] = []
+    real = sending.pika.URLParameters
+
+    def counting(value: str) -> Any:
+        parsed.append(value)
+        return real(value)
+
+    monkeypatch.setattr(sending.pika, "URLParameters", counting)
+    sending.broker_user.cache_clear()
+    try:
+        users = [sending.broker_user(url) for _ in range(3)]
+        other = sending.broker_user("amqp://inventory-writer:s@broker.example:5672/%2F")
+    finally:
+        sending.broker_user.cache_clear()
+    assert users == ["orders-writer"] * 3
+    assert other == "inventory-writer"
+    assert parsed == [url, "amqp://inventory-writer:s@broker.example:5672/%2F"]

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,6 +25,8 @@ from identity.permissions import IsStaffOrReadOnly
 from service_runtime.openapi import cursor_parameters, errors, page_parameters, paginated
 from service_runtime.pagination import CursorPagination, Pagination, paginated_response
 from service_runtime.request_context import correlation_id
+from stock.apis import WarehouseStockOutputSerializer
+from stock.selectors import Totals
 
 
 class CategoryOutputSerializer(serializers.Serializer):
@@ -120,11 +123,31 @@ class ProductOutputSerializer(serializers.Serializer):
     category_name = serializers.CharField(source="category.name", default=None, allow_null=True)
     active = serializers.BooleanField()
     low_stock_threshold = serializers.IntegerField()
-    on_hand = serializers.IntegerField()
-    reserved = serializers.IntegerField()
-    available = serializers.IntegerField()
+    on_hand = serializers.SerializerMethodField(help_text="Over every warehouse.")
+    reserved = serializers.SerializerMethodField(help_text="Over every warehouse.")
+    available = serializers.SerializerMethodField(help_text="on_hand - reserved.")
+    warehouses = WarehouseStockOutputSerializer(
+        source="stock_levels.all", many=True, help_text="The stock in each warehouse."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_on_hand(self, product: Product) -> int:
+        return _totals(product).on_hand
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_reserved(self, product: Product) -> int:
+        return _totals(product).reserved
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_available(self, product: Product) -> int:
+        return _totals(product).available
+
+
+def _totals(product: Product) -> Totals:
+    """The product's stock over its warehouses, from the rows ``product_list`` prefetched."""
+    return Totals.of(list(product.stock_levels.all()))
 
 
 class ProductInputSerializer(serializers.Serializer):

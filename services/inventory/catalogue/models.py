@@ -28,7 +28,8 @@ class Category(models.Model):
 
 
 class Product(models.Model):
-    """A thing we sell; its stock lives in :class:`stock.models.StockLevel`."""
+    """A thing we sell; its stock lives in :class:`stock.models.StockLevel`, a row per
+    warehouse."""
 
     sku: models.CharField[str, str] = models.CharField(max_length=64, unique=True)
     name: models.CharField[str, str] = models.CharField(max_length=200)
@@ -47,7 +48,7 @@ class Product(models.Model):
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
     updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now=True)
 
-    stock: StockLevel
+    stock_levels: RelatedManager[StockLevel]
 
     class Meta:
         ordering = ["id"]

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from catalogue.models import Category, Product
+from stock.models import StockLevel
 
 
 def category_list() -> QuerySet[Category]:
@@ -12,15 +13,15 @@ def category_list() -> QuerySet[Category]:
 
 
 def product_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Product]:
-    """Products with their stock; ``filters`` may hold ``category``, ``active`` and ``sku``."""
+    """Products with their stock in each warehouse (``stock_levels``, in allocation order, one
+    statement for a whole page); ``filters`` may hold ``category``, ``active`` and ``sku``."""
     filters = filters or {}
+    levels = StockLevel.objects.select_related("warehouse").order_by(
+        "-warehouse__priority", "warehouse_id"
+    )
     products = (
         Product.objects.select_related("category")
-        .annotate(
-            on_hand=F("stock__on_hand"),
-            reserved=F("stock__reserved"),
-            available=F("stock__on_hand") - F("stock__reserved"),
-        )
+        .prefetch_related(Prefetch("stock_levels", queryset=levels))
         .order_by("id")
     )
     if "category" in filters:

@@ -1,24 +1,34 @@
 from __future__ import annotations
 
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from identity.permissions import IsStaff
-from service_runtime.openapi import cursor_parameters, errors, paginated
-from service_runtime.pagination import CursorPagination, paginated_response
+from service_runtime.openapi import cursor_parameters, errors, page_parameters, paginated
+from service_runtime.pagination import CursorPagination, Pagination, paginated_response
 from service_runtime.request_context import correlation_id
-from stock.models import StockLevel
-from stock.selectors import stock_ledger_list, stock_level_get
-from stock.services import stock_adjust
+from stock.models import StockLevel, Warehouse
+from stock.selectors import Totals, stock_ledger_list, stock_levels_of, warehouse_list
+from stock.services import stock_adjust, stock_transfer
+from stock.warehouses import warehouse_create, warehouse_named, warehouse_update
+
+
+def warehouse_code(**kwargs: object) -> serializers.SlugField:
+    """A warehouse's code: a short slug of letters, digits, '-' and '_'."""
+    return serializers.SlugField(max_length=32, **kwargs)  # type: ignore[arg-type]
 
 
 class LedgerEntryOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     product_id = serializers.IntegerField()
+    warehouse_id = serializers.IntegerField()
+    warehouse = serializers.CharField(source="warehouse.code")
     kind = serializers.CharField()
     delta_on_hand = serializers.IntegerField()
     delta_reserved = serializers.IntegerField()
@@ -28,20 +38,34 @@ class LedgerEntryOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class WarehouseStockOutputSerializer(serializers.Serializer):
+    """A product's stock in one warehouse, named by the warehouse's code."""
+
+    warehouse = serializers.CharField(source="warehouse.code")
+    on_hand = serializers.IntegerField()
+    reserved = serializers.IntegerField()
+    available = serializers.IntegerField()
+
+
 class StockAdjustmentApi(APIView):
-    """A staff correction of on_hand: deliveries in, breakage and stocktake differences out."""
+    """A staff correction of on_hand in one warehouse (the default one unless named):
+    deliveries in, breakage and stocktake differences out."""
 
     permission_classes = [IsStaff]
 
     class InputSerializer(serializers.Serializer):
         delta = serializers.IntegerField(min_value=-1_000_000_000, max_value=1_000_000_000)
         reason = serializers.CharField(max_length=500)
+        warehouse = warehouse_code(
+            required=False, help_text="Its code; the default warehouse if left out."
+        )
 
     class OutputSerializer(serializers.Serializer):
         entry = LedgerEntryOutputSerializer()
-        on_hand = serializers.IntegerField()
+        on_hand = serializers.IntegerField(help_text="The product's, over every warehouse.")
         reserved = serializers.IntegerField()
         available = serializers.IntegerField()
+        warehouse = WarehouseStockOutputSerializer(help_text="The adjusted warehouse's stock.")
 
     @extend_schema(
         request=InputSerializer,
@@ -57,18 +81,71 @@ class StockAdjustmentApi(APIView):
             actor_id=getattr(request.user, "id", None),
             correlation_id=correlation_id(request),
         )
-        level = stock_level_get(product_id=product_id)
+        levels = _product_stock(product_id)
+        totals = Totals.of(levels)
+        [adjusted] = [level for level in levels if level.warehouse_id == entry.warehouse_id]
         data = {
             "entry": entry,
-            "on_hand": level.on_hand,
-            "reserved": level.reserved,
-            "available": level.available,
+            "on_hand": totals.on_hand,
+            "reserved": totals.reserved,
+            "available": totals.available,
+            "warehouse": adjusted,
         }
         return Response(self.OutputSerializer(data).data, status=status.HTTP_201_CREATED)
 
 
+class StockTransferApi(APIView):
+    """Staff move units of a product between warehouses: at once, and never more than is
+    available (on hand, not reserved) at the source."""
+
+    permission_classes = [IsStaff]
+
+    class InputSerializer(serializers.Serializer):
+        product = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+        from_warehouse = warehouse_code(help_text="The source's code.")
+        to_warehouse = warehouse_code(help_text="The destination's code; it may be inactive.")
+        quantity = serializers.IntegerField(min_value=1, max_value=1_000_000_000)
+        reason = serializers.CharField(max_length=500)
+
+    class OutputSerializer(serializers.Serializer):
+        product_id = serializers.IntegerField()
+        quantity = serializers.IntegerField()
+        entries = LedgerEntryOutputSerializer(many=True, help_text="Out of, then into.")
+        from_warehouse = WarehouseStockOutputSerializer(source="from_level")
+        to_warehouse = WarehouseStockOutputSerializer(source="to_level")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer, **errors(400, 401, 403)},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        product_id = data["product"]
+        entries = stock_transfer(
+            product_id=product_id,
+            source=data["from_warehouse"],
+            destination=data["to_warehouse"],
+            quantity=data["quantity"],
+            reason=data["reason"],
+            actor_id=getattr(request.user, "id", None),
+            correlation_id=correlation_id(request),
+        )
+        levels = {level.warehouse_id: level for level in stock_levels_of(product_id=product_id)}
+        result = {
+            "product_id": product_id,
+            "quantity": data["quantity"],
+            "entries": entries,
+            "from_level": levels[entries[0].warehouse_id],
+            "to_level": levels[entries[1].warehouse_id],
+        }
+        return Response(self.OutputSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
 class LedgerPagination(CursorPagination):
-    """Newest first (index ``ledger_by_product``): the ledger only grows."""
+    """Newest first (index ``ledger_by_product``, or ``ledger_by_warehouse`` when filtered):
+    the ledger only grows."""
 
     ordering = ("-id",)
 
@@ -77,27 +154,133 @@ class StockLedgerApi(APIView):
     permission_classes = [IsStaff]
     OutputSerializer = LedgerEntryOutputSerializer
 
+    class FilterSerializer(serializers.Serializer):
+        warehouse = warehouse_code(
+            required=False, help_text="Only this warehouse's entries (its code)."
+        )
+
     @extend_schema(
-        parameters=cursor_parameters(LedgerPagination.max_page_size),
+        parameters=[FilterSerializer, *cursor_parameters(LedgerPagination.max_page_size)],
         responses={
             200: paginated(LedgerEntryOutputSerializer, "LedgerEntry", cursor=True),
-            **errors(401, 403, 404),
+            **errors(400, 401, 403, 404),
         },
     )
     def get(self, request: Request, product_id: int) -> Response:
         _product_stock(product_id)
+        filters = self.FilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        code = filters.validated_data.get("warehouse")
+        warehouse_id = None if code is None else warehouse_named(code, field="warehouse").pk
         return paginated_response(
             request=request,
             view=self,
-            queryset=stock_ledger_list(product_id=product_id),
+            queryset=stock_ledger_list(product_id=product_id, warehouse_id=warehouse_id),
             serializer_class=self.OutputSerializer,
             pagination_class=LedgerPagination,
         )
 
 
-def _product_stock(product_id: int) -> StockLevel:
+class WarehouseOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+    active = serializers.BooleanField()
+    priority = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class WarehouseInputSerializer(serializers.Serializer):
+    code = warehouse_code(help_text="Letters, digits, '-' and '_'; unique, and never changed.")
+    name = serializers.CharField(max_length=100)
+    priority = serializers.IntegerField(
+        min_value=-2_147_483_648,
+        max_value=2_147_483_647,
+        required=False,
+        default=0,
+        help_text="Orders are allocated from the highest first (ties: the oldest warehouse).",
+    )
+    active = serializers.BooleanField(
+        required=False, default=True, help_text="Inactive: keeps its stock, gets no new orders."
+    )
+
+
+class WarehouseListApi(APIView):
+    """Staff list warehouses in allocation order and add them."""
+
+    permission_classes = [IsStaff]
+    OutputSerializer = WarehouseOutputSerializer
+    InputSerializer = WarehouseInputSerializer
+
+    @extend_schema(
+        operation_id="warehouses_list",
+        parameters=page_parameters(Pagination.max_page_size),
+        responses={200: paginated(WarehouseOutputSerializer, "Warehouse"), **errors(401, 403, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        return paginated_response(
+            request=request,
+            view=self,
+            queryset=warehouse_list(),
+            serializer_class=self.OutputSerializer,
+        )
+
+    @extend_schema(
+        request=WarehouseInputSerializer,
+        responses={201: WarehouseOutputSerializer, **errors(400, 401, 403)},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        warehouse = warehouse_create(**serializer.validated_data)
+        return Response(self.OutputSerializer(warehouse).data, status=status.HTTP_201_CREATED)
+
+
+class WarehouseDetailApi(APIView):
+    """One warehouse: read, renamed, reprioritised, (de)activated; never deleted."""
+
+    permission_classes = [IsStaff]
+    OutputSerializer = WarehouseOutputSerializer
+    InputSerializer = WarehouseInputSerializer
+
+    @extend_schema(responses={200: WarehouseOutputSerializer, **errors(401, 403, 404)})
+    def get(self, request: Request, warehouse_id: int) -> Response:
+        warehouse = get_object_or_404(Warehouse, pk=warehouse_id)
+        return Response(self.OutputSerializer(warehouse).data)
+
+    @extend_schema(
+        request=WarehouseInputSerializer,
+        responses={200: WarehouseOutputSerializer, **errors(400, 401, 403, 404)},
+        description="The code cannot change: a different one is a 400.",
+    )
+    def put(self, request: Request, warehouse_id: int) -> Response:
+        return self._update(request, warehouse_id, partial=False)
+
+    @extend_schema(
+        request=WarehouseInputSerializer,
+        responses={200: WarehouseOutputSerializer, **errors(400, 401, 403, 404)},
+        description="The code cannot change: a different one is a 400.",
+    )
+    def patch(self, request: Request, warehouse_id: int) -> Response:
+        return self._update(request, warehouse_id, partial=True)
+
+    @extend_schema(exclude=True)
+    def delete(self, request: Request, warehouse_id: int) -> Response:
+        detail = "a warehouse is never deleted: its stock and history name it; deactivate it."
+        raise MethodNotAllowed("DELETE", detail=detail)
+
+    def _update(self, request: Request, warehouse_id: int, *, partial: bool) -> Response:
+        warehouse = get_object_or_404(Warehouse, pk=warehouse_id)
+        serializer = self.InputSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        warehouse = warehouse_update(warehouse=warehouse, data=serializer.validated_data)
+        return Response(self.OutputSerializer(warehouse).data)
+
+
+def _product_stock(product_id: int) -> list[StockLevel]:
     """The counters of the product the URL names; the 404 speaks of the product, like the URL."""
-    try:
-        return stock_level_get(product_id=product_id)
-    except StockLevel.DoesNotExist:
-        raise Http404("No Product matches the given query.") from None
+    levels = stock_levels_of(product_id=product_id)
+    if not levels:
+        raise Http404("No Product matches the given query.")
+    return levels

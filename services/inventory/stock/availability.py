@@ -3,17 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 MAX_REASON_LENGTH = 2000  # the events' text fields are capped at this
 
 
-class Offer(NamedTuple):
-    """What can be sold of one product right now."""
+class Shelf(NamedTuple):
+    """What one warehouse holds of one product for sale, and where that warehouse stands."""
 
+    warehouse_id: int
     available: int
-    active: bool
+    priority: int = 0  # the warehouse's: the larger is allocated from first
+    active: bool = True  # the warehouse's: an inactive one is never allocated from
+
+
+class Offer(NamedTuple):
+    """What can be sold of one product right now: its stock in each warehouse."""
+
+    active: bool  # the product's
+    shelves: tuple[Shelf, ...] = ()
+
+    @property
+    def available(self) -> int:
+        """What the active warehouses can supply together."""
+        return sum(shelf.available for shelf in self.shelves if shelf.active)
+
+    def taken(self, warehouse_id: int, quantity: int) -> Offer:
+        """This offer once ``quantity`` units were taken from that warehouse."""
+        shelves = tuple(
+            shelf._replace(available=shelf.available - quantity)
+            if shelf.warehouse_id == warehouse_id
+            else shelf
+            for shelf in self.shelves
+        )
+        return self._replace(shelves=shelves)
+
+
+Key = tuple[int, int]  # (product id, warehouse id)
 
 
 @dataclass(frozen=True)
@@ -64,6 +91,8 @@ class Allocation:
 
     shortfalls: list[Shortfall]  # empty: every line reserved
     available_before: dict[int, int]  # of its known products, what the orders ahead of it left
+    # Units taken per (product id, warehouse id), in that order; empty when rejected.
+    taken: dict[Key, int] = field(default_factory=dict)
 
     @property
     def reserved(self) -> bool:
@@ -74,17 +103,58 @@ def allocate_in_turn(
     orders: Iterable[Mapping[int, int]], offers: Mapping[int, Offer]
 ) -> list[Allocation]:
     """Each order in turn, all of it or nothing, against what the orders ahead of it left:
-    what reserving them one at a time, in this order, would decide."""
+    what reserving them one at a time, in this order, would decide. Where the units of an
+    order come from: :func:`choose_warehouses`."""
     left = dict(offers)
     allocations: list[Allocation] = []
     for wanted in orders:
         found = shortfalls(wanted, left)
         before = {pid: left[pid].available for pid in wanted if pid in left}
+        taken: dict[Key, int] = {}
         if not found:
-            for pid, quantity in wanted.items():
-                left[pid] = left[pid]._replace(available=left[pid].available - quantity)
-        allocations.append(Allocation(found, before))
+            taken = choose_warehouses(wanted, left)
+            for (pid, warehouse_id), quantity in taken.items():
+                left[pid] = left[pid].taken(warehouse_id, quantity)
+        allocations.append(Allocation(found, before, taken))
     return allocations
+
+
+def choose_warehouses(wanted: Mapping[int, int], offers: Mapping[int, Offer]) -> dict[Key, int]:
+    """Where to take an order's units from, given that its active warehouses hold enough.
+
+    One parcel when one active warehouse can supply every line: the first of those in
+    allocation order (highest priority, then lowest id). Otherwise each line in turn takes
+    what it can from each warehouse in that order, so a line may come from several.
+    Returns the units per (product id, warehouse id), in that order.
+    """
+    stock = {
+        pid: {s.warehouse_id: s.available for s in offers[pid].shelves if s.active}
+        for pid in wanted
+    }
+    ranked = allocation_order(shelf for pid in wanted for shelf in offers[pid].shelves)
+    for warehouse_id in ranked:
+        if all(stock[pid].get(warehouse_id, 0) >= q for pid, q in wanted.items()):
+            return {(pid, warehouse_id): q for pid, q in sorted(wanted.items()) if q > 0}
+    taken: dict[Key, int] = {}
+    for pid, quantity in wanted.items():
+        missing = quantity
+        for warehouse_id in ranked:
+            if missing == 0:
+                break
+            units = min(missing, stock[pid].get(warehouse_id, 0))
+            if units > 0:
+                taken[pid, warehouse_id] = units
+                missing -= units
+        if missing:
+            raise ValueError(f"product {pid}: {missing} units more than its warehouses hold")
+    return dict(sorted(taken.items()))
+
+
+def allocation_order(shelves: Iterable[Shelf]) -> list[int]:
+    """The ids of the active warehouses among these shelves, in the order they are allocated
+    from: the highest priority first, then the lowest id."""
+    ranks = {s.warehouse_id: (-s.priority, s.warehouse_id) for s in shelves if s.active}
+    return sorted(ranks, key=ranks.__getitem__)
 
 
 def rejection_reason(found: list[Shortfall], line_count: int) -> str:

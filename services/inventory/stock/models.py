@@ -7,21 +7,55 @@ from typing import Any, NoReturn
 from django.db import models
 from django.db.models import F, Q
 
+# The code of the warehouse that a migration created for the stock kept before there were
+# several, where a new product's counters are and adjustments naming no warehouse go.
+DEFAULT_WAREHOUSE_CODE = "default"
+
+
+class Warehouse(models.Model):
+    """A place that holds stock. Never deleted: its stock, ledger and reservations name it.
+
+    Orders are allocated from active warehouses only, the highest ``priority`` first (ties: the
+    lowest id); an inactive one keeps its stock and the reservations it already holds.
+    """
+
+    code: models.SlugField[str, str] = models.SlugField(max_length=32, unique=True)
+    name: models.CharField[str, str] = models.CharField(max_length=100)
+    active: models.BooleanField[bool, bool] = models.BooleanField(default=True)
+    priority: models.IntegerField[int, int] = models.IntegerField(default=0)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+
+    def __str__(self) -> str:
+        return self.code
+
 
 class StockLevel(models.Model):
-    """The counters of one product; the database refuses any state that would oversell."""
+    """The counters of one product in one warehouse; the database refuses any state that would
+    oversell. A product's totals are the sums of its rows."""
 
     # The catalogue's product, named by its label: stock works with product ids and never
     # imports the catalogue, which builds on it (``catalogue`` -> ``stock``, one way).
-    product: models.OneToOneField[models.Model, models.Model] = models.OneToOneField(
-        "catalogue.Product", primary_key=True, on_delete=models.PROTECT, related_name="stock"
+    # No index of its own: the unique (product, warehouse) one serves it.
+    product: models.ForeignKey[models.Model, models.Model] = models.ForeignKey(
+        "catalogue.Product", on_delete=models.PROTECT, related_name="stock_levels", db_index=False
     )
     product_id: int
+    warehouse: models.ForeignKey[Warehouse, Warehouse] = models.ForeignKey(
+        Warehouse, on_delete=models.PROTECT, related_name="stock_levels"
+    )
+    warehouse_id: int
     on_hand: models.IntegerField[int, int] = models.IntegerField(default=0)
     reserved: models.IntegerField[int, int] = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(
+                fields=["product", "warehouse"], name="stock_one_level_per_warehouse"
+            ),
             models.CheckConstraint(condition=Q(on_hand__gte=0), name="stock_on_hand_not_negative"),
             models.CheckConstraint(
                 condition=Q(reserved__gte=0), name="stock_reserved_not_negative"
@@ -32,7 +66,10 @@ class StockLevel(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"product {self.product_id}: {self.on_hand} on hand, {self.reserved} reserved"
+        return (
+            f"product {self.product_id} in warehouse {self.warehouse_id}: "
+            f"{self.on_hand} on hand, {self.reserved} reserved"
+        )
 
     @property
     def available(self) -> int:
@@ -57,11 +94,19 @@ class StockLedgerEntry(models.Model):
         RESERVE = "reserve"
         RELEASE = "release"
         SHIP = "ship"
+        # One entry out of the source warehouse (negative), one into the destination.
+        TRANSFER = "transfer"
 
     product: models.ForeignKey[models.Model, models.Model] = models.ForeignKey(
         "catalogue.Product", on_delete=models.PROTECT, related_name="stock_ledger"
     )
     product_id: int
+    # Read by product (and warehouse): ``ledger_by_warehouse``. An index of the warehouse alone
+    # would tempt PostgreSQL to read a whole warehouse's ledger to sort a product's.
+    warehouse: models.ForeignKey[Warehouse, Warehouse] = models.ForeignKey(
+        Warehouse, on_delete=models.PROTECT, related_name="stock_ledger", db_index=False
+    )
+    warehouse_id: int
     kind: models.CharField[str, str] = models.CharField(max_length=20, choices=Kind.choices)
     delta_on_hand: models.IntegerField[int, int] = models.IntegerField(default=0)
     delta_reserved: models.IntegerField[int, int] = models.IntegerField(default=0)
@@ -79,11 +124,15 @@ class StockLedgerEntry(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["product", "-id"], name="ledger_by_product")]
+        indexes = [
+            models.Index(fields=["product", "-id"], name="ledger_by_product"),
+            models.Index(fields=["product", "warehouse", "-id"], name="ledger_by_warehouse"),
+        ]
 
     def __str__(self) -> str:
         return (
-            f"{self.kind} product {self.product_id} {self.delta_on_hand:+}/{self.delta_reserved:+}"
+            f"{self.kind} product {self.product_id} warehouse {self.warehouse_id} "
+            f"{self.delta_on_hand:+}/{self.delta_reserved:+}"
         )
 
     def save(self, *args: Any, **kwargs: Any) -> None:
@@ -114,6 +163,12 @@ class Reservation(models.Model):
     lines: models.JSONField[list[dict[str, int]], list[dict[str, int]]] = models.JSONField(
         default=list
     )
+    # Where the units of ``lines`` are held: [{"product_id": 1, "warehouse_id": 2,
+    # "quantity": 2}, ...] in (product id, warehouse id) order; what release and shipment give
+    # back, warehouse by warehouse. Empty unless the order was reserved.
+    allocations: models.JSONField[list[dict[str, int]], list[dict[str, int]]] = models.JSONField(
+        default=list
+    )
     reason: models.TextField[str, str] = models.TextField(blank=True, default="")
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
     updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now=True)
@@ -126,3 +181,10 @@ class Reservation(models.Model):
 
     def quantities(self) -> dict[int, int]:
         return {int(line["product_id"]): int(line["quantity"]) for line in self.lines}
+
+    def held(self) -> dict[tuple[int, int], int]:
+        """Units held per (product id, warehouse id)."""
+        return {
+            (int(a["product_id"]), int(a["warehouse_id"])): int(a["quantity"])
+            for a in self.allocations
+        }

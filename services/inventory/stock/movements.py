@@ -1,7 +1,9 @@
 """How stock moves: locked counters and one ledger entry per change.
 
-Rows of ``StockLevel`` are always locked in product id order, whoever locks them, so two
-transactions can never wait on each other in a cycle.
+Rows of ``StockLevel`` (one per product and warehouse) are always locked in (product id,
+warehouse id) order, whoever locks them, so two transactions can never wait on each other in
+a cycle. A row that may not exist yet (a product's first units in a warehouse) is created
+before any row is locked, never while holding a lock.
 
 On PostgreSQL the moves are a few hand-written statements with a fixed text whatever the number
 of products and orders (arrays, not one placeholder per value), so psycopg prepares them once
@@ -17,73 +19,83 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.apps import apps
 from django.db import connection
-from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models import F
 from django.utils import timezone
 
-from stock.models import Reservation, StockLedgerEntry, StockLevel
+from stock.availability import Key, Offer, Shelf
+from stock.models import Reservation, StockLedgerEntry, StockLevel, Warehouse
 
-Deltas = Mapping[int, tuple[int, int]]  # product id -> (change of on_hand, change of reserved)
+# (product id, warehouse id) -> (change of on_hand, change of reserved)
+Deltas = Mapping[Key, tuple[int, int]]
 
 _LEVELS = StockLevel._meta.db_table
+_WAREHOUSES = Warehouse._meta.db_table
 # The product's table by its model's label, as in stock.models: stock never imports the catalogue.
 _PRODUCTS = apps.get_model("catalogue.Product")._meta.db_table
 _LEDGER = StockLedgerEntry._meta.db_table
 _RESERVATIONS = Reservation._meta.db_table
 
+# Every warehouse's row of these products (the warehouse's state beside it, unlocked: a
+# warehouse deactivated meanwhile only stops the allocations that start after it).
 _LOCK_SQL = (
-    "SELECT s.product_id, s.on_hand, s.reserved,"  # noqa: S608 (table names, not input)
-    " p.active, p.sku, p.name, p.low_stock_threshold"
+    "SELECT s.product_id, s.warehouse_id, s.on_hand, s.reserved,"  # noqa: S608 (table names)
+    " p.active, p.sku, p.name, p.low_stock_threshold, w.active, w.priority"
     f" FROM {_LEVELS} AS s JOIN {_PRODUCTS} AS p ON p.id = s.product_id"
+    f" JOIN {_WAREHOUSES} AS w ON w.id = s.warehouse_id"
     " WHERE s.product_id = ANY(%s::bigint[])"
-    " ORDER BY s.product_id"
+    " ORDER BY s.product_id, s.warehouse_id"
     " FOR UPDATE OF s"
 )
 
-# Adds each product's deltas to its (already locked) counters, and one ledger row for each.
+# Adds each row's deltas to its (already locked) counters, and one ledger row for each.
 _APPLY_SQL = (
     "WITH moved AS ("  # noqa: S608 (table names, not input)
     f" UPDATE {_LEVELS} AS s"
     " SET on_hand = s.on_hand + d.on_hand, reserved = s.reserved + d.reserved"
-    " FROM unnest(%s::bigint[], %s::integer[], %s::integer[]) AS d (product_id, on_hand, reserved)"
-    " WHERE s.product_id = d.product_id"
-    " RETURNING d.product_id, d.on_hand, d.reserved"
-    f") INSERT INTO {_LEDGER}"
-    " (product_id, kind, delta_on_hand, delta_reserved, reason, order_id, actor_id, created_at)"
-    " SELECT product_id, %s, on_hand, reserved, %s, %s::uuid, %s::bigint, %s FROM moved"
-    " RETURNING id, product_id"
+    " FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::integer[])"
+    " WITH ORDINALITY AS d (product_id, warehouse_id, on_hand, reserved, position)"
+    " WHERE s.product_id = d.product_id AND s.warehouse_id = d.warehouse_id"
+    " RETURNING d.product_id, d.warehouse_id, d.on_hand, d.reserved, d.position"
+    f") INSERT INTO {_LEDGER} (product_id, warehouse_id, kind, delta_on_hand, delta_reserved,"
+    " reason, order_id, actor_id, created_at)"
+    " SELECT product_id, warehouse_id, %s, on_hand, reserved, %s, %s::uuid, %s::bigint, %s"
+    " FROM moved ORDER BY position"
+    " RETURNING id, product_id, warehouse_id"
 )
 
 # The reservations of several orders, and for those reserved their counters and ledger, in one
 # statement. The unique order_id decides: an order that already has a reservation gets no new
-# one, so its lines are left out of ``wanted`` and nothing of it moves. Ids follow the orders'
-# order, and their ledger rows too.
+# one, so its allocations are left out of ``wanted`` and nothing of it moves. Ids follow the
+# orders' order, and their ledger rows too (one per product and warehouse an order takes from).
 _RESERVE_SQL = (
     f"WITH reservation AS (INSERT INTO {_RESERVATIONS}"  # noqa: S608 (table names, not input)
-    " (order_id, user_id, status, lines, reason, created_at, updated_at)"
-    " SELECT r.order_id, r.user_id, r.status, r.lines, r.reason, %(now)s, %(now)s"
+    " (order_id, user_id, status, lines, allocations, reason, created_at, updated_at)"
+    " SELECT r.order_id, r.user_id, r.status, r.lines, r.allocations, r.reason, %(now)s, %(now)s"
     " FROM unnest(%(orders)s::uuid[], %(users)s::bigint[], %(statuses)s::text[],"
-    " %(lines)s::jsonb[], %(reasons)s::text[])"
-    " WITH ORDINALITY AS r (order_id, user_id, status, lines, reason, position)"
+    " %(lines)s::jsonb[], %(allocations)s::jsonb[], %(reasons)s::text[])"
+    " WITH ORDINALITY AS r (order_id, user_id, status, lines, allocations, reason, position)"
     " ORDER BY r.position"
     " ON CONFLICT (order_id) DO NOTHING"
     " RETURNING id, order_id),"
-    " wanted AS (SELECT w.order_id, w.product_id, w.quantity, w.position"
-    " FROM unnest(%(line_orders)s::uuid[], %(products)s::bigint[], %(quantities)s::integer[])"
-    " WITH ORDINALITY AS w (order_id, product_id, quantity, position)"
+    " wanted AS (SELECT w.order_id, w.product_id, w.warehouse_id, w.quantity, w.position"
+    " FROM unnest(%(line_orders)s::uuid[], %(products)s::bigint[], %(warehouses)s::bigint[],"
+    " %(quantities)s::integer[])"
+    " WITH ORDINALITY AS w (order_id, product_id, warehouse_id, quantity, position)"
     " JOIN reservation ON reservation.order_id = w.order_id),"
     f" moved AS (UPDATE {_LEVELS} AS s SET reserved = s.reserved + t.quantity"
-    " FROM (SELECT product_id, sum(quantity)::integer AS quantity FROM wanted GROUP BY product_id)"
-    " AS t WHERE s.product_id = t.product_id),"
-    f" ledger AS (INSERT INTO {_LEDGER}"
-    " (product_id, kind, delta_on_hand, delta_reserved, reason, order_id, actor_id, created_at)"
-    " SELECT product_id, %(kind)s, 0, quantity, %(reason)s, order_id, NULL, %(now)s"
-    " FROM wanted ORDER BY position)"
+    " FROM (SELECT product_id, warehouse_id, sum(quantity)::integer AS quantity FROM wanted"
+    " GROUP BY product_id, warehouse_id) AS t"
+    " WHERE s.product_id = t.product_id AND s.warehouse_id = t.warehouse_id),"
+    f" ledger AS (INSERT INTO {_LEDGER} (product_id, warehouse_id, kind, delta_on_hand,"
+    " delta_reserved, reason, order_id, actor_id, created_at)"
+    " SELECT product_id, warehouse_id, %(kind)s, 0, quantity, %(reason)s, order_id, NULL,"
+    " %(now)s FROM wanted ORDER BY position)"
     " SELECT id, order_id FROM reservation"
 )
 
@@ -94,6 +106,7 @@ _RESERVATION_FIELDS = [
     "user_id",
     "status",
     "lines",
+    "allocations",
     "reason",
     "created_at",
     "updated_at",
@@ -101,6 +114,7 @@ _RESERVATION_FIELDS = [
 _LEDGER_FIELDS = [
     "id",
     "product_id",
+    "warehouse_id",
     "kind",
     "delta_on_hand",
     "delta_reserved",
@@ -113,19 +127,30 @@ _LEDGER_FIELDS = [
 
 @dataclass(slots=True)
 class Level:
-    """One locked ``StockLevel`` row and what moving its stock needs to know of its product."""
+    """One locked ``StockLevel`` row, what moving its stock needs to know of its product, and
+    where its warehouse stands."""
 
     product_id: int
+    warehouse_id: int
     on_hand: int
     reserved: int
-    active: bool
+    active: bool  # the product's
     sku: str
     name: str
     low_stock_threshold: int
+    warehouse_active: bool
+    priority: int
 
     @property
     def available(self) -> int:
         return self.on_hand - self.reserved
+
+    @property
+    def key(self) -> Key:
+        return self.product_id, self.warehouse_id
+
+
+Levels = Mapping[Key, Level]
 
 
 def _hand_written_sql() -> bool:
@@ -133,9 +158,22 @@ def _hand_written_sql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def lock_levels(product_ids: Iterable[int]) -> dict[int, Level]:
-    """Lock the levels of these products, in product id order; unknown products are left out."""
-    ids = list(product_ids)
+def ensure_levels(keys: Iterable[Key]) -> None:
+    """Create, at zero, the rows of these (product, warehouse) pairs that do not exist yet.
+
+    Called before any row is locked: a row created while holding another row's lock could wait
+    on a transaction creating the same row that waits for that lock. The products must exist.
+    """
+    StockLevel.objects.bulk_create(
+        [StockLevel(product_id=pid, warehouse_id=wid) for pid, wid in sorted(set(keys))],
+        ignore_conflicts=True,
+    )
+
+
+def lock_levels(product_ids: Iterable[int]) -> dict[Key, Level]:
+    """Lock every warehouse's row of these products, in (product id, warehouse id) order;
+    unknown products are left out."""
+    ids = sorted(set(product_ids))
     if _hand_written_sql():
         with connection.cursor() as cursor:
             cursor.execute(_LOCK_SQL, [ids])
@@ -144,22 +182,41 @@ def lock_levels(product_ids: Iterable[int]) -> dict[int, Level]:
         rows = (
             StockLevel.objects.select_for_update(of=("self",))
             .filter(product_id__in=ids)
-            .order_by("product_id")
+            .order_by("product_id", "warehouse_id")
             .values_list(
                 "product_id",
+                "warehouse_id",
                 "on_hand",
                 "reserved",
                 "product__active",
                 "product__sku",
                 "product__name",
                 "product__low_stock_threshold",
+                "warehouse__active",
+                "warehouse__priority",
             )
         )
-    return {row[0]: Level(*row) for row in rows}
+    levels = (Level(*row) for row in rows)
+    return {level.key: level for level in levels}
+
+
+def products(levels: Levels) -> dict[int, Level]:
+    """One locked row of each product, for what they share: the product's own fields."""
+    return {level.product_id: level for level in levels.values()}
+
+
+def offers(levels: Levels) -> dict[int, Offer]:
+    """What can be sold of each product of the locked rows, warehouse by warehouse."""
+    found: dict[int, Offer] = {}
+    for level in levels.values():
+        offer = found.get(level.product_id) or Offer(level.active)
+        shelf = Shelf(level.warehouse_id, level.available, level.priority, level.warehouse_active)
+        found[level.product_id] = offer._replace(shelves=(*offer.shelves, shelf))
+    return found
 
 
 def apply(
-    levels: Mapping[int, Level],
+    levels: Levels,
     deltas: Deltas,
     *,
     kind: str,
@@ -167,7 +224,8 @@ def apply(
     order_id: str | None = None,
     actor_id: int | None = None,
 ) -> list[StockLedgerEntry]:
-    """Apply ``deltas`` to locked levels and write a ledger entry per product, in one go."""
+    """Apply ``deltas`` to locked levels and write a ledger entry per row, in one go; the
+    entries come back in the order of ``deltas``."""
     now = timezone.now()
     if _hand_written_sql():
         with connection.cursor() as cursor:
@@ -175,23 +233,24 @@ def apply(
                 _APPLY_SQL,
                 [*_delta_arrays(deltas), kind, reason, order_id, actor_id, now],
             )
-            ids = {product_id: pk for pk, product_id in cursor.fetchall()}
+            ids = {(pid, wid): pk for pk, pid, wid in cursor.fetchall()}
         entries = [
             StockLedgerEntry.from_db(
                 connection.alias,
                 _LEDGER_FIELDS,
-                [ids[pid], pid, kind, on_hand, reserved, reason, order_id, actor_id, now],
+                [ids[pid, wid], pid, wid, kind, on_hand, reserved, reason, order_id, actor_id, now],
             )
-            for pid, (on_hand, reserved) in deltas.items()
+            for (pid, wid), (on_hand, reserved) in deltas.items()
         ]
     else:
-        StockLevel.objects.filter(product_id__in=list(deltas)).update(
-            on_hand=F("on_hand") + _per_product(deltas, 0),
-            reserved=F("reserved") + _per_product(deltas, 1),
-        )
+        for (pid, wid), (on_hand, reserved) in deltas.items():
+            StockLevel.objects.filter(product_id=pid, warehouse_id=wid).update(
+                on_hand=F("on_hand") + on_hand, reserved=F("reserved") + reserved
+            )
         entries = StockLedgerEntry.objects.bulk_create(
             StockLedgerEntry(
                 product_id=pid,
+                warehouse_id=wid,
                 delta_on_hand=on_hand,
                 delta_reserved=reserved,
                 kind=kind,
@@ -199,7 +258,7 @@ def apply(
                 order_id=order_id,
                 actor_id=actor_id,
             )
-            for pid, (on_hand, reserved) in deltas.items()
+            for (pid, wid), (on_hand, reserved) in deltas.items()
         )
     _moved(levels, deltas)
     return entries
@@ -207,11 +266,13 @@ def apply(
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to write for one order: the reservation of ``wanted``, or its rejection."""
+    """What to write for one order: the reservation of ``wanted``, taking ``taken`` from each
+    warehouse, or its rejection."""
 
     order_id: str
     user_id: int
     wanted: Mapping[int, int]
+    taken: Mapping[Key, int] = field(default_factory=dict)  # units per (product, warehouse)
     rejection: str | None = None  # why it is rejected; None: reserve ``wanted``
 
     @property
@@ -221,7 +282,7 @@ class Decision:
         return Reservation.Status.REJECTED
 
 
-def reserve(levels: Mapping[int, Level], decisions: Sequence[Decision]) -> dict[str, Reservation]:
+def reserve(levels: Levels, decisions: Sequence[Decision]) -> dict[str, Reservation]:
     """Write each order's reservation or rejection, and move the locked levels it reserves.
 
     Returns what was written, by order id. An order that already has a reservation (of any
@@ -241,10 +302,12 @@ def reserve(levels: Mapping[int, Level], decisions: Sequence[Decision]) -> dict[
                 "users": [d.user_id for d in decisions],
                 "statuses": [d.status for d in decisions],
                 "lines": [json.dumps(as_lines(d.wanted)) for d in decisions],
+                "allocations": [json.dumps(as_allocations(d.taken)) for d in decisions],
                 "reasons": [d.rejection or "" for d in decisions],
-                "line_orders": [d.order_id for d in reserving for _ in d.wanted],
-                "products": [pid for d in reserving for pid in d.wanted],
-                "quantities": [quantity for d in reserving for quantity in d.wanted.values()],
+                "line_orders": [d.order_id for d in reserving for _ in d.taken],
+                "products": [pid for d in reserving for pid, _ in d.taken],
+                "warehouses": [wid for d in reserving for _, wid in d.taken],
+                "quantities": [quantity for d in reserving for quantity in d.taken.values()],
                 "kind": kind,
                 "reason": reason,
             },
@@ -256,16 +319,13 @@ def reserve(levels: Mapping[int, Level], decisions: Sequence[Decision]) -> dict[
         if pk is None:
             continue
         if d.rejection is None:
-            _moved(levels, {pid: (0, quantity) for pid, quantity in d.wanted.items()})
-        lines = as_lines(d.wanted)
-        written[d.order_id] = _reservation(
-            pk, d.order_id, d.user_id, d.status, lines, d.rejection or "", now
-        )
+            _moved(levels, {key: (0, quantity) for key, quantity in d.taken.items()})
+        written[d.order_id] = _reservation(pk, d, now)
     return written
 
 
 def _reserve_portable(
-    levels: Mapping[int, Level], decisions: Sequence[Decision], *, kind: str, reason: str
+    levels: Levels, decisions: Sequence[Decision], *, kind: str, reason: str
 ) -> dict[str, Reservation]:
     """The same with the ORM, order by order."""
     written: dict[str, Reservation] = {}
@@ -273,13 +333,14 @@ def _reserve_portable(
         if Reservation.objects.filter(order_id=d.order_id).exists():
             continue
         if d.rejection is None:
-            deltas = {pid: (0, quantity) for pid, quantity in d.wanted.items()}
+            deltas = {key: (0, quantity) for key, quantity in d.taken.items()}
             apply(levels, deltas, kind=kind, reason=reason, order_id=d.order_id)
         written[d.order_id] = Reservation.objects.create(
             order_id=d.order_id,
             user_id=d.user_id,
             status=d.status,
             lines=as_lines(d.wanted),
+            allocations=as_allocations(d.taken),
             reason=d.rejection or "",
         )
     return written
@@ -290,37 +351,43 @@ def as_lines(wanted: Mapping[int, int]) -> list[dict[str, int]]:
     return [{"product_id": pid, "quantity": quantity} for pid, quantity in wanted.items()]
 
 
-def _delta_arrays(deltas: Deltas) -> list[list[int]]:
-    """The product ids, on_hand changes and reserved changes of ``deltas``, as three arrays."""
+def as_allocations(taken: Mapping[Key, int]) -> list[dict[str, int]]:
+    """Units per (product, warehouse) as the allocations of a reservation."""
     return [
-        list(deltas),
+        {"product_id": pid, "warehouse_id": wid, "quantity": quantity}
+        for (pid, wid), quantity in taken.items()
+    ]
+
+
+def _delta_arrays(deltas: Deltas) -> list[list[int]]:
+    """The product ids, warehouse ids, on_hand and reserved changes of ``deltas``: 4 arrays."""
+    return [
+        [pid for pid, _ in deltas],
+        [wid for _, wid in deltas],
         [on_hand for on_hand, _ in deltas.values()],
         [reserved for _, reserved in deltas.values()],
     ]
 
 
-def _moved(levels: Mapping[int, Level], deltas: Deltas) -> None:
+def _moved(levels: Levels, deltas: Deltas) -> None:
     """Bring the locked levels in memory up to date with what the database now holds."""
-    for pid, (on_hand, reserved) in deltas.items():
-        level = levels[pid]
+    for key, (on_hand, reserved) in deltas.items():
+        level = levels[key]
         level.on_hand += on_hand
         level.reserved += reserved
 
 
-def _reservation(
-    pk: int,
-    order_id: str,
-    user_id: int,
-    status: str,
-    lines: list[dict[str, int]],
-    reason: str,
-    now: datetime,
-) -> Reservation:
+def _reservation(pk: int, decision: Decision, now: datetime) -> Reservation:
     """The model instance of a reservation just inserted by hand, as if loaded from the database."""
-    values = [pk, order_id, user_id, status, lines, reason, now, now]
+    values = [
+        pk,
+        decision.order_id,
+        decision.user_id,
+        decision.status,
+        as_lines(decision.wanted),
+        as_allocations(decision.taken),
+        decision.rejection or "",
+        now,
+        now,
+    ]
     return Reservation.from_db(connection.alias, _RESERVATION_FIELDS, values)
-
-
-def _per_product(deltas: Deltas, index: int) -> Case:
-    whens = [When(product_id=pid, then=Value(delta[index])) for pid, delta in deltas.items()]
-    return Case(*whens, default=Value(0), output_field=IntegerField())

@@ -1,57 +1,124 @@
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
-from django.db.models import F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from stock.models import StockLedgerEntry, StockLevel
+from stock.models import Reservation, StockLedgerEntry, StockLevel, Warehouse
 
 
-def stock_ledger_list(*, product_id: int) -> QuerySet[StockLedgerEntry]:
-    return StockLedgerEntry.objects.filter(product_id=product_id).order_by("-id")
+def warehouse_list() -> QuerySet[Warehouse]:
+    """In allocation order: the highest priority first, then the oldest."""
+    return Warehouse.objects.order_by("-priority", "id")
 
 
-def stock_level_get(*, product_id: int) -> StockLevel:
-    return StockLevel.objects.get(product_id=product_id)
+def stock_ledger_list(
+    *, product_id: int, warehouse_id: int | None = None
+) -> QuerySet[StockLedgerEntry]:
+    entries = StockLedgerEntry.objects.filter(product_id=product_id)
+    if warehouse_id is not None:
+        entries = entries.filter(warehouse_id=warehouse_id)
+    return entries.select_related("warehouse").order_by("-id")
+
+
+def stock_levels_of(*, product_id: int) -> list[StockLevel]:
+    """A product's rows, one per warehouse that holds (or held) some, in allocation order;
+    empty for an unknown product."""
+    return list(
+        StockLevel.objects.filter(product_id=product_id)
+        .select_related("warehouse")
+        .order_by("-warehouse__priority", "warehouse_id")
+    )
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A product's stock summed over its warehouses."""
+
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+    @classmethod
+    def of(cls, levels: list[StockLevel]) -> Totals:
+        return cls(sum(level.on_hand for level in levels), sum(level.reserved for level in levels))
 
 
 @dataclass(frozen=True)
 class Mismatch:
     product_id: int
     sku: str
+    warehouse: str  # its code
     on_hand: int
     ledger_on_hand: int
     reserved: int
     ledger_reserved: int
+    held: int  # by the reservations still RESERVED there
 
     def __str__(self) -> str:
         return (
             f"product {self.product_id} ({self.sku}): on_hand {self.on_hand} but ledger "
             f"{self.ledger_on_hand}; reserved {self.reserved} but ledger {self.ledger_reserved}"
+            f" and {self.held} held by reservations; in warehouse {self.warehouse}"
         )
 
 
 def stock_ledger_mismatches() -> list[Mismatch]:
-    """Every product whose counters differ from the sum of its ledger; empty when all agree."""
+    """Every (product, warehouse) row whose counters differ from the sums of its ledger, or
+    whose reserved units differ from what the RESERVED reservations hold there; empty when
+    all agree."""
+    held = reserved_units()
     rows = (
         StockLevel.objects.annotate(
             sku=F("product__sku"),
+            code=F("warehouse__code"),
             ledger_on_hand=_ledger_sum("delta_on_hand"),
             ledger_reserved=_ledger_sum("delta_reserved"),
         )
-        .filter(~Q(on_hand=F("ledger_on_hand")) | ~Q(reserved=F("ledger_reserved")))
-        .order_by("product_id")
-        .values(*Mismatch.__dataclass_fields__)
+        .order_by("product_id", "warehouse_id")
+        .values_list(
+            "product_id",
+            "warehouse_id",
+            "sku",
+            "code",
+            "on_hand",
+            "ledger_on_hand",
+            "reserved",
+            "ledger_reserved",
+        )
     )
-    return [Mismatch(**row) for row in rows]
+    found = []
+    for pid, wid, sku, code, on_hand, ledger_on_hand, reserved, ledger_reserved in rows:
+        units = held.get((pid, wid), 0)
+        if on_hand != ledger_on_hand or reserved != ledger_reserved or reserved != units:
+            found.append(
+                Mismatch(pid, sku, code, on_hand, ledger_on_hand, reserved, ledger_reserved, units)
+            )
+    return found
+
+
+def reserved_units() -> Counter[tuple[int, int]]:
+    """Units held by RESERVED reservations, per (product id, warehouse id)."""
+    units: Counter[tuple[int, int]] = Counter()
+    reserved = Reservation.objects.filter(status=Reservation.Status.RESERVED)
+    for allocations in reserved.values_list("allocations", flat=True).iterator(chunk_size=2000):
+        for a in allocations:
+            units[int(a["product_id"]), int(a["warehouse_id"])] += int(a["quantity"])
+    return units
 
 
 def _ledger_sum(field: str) -> Coalesce:
     total = (
-        StockLedgerEntry.objects.filter(product_id=OuterRef("product_id"))
+        StockLedgerEntry.objects.filter(
+            product_id=OuterRef("product_id"), warehouse_id=OuterRef("warehouse_id")
+        )
         .order_by()
-        .values("product_id")
+        .values("product_id", "warehouse_id")
         .annotate(total=Sum(field))
         .values("total")
     )

@@ -22,13 +22,13 @@ from service_runtime.errors import refused
 from stock import movements
 from stock.availability import (
     Allocation,
-    Offer,
     allocate_in_turn,
     crossed_low_threshold,
     merge_lines,
     rejection_reason,
 )
 from stock.models import Reservation, StockLedgerEntry, StockLevel
+from stock.warehouses import warehouse_default, warehouse_named
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ class ReservationMissing(Exception):
 
 
 def stock_level_create(*, product_id: int) -> StockLevel:
-    """The counters of a new product, at zero."""
-    return StockLevel.objects.create(product_id=product_id)
+    """The counters of a new product, at zero, in the default warehouse. Its rows in other
+    warehouses are created by its first adjustment or transfer there."""
+    return StockLevel.objects.create(product_id=product_id, warehouse=warehouse_default())
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,10 @@ def stock_reserve_many(*, orders: Sequence[OrderToReserve]) -> list[Reservation]
     """Reserve each order, all of its lines or none, in turn; announce each outcome. Returns
     each order's reservation.
 
-    Whatever the number of orders, the same statements as for one: lock the levels of every
-    product they name (in product id order, so that batches never deadlock), decide every order
-    in Python against the locked counters, each with what the orders ahead of it left
+    Whatever the number of orders, the same statements as for one: lock every warehouse's
+    level of every product they name (in (product id, warehouse id) order, so that batches
+    never deadlock), decide every order in Python against the locked counters, each with what
+    the orders ahead of it left and from which warehouses
     (:func:`stock.availability.allocate_in_turn`), then write every reservation, counter and
     ledger entry in one statement; then the events, one outbox row each. An order id given
     twice is decided by its first copy; the others change nothing, like a duplicate.
@@ -93,14 +95,14 @@ def stock_reserve_many(*, orders: Sequence[OrderToReserve]) -> list[Reservation]
         first.setdefault(order.order_id, order)
     unique = list(first.values())
     wanted = [merge_lines(order.lines) for order in unique]
-    levels = movements.lock_levels(sorted({pid for quantities in wanted for pid in quantities}))
-    offers = {pid: Offer(level.available, level.active) for pid, level in levels.items()}
-    allocations = allocate_in_turn(wanted, offers)
+    levels = movements.lock_levels({pid for quantities in wanted for pid in quantities})
+    allocations = allocate_in_turn(wanted, movements.offers(levels))
     decisions = [
         movements.Decision(
             order_id=order.order_id,
             user_id=order.user_id,
             wanted=quantities,
+            taken=allocation.taken,
             rejection=None
             if allocation.reserved
             else rejection_reason(allocation.shortfalls, len(quantities)),
@@ -123,7 +125,7 @@ def _announce(
     reservation: Reservation,
     decision: movements.Decision,
     allocation: Allocation,
-    levels: Mapping[int, movements.Level],
+    levels: movements.Levels,
     causation: Envelope,
 ) -> None:
     """The events of one order's reservation: reserved (and stock now low), or rejected."""
@@ -139,7 +141,7 @@ def _announce(
         return
     data = {"order_id": order_id, "lines": reservation.lines}
     publish_event("stock.reserved", data, correlation_id=correlation_id, causation=causation)
-    logger.info("order %s reserved: %s", order_id, _describe(decision.wanted))
+    logger.info("order %s reserved: %s", order_id, _describe(decision.taken))
     before = allocation.available_before
     after = {pid: before[pid] - quantity for pid, quantity in decision.wanted.items()}
     _announce_low_stock(levels, before, after, correlation_id=correlation_id, causation=causation)
@@ -164,10 +166,10 @@ def stock_release(*, order_id: str, user_id: int, reason: str, causation: Envelo
     if reservation.status != Reservation.Status.RESERVED:
         logger.info("order %s cancelled; its reservation is %s", order_id, reservation.status)
         return reservation
-    quantities = reservation.quantities()
+    held = reservation.held()
     movements.apply(
-        movements.lock_levels(quantities),
-        {pid: (0, -quantity) for pid, quantity in quantities.items()},
+        movements.lock_levels(pid for pid, _ in held),
+        {key: (0, -quantity) for key, quantity in held.items()},
         kind=StockLedgerEntry.Kind.RELEASE,
         reason="released: order cancelled",
         order_id=order_id,
@@ -177,7 +179,7 @@ def stock_release(*, order_id: str, user_id: int, reason: str, causation: Envelo
     publish_event(
         "stock.released", data, correlation_id=causation.correlation_id, causation=causation
     )
-    logger.info("order %s released: %s (%s)", order_id, _describe(quantities), reason)
+    logger.info("order %s released: %s (%s)", order_id, _describe(held), reason)
     return reservation
 
 
@@ -191,32 +193,40 @@ def stock_ship(*, order_id: str, causation: Envelope) -> Reservation:
         log = logger.info if reservation.status == Reservation.Status.SHIPPED else logger.warning
         log("order %s shipped; its reservation is %s, nothing to do", order_id, reservation.status)
         return reservation
-    quantities = reservation.quantities()
+    held = reservation.held()
     movements.apply(
-        movements.lock_levels(quantities),
-        {pid: (-quantity, -quantity) for pid, quantity in quantities.items()},
+        movements.lock_levels(pid for pid, _ in held),
+        {key: (-quantity, -quantity) for key, quantity in held.items()},
         kind=StockLedgerEntry.Kind.SHIP,
         reason="shipped",
         order_id=order_id,
     )
     _set_status(reservation, Reservation.Status.SHIPPED)
-    logger.info("order %s shipped: %s left the stock", order_id, _describe(quantities))
+    logger.info("order %s shipped: %s left the stock", order_id, _describe(held))
     return reservation
 
 
 @transaction.atomic
 def stock_adjust(
-    *, product_id: int, delta: int, reason: str, actor_id: int | None, correlation_id: str
+    *,
+    product_id: int,
+    delta: int,
+    reason: str,
+    actor_id: int | None,
+    correlation_id: str,
+    warehouse: str | None = None,
 ) -> StockLedgerEntry:
-    """A counted correction of on_hand (delivery, breakage, stocktake), written to the ledger."""
+    """A counted correction of on_hand (delivery, breakage, stocktake) in one warehouse (by its
+    code; None: the default one), written to the ledger."""
     if delta == 0:
         message = "delta must not be 0: an adjustment changes the stock."
         raise refused(message, code=ErrorCode.ADJUSTMENT_EMPTY, field="delta")
     if not reason.strip():
         message = "reason is required."
         raise refused(message, code=ErrorCode.ADJUSTMENT_REASON_MISSING, field="reason")
-    levels = movements.lock_levels([product_id])
-    level = levels[product_id]
+    key = (product_id, warehouse_named(warehouse, field="warehouse").pk)
+    levels = _lock_product(product_id, creating=key)
+    level = levels[key]
     if level.on_hand + delta < 0:
         problem = f"only {level.on_hand} on hand, it cannot go below 0."
         message = f"cannot remove {-delta}: {problem}"
@@ -228,31 +238,120 @@ def stock_adjust(
         )
         message = f"cannot remove {-delta}: {problem}"
         raise refused(message, code=ErrorCode.STOCK_BELOW_RESERVED, field="delta")
-    before = {product_id: level.available}
-    [entry] = movements.apply(
+    [entry] = _move_by_staff(
         levels,
-        {product_id: (delta, 0)},
+        {key: (delta, 0)},
         kind=StockLedgerEntry.Kind.ADJUSTMENT,
         reason=reason.strip(),
         actor_id=actor_id,
+        correlation_id=correlation_id,
     )
-    after = {product_id: level.available}
-    _announce_low_stock(levels, before, after, correlation_id=correlation_id)
-    logger.info("product %s on hand adjusted by %+d: %s", product_id, delta, reason.strip())
+    logger.info(
+        "product %s on hand adjusted by %+d in warehouse %s: %s",
+        product_id,
+        delta,
+        key[1],
+        reason.strip(),
+    )
     return entry
 
 
+@transaction.atomic
+def stock_transfer(
+    *,
+    product_id: int,
+    source: str,
+    destination: str,
+    quantity: int,
+    reason: str,
+    actor_id: int | None,
+    correlation_id: str,
+) -> tuple[StockLedgerEntry, StockLedgerEntry]:
+    """Move units of a product from one warehouse to another (by their codes), at once: never
+    more than is available at the source (on hand and not reserved). Two ledger entries, out
+    of the source and into the destination. The destination may be inactive: it still stores.
+    """
+    if source == destination:
+        message = "from_warehouse and to_warehouse must differ: a transfer moves stock."
+        raise refused(message, code=ErrorCode.TRANSFER_SAME_WAREHOUSE, field="to_warehouse")
+    if not reason.strip():
+        message = "reason is required."
+        raise refused(message, code=ErrorCode.ADJUSTMENT_REASON_MISSING, field="reason")
+    if not StockLevel.objects.filter(product_id=product_id).exists():
+        message = f"no product has the id {product_id}."
+        raise refused(message, code=ErrorCode.PRODUCT_UNKNOWN, field="product")
+    out = (product_id, warehouse_named(source, field="from_warehouse").pk)
+    into = (product_id, warehouse_named(destination, field="to_warehouse").pk)
+    levels = _lock_product(product_id, creating=into)
+    level = levels.get(out)
+    available = level.available if level else 0
+    if quantity > available:
+        held = f" ({level.on_hand} on hand, {level.reserved} reserved)" if level else ""
+        message = (
+            f"cannot transfer {quantity}: only {available} available in warehouse {source!r}{held}."
+        )
+        raise refused(message, code=ErrorCode.TRANSFER_EXCEEDS_AVAILABLE, field="quantity")
+    entry_out, entry_in = _move_by_staff(
+        levels,
+        {out: (-quantity, 0), into: (quantity, 0)},
+        kind=StockLedgerEntry.Kind.TRANSFER,
+        reason=reason.strip(),
+        actor_id=actor_id,
+        correlation_id=correlation_id,
+    )
+    logger.info(
+        "product %s: %d moved from warehouse %s to %s: %s",
+        product_id,
+        quantity,
+        source,
+        destination,
+        reason.strip(),
+    )
+    return entry_out, entry_in
+
+
+def _lock_product(product_id: int, *, creating: movements.Key) -> movements.Levels:
+    """Every warehouse's row of one product, locked; the row ``creating`` made first if new."""
+    movements.ensure_levels([creating])
+    return movements.lock_levels([product_id])
+
+
+def _move_by_staff(
+    levels: movements.Levels,
+    deltas: movements.Deltas,
+    *,
+    kind: str,
+    reason: str,
+    actor_id: int | None,
+    correlation_id: str,
+) -> list[StockLedgerEntry]:
+    """Apply a staff move to locked levels; ``stock.low`` if it left a product low."""
+    products = {pid for pid, _ in deltas}
+    before = {pid: _sellable(levels, pid) for pid in products}
+    entries = movements.apply(levels, deltas, kind=kind, reason=reason, actor_id=actor_id)
+    after = {pid: _sellable(levels, pid) for pid in products}
+    _announce_low_stock(levels, before, after, correlation_id=correlation_id)
+    return entries
+
+
+def _sellable(levels: movements.Levels, product_id: int) -> int:
+    """What the product's active warehouses can supply: what stock.low speaks of."""
+    return movements.offers(levels)[product_id].available
+
+
 def _announce_low_stock(
-    levels: Mapping[int, movements.Level],
+    levels: movements.Levels,
     before: Mapping[int, int],
     after: Mapping[int, int],
     *,
     correlation_id: str,
     causation: Envelope | None = None,
 ) -> None:
-    """``stock.low`` for each product whose availability has just dropped under its threshold."""
+    """``stock.low`` for each product whose availability (in its active warehouses) has just
+    dropped under its threshold."""
+    products = movements.products(levels)
     for pid, available in after.items():
-        level = levels[pid]
+        level = products[pid]
         threshold = level.low_stock_threshold
         if crossed_low_threshold(before=before[pid], after=available, threshold=threshold):
             data = {
@@ -274,5 +373,7 @@ def _set_status(reservation: Reservation, status: str, *, reason: str | None = N
     reservation.save(update_fields=fields)
 
 
-def _describe(quantities: Mapping[int, int]) -> str:
-    return ", ".join(f"{quantity} of product {pid}" for pid, quantity in quantities.items())
+def _describe(held: Mapping[movements.Key, int]) -> str:
+    return ", ".join(
+        f"{quantity} of product {pid} in warehouse {wid}" for (pid, wid), quantity in held.items()
+    )

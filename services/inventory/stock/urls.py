@@ -1,6 +1,12 @@
 from django.urls import path
 
-from stock.apis import StockAdjustmentApi, StockLedgerApi
+from stock.apis import (
+    StockAdjustmentApi,
+    StockLedgerApi,
+    StockTransferApi,
+    WarehouseDetailApi,
+    WarehouseListApi,
+)
 
 urlpatterns = [
     path(
@@ -9,4 +15,7 @@ urlpatterns = [
         name="stock-adjustment",
     ),
     path("products/<int:product_id>/ledger/", StockLedgerApi.as_view(), name="stock-ledger"),
+    path("stock-transfers/", StockTransferApi.as_view(), name="stock-transfer"),
+    path("warehouses/", WarehouseListApi.as_view(), name="warehouse-list"),
+    path("warehouses/<int:warehouse_id>/", WarehouseDetailApi.as_view(), name="warehouse-detail"),
 ]

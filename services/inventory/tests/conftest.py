@@ -12,7 +12,9 @@ from catalogue.models import Product
 from catalogue.services import product_create
 from identity.testing import make_access_token
 from stock import movements
+from stock.models import Warehouse
 from stock.services import stock_adjust
+from stock.warehouses import warehouse_create
 from tests.factories import CUSTOMER_ID, STAFF_ID
 
 
@@ -67,5 +69,15 @@ def make_product() -> Callable[..., Product]:
                 correlation_id="test",
             )
         return product
+
+    return make
+
+
+@pytest.fixture
+def make_warehouse(db: None) -> Callable[..., Warehouse]:
+    """A warehouse beside the default one (code ``default``, priority 0)."""
+
+    def make(code: str, *, priority: int = 0, active: bool = True) -> Warehouse:
+        return warehouse_create(code=code, name=code.title(), priority=priority, active=active)
 
     return make

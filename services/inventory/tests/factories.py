@@ -11,6 +11,8 @@ from django.db import connection
 
 from messaging.envelope import Envelope, decode
 from messaging.models import OutboxMessage
+from stock.models import StockLevel
+from stock.services import stock_adjust
 
 STAFF_ID = 1
 CUSTOMER_ID = 42
@@ -34,6 +36,24 @@ def order_cancelled(order_id: str, reason: str = "customer changed their mind") 
 def order_shipped(order_id: str) -> Envelope:
     data = {"order_id": order_id, "user_id": CUSTOMER_ID}
     return Envelope.new("order.shipped", data, source="orders", correlation_id=order_id)
+
+
+def add_stock(product_id: int, units: int, warehouse: str | None = None) -> None:
+    """Units delivered to a warehouse (by its code; None: the default one), as staff adjust."""
+    stock_adjust(
+        product_id=product_id,
+        delta=units,
+        reason="delivery",
+        actor_id=STAFF_ID,
+        correlation_id="test",
+        warehouse=warehouse,
+    )
+
+
+def stock_by_warehouse(product_id: int) -> dict[str, tuple[int, int]]:
+    """(on_hand, reserved) of a product per warehouse code."""
+    levels = StockLevel.objects.filter(product_id=product_id).select_related("warehouse")
+    return {level.warehouse.code: (level.on_hand, level.reserved) for level in levels}
 
 
 def as_body(envelope: Envelope) -> bytes:

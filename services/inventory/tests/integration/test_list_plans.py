@@ -14,7 +14,8 @@ from catalogue.models import Category, Product
 from service_runtime import query_plans
 from service_runtime.query_plans import statements
 from stock.apis import LedgerPagination
-from stock.models import StockLedgerEntry, StockLevel
+from stock.models import StockLedgerEntry, StockLevel, Warehouse
+from stock.warehouses import warehouse_default
 
 pytestmark = pytest.mark.django_db
 
@@ -42,19 +43,32 @@ def catalogue(monkeypatch: pytest.MonkeyPatch) -> Product:
         )
         for i in range(PRODUCTS)
     )
-    StockLevel.objects.bulk_create(StockLevel(product=p, on_hand=10) for p in products)
+    main = warehouse_default()
+    # The busy product is also kept in a second warehouse: its orders come from both in turn.
+    east = Warehouse.objects.create(code="east", name="East", priority=1)
+    StockLevel.objects.bulk_create(
+        StockLevel(product=p, warehouse=main, on_hand=10) for p in products
+    )
     busy = products[7]
+    StockLevel.objects.create(product=busy, warehouse=east, on_hand=10)
     StockLedgerEntry.objects.bulk_create(
-        StockLedgerEntry(product=p, kind="adjustment", delta_on_hand=1, reason="count")
+        StockLedgerEntry(
+            product=p, warehouse=main, kind="adjustment", delta_on_hand=1, reason="count"
+        )
         for p in products
         for _ in range(ENTRIES_PER_PRODUCT)
     )
     StockLedgerEntry.objects.bulk_create(
-        StockLedgerEntry(product=busy, kind="reserve", delta_reserved=1, reason="order")
-        for _ in range(3000)
+        StockLedgerEntry(
+            product=busy, warehouse=warehouse, kind="reserve", delta_reserved=1, reason="order"
+        )
+        for _ in range(1500)
+        for warehouse in (main, east)
     )
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE catalogue_product, stock_stocklevel, stock_stockledgerentry")
+        cursor.execute(
+            "ANALYZE catalogue_product, stock_stocklevel, stock_stockledgerentry, stock_warehouse"
+        )
     monkeypatch.setattr(ProductPagination, "count_limit", 50)
     monkeypatch.setattr(LedgerPagination, "count_limit", 100)
     return busy
@@ -79,10 +93,14 @@ def test_the_product_list_reads_indexes(
         assert most_rows_read(anonymous_client, page, "catalogue_product") <= PRODUCTS_READ_LIMIT
 
 
-def test_the_ledger_reads_an_index(catalogue: Product, staff_client: APIClient) -> None:
-    url = f"/api/products/{catalogue.pk}/ledger/"
+@pytest.mark.parametrize("query", ["", "?warehouse=east", "?warehouse=default"])
+def test_the_ledger_reads_an_index(catalogue: Product, staff_client: APIClient, query: str) -> None:
+    url = f"/api/products/{catalogue.pk}/ledger/{query}"
     first = staff_client.get(url).json()
 
-    assert first["count"] is None  # 3003 entries: more than the limit
+    assert first["count"] is None  # 1500 entries or more: more than the limit
+    assert {entry["warehouse"] for entry in first["results"]} == (
+        {query.removeprefix("?warehouse=")} if query else {"default", "east"}
+    )
     for page in (url, first["next"]):
         assert most_rows_read(staff_client, page, "stock_stockledgerentry") <= READ_LIMIT

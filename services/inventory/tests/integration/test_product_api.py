@@ -3,7 +3,7 @@ import pytest
 from catalogue.models import Category, Product
 from stock.handlers import on_order_created
 from tests import factories
-from tests.factories import published
+from tests.factories import add_stock, published
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +22,31 @@ class TestBrowsing:
         assert item["name"] == "Hammer"
         assert (item["on_hand"], item["reserved"], item["available"]) == (5, 2, 3)
         assert item["price"] == "9.99"
+
+    def test_anyone_sees_the_stock_of_each_warehouse_and_the_totals(
+        self, anonymous_client, make_product, make_warehouse
+    ):
+        make_warehouse("east", priority=5)
+        make_warehouse("closed", active=False)
+        hammer = make_product(on_hand=3)
+        add_stock(hammer.pk, 4, "east")
+        add_stock(hammer.pk, 2, "closed")
+        on_order_created(factories.order_created([(hammer.pk, 5)]))  # 4 east, 1 default
+        make_product(sku="NAILS")  # only its default warehouse's counters, at zero
+
+        [item, nails] = anonymous_client.get("/api/products/").json()["results"]
+        detail = anonymous_client.get(f"/api/products/{hammer.pk}/").json()
+
+        for body in (item, detail):
+            assert (body["on_hand"], body["reserved"], body["available"]) == (9, 5, 4)
+            assert body["warehouses"] == [  # in allocation order
+                {"warehouse": "east", "on_hand": 4, "reserved": 4, "available": 0},
+                {"warehouse": "default", "on_hand": 3, "reserved": 1, "available": 2},
+                {"warehouse": "closed", "on_hand": 2, "reserved": 0, "available": 2},
+            ]
+        assert nails["warehouses"] == [
+            {"warehouse": "default", "on_hand": 0, "reserved": 0, "available": 0}
+        ]
 
     def test_anyone_reads_one_product(self, anonymous_client, make_product):
         hammer = make_product(on_hand=4)

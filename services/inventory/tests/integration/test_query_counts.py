@@ -45,6 +45,21 @@ def test_reserving_an_order(make_product, line_count):
     assert reservation.status == Reservation.Status.RESERVED
 
 
+def test_an_order_split_over_warehouses_costs_the_same(make_product, make_warehouse):
+    """Every warehouse's row is in the one lock; every (product, warehouse) in the one write."""
+    make_warehouse("east", priority=1)
+    products = [make_product(on_hand=2) for _ in range(3)]
+    for product in products:
+        factories.add_stock(product.pk, 2, "east")
+    envelope = factories.order_created([(p.pk, 3) for p in products])  # 2 east + 1 default
+
+    sql = statements(lambda: on_order_created(envelope))
+
+    assert len(sql) == RESERVE_STATEMENTS, sql
+    reservation = Reservation.objects.get(order_id=envelope.data["order_id"])
+    assert len(reservation.allocations) == 6
+
+
 def test_orders_of_one_batch_each_cost_the_same(make_product):
     """The consumer applies a batch in one transaction: no statement is saved up for later."""
     products = [make_product(on_hand=10) for _ in range(3)]

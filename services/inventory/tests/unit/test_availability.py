@@ -1,13 +1,30 @@
+import pytest
+
 from stock.availability import (
     Allocation,
     Offer,
+    Shelf,
     Shortfall,
     allocate_in_turn,
+    allocation_order,
+    choose_warehouses,
     crossed_low_threshold,
     merge_lines,
     rejection_reason,
     shortfalls,
 )
+
+# Warehouse ids of the examples below.
+MAIN, EAST, WEST = 1, 2, 3
+
+
+def stocked(available: int, active: bool = True) -> Offer:
+    """A product kept in one warehouse, as everything was before there were several."""
+    return Offer(active, (Shelf(MAIN, available),))
+
+
+def spread(*shelves: Shelf, active: bool = True) -> Offer:
+    return Offer(active, shelves)
 
 
 class TestMergeLines:
@@ -22,10 +39,10 @@ class TestMergeLines:
 
 class TestShortfalls:
     def test_an_order_that_fits_has_none(self):
-        assert shortfalls({1: 3, 2: 1}, {1: Offer(3, True), 2: Offer(10, True)}) == []
+        assert shortfalls({1: 3, 2: 1}, {1: stocked(3), 2: stocked(10)}) == []
 
     def test_each_failing_line_says_why(self):
-        offers = {1: Offer(2, True), 2: Offer(5, False), 3: Offer(7, True)}
+        offers = {1: stocked(2), 2: stocked(5, active=False), 3: stocked(7)}
         found = shortfalls({1: 3, 2: 1, 3: 7, 4: 1}, offers)
         assert found == [
             Shortfall(1, 3, 2, "only 2 available"),
@@ -33,33 +50,136 @@ class TestShortfalls:
             Shortfall(4, 1, 0, "unknown product"),
         ]
 
+    def test_what_is_available_is_summed_over_the_active_warehouses_only(self):
+        offer = spread(Shelf(MAIN, 2), Shelf(EAST, 3), Shelf(WEST, 50, active=False))
+
+        assert offer.available == 5
+        assert shortfalls({1: 6}, {1: offer}) == [Shortfall(1, 6, 5, "only 5 available")]
+        assert shortfalls({1: 5}, {1: offer}) == []
+
 
 class TestAllocateInTurn:
     def test_each_order_gets_what_the_orders_ahead_of_it_left(self):
-        offers = {1: Offer(5, True), 2: Offer(1, True)}
+        offers = {1: stocked(5), 2: stocked(1)}
         orders = [{1: 3}, {1: 3}, {1: 2, 2: 1}, {2: 1}]
 
         assert allocate_in_turn(orders, offers) == [
-            Allocation([], {1: 5}),
+            Allocation([], {1: 5}, {(1, MAIN): 3}),
             Allocation([Shortfall(1, 3, 2, "only 2 available")], {1: 2}),
-            Allocation([], {1: 2, 2: 1}),
+            Allocation([], {1: 2, 2: 1}, {(1, MAIN): 2, (2, MAIN): 1}),
             Allocation([Shortfall(2, 1, 0, "only 0 available")], {2: 0}),
         ]
 
     def test_a_rejected_order_takes_nothing_not_even_its_lines_that_fit(self):
-        offers = {1: Offer(2, True), 2: Offer(0, True)}
+        offers = {1: stocked(2), 2: stocked(0)}
 
         allocations = allocate_in_turn([{1: 2, 2: 1}, {1: 2}], offers)
 
         assert [a.reserved for a in allocations] == [False, True]
+        assert [a.taken for a in allocations] == [{}, {(1, MAIN): 2}]
 
     def test_unknown_and_inactive_products_reject_their_order(self):
-        offers = {1: Offer(5, False)}
+        offers = {1: stocked(5, active=False)}
 
         [inactive, unknown] = allocate_in_turn([{1: 1}, {9: 1}], offers)
 
         assert inactive.shortfalls == [Shortfall(1, 1, 5, "product is inactive")]
         assert unknown == Allocation([Shortfall(9, 1, 0, "unknown product")], {})
+
+    def test_an_inactive_product_is_rejected_whatever_its_warehouses_hold(self):
+        offers = {1: spread(Shelf(MAIN, 5), Shelf(EAST, 5), active=False)}
+
+        [allocation] = allocate_in_turn([{1: 1}], offers)
+
+        assert allocation == Allocation([Shortfall(1, 1, 10, "product is inactive")], {1: 10})
+
+    def test_orders_split_over_warehouses_leave_each_what_they_did_not_take(self):
+        # EAST first (priority 5): 3 there, 4 in MAIN (priority 1).
+        offers = {1: spread(Shelf(MAIN, 4, priority=1), Shelf(EAST, 3, priority=5))}
+
+        allocations = allocate_in_turn([{1: 2}, {1: 2}, {1: 3}, {1: 1}], offers)
+
+        assert [a.taken for a in allocations] == [
+            {(1, EAST): 2},  # one parcel from EAST
+            {(1, MAIN): 2},  # EAST has 1 left: MAIN can send both
+            {(1, MAIN): 2, (1, EAST): 1},  # neither alone: EAST first, then MAIN
+            {},
+        ]
+        assert [a.available_before for a in allocations] == [{1: 7}, {1: 5}, {1: 3}, {1: 0}]
+        assert allocations[3].shortfalls == [Shortfall(1, 1, 0, "only 0 available")]
+
+    def test_the_last_units_spread_over_two_warehouses_all_go(self):
+        offers = {1: spread(Shelf(MAIN, 1), Shelf(EAST, 1)), 2: spread(Shelf(EAST, 1))}
+
+        allocations = allocate_in_turn([{1: 1, 2: 1}, {1: 1}, {1: 1}], offers)
+
+        assert [a.taken for a in allocations] == [{(1, EAST): 1, (2, EAST): 1}, {(1, MAIN): 1}, {}]
+
+
+class TestChooseWarehouses:
+    def test_one_parcel_from_the_highest_priority_warehouse_that_has_every_line(self):
+        offers = {
+            1: spread(Shelf(MAIN, 9, priority=9), Shelf(EAST, 5, priority=3), Shelf(WEST, 5)),
+            2: spread(Shelf(EAST, 2, priority=3), Shelf(WEST, 2)),
+        }
+
+        # MAIN comes first but lacks product 2; EAST and WEST both have it all: EAST ranks higher
+        assert choose_warehouses({1: 4, 2: 2}, offers) == {(1, EAST): 4, (2, EAST): 2}
+
+    def test_one_parcel_even_when_a_higher_priority_warehouse_could_supply_some_lines(self):
+        offers = {
+            1: spread(Shelf(MAIN, 5, priority=9), Shelf(WEST, 5)),
+            2: spread(Shelf(MAIN, 1, priority=9), Shelf(WEST, 5)),
+        }
+
+        assert choose_warehouses({1: 2, 2: 2}, offers) == {(1, WEST): 2, (2, WEST): 2}
+
+    def test_a_split_takes_each_line_in_priority_order(self):
+        offers = {
+            1: spread(Shelf(MAIN, 2, priority=1), Shelf(EAST, 3, priority=7), Shelf(WEST, 1)),
+            2: spread(Shelf(MAIN, 1, priority=1), Shelf(WEST, 1)),
+        }
+
+        # nobody has 6 of product 1: EAST 3, then MAIN 2, then WEST 1; product 2 from MAIN
+        assert choose_warehouses({1: 6, 2: 1}, offers) == {
+            (1, MAIN): 2,
+            (1, EAST): 3,
+            (1, WEST): 1,
+            (2, MAIN): 1,
+        }
+
+    def test_a_priority_tie_goes_to_the_lowest_warehouse_id(self):
+        offers = {1: spread(Shelf(WEST, 5, priority=2), Shelf(EAST, 5, priority=2))}
+
+        assert choose_warehouses({1: 1}, offers) == {(1, EAST): 1}
+        assert choose_warehouses({1: 7}, offers) == {(1, EAST): 5, (1, WEST): 2}
+
+    def test_an_inactive_warehouse_is_never_allocated_from(self):
+        offers = {1: spread(Shelf(MAIN, 10, priority=9, active=False), Shelf(EAST, 1))}
+
+        assert choose_warehouses({1: 1}, offers) == {(1, EAST): 1}
+        [rejected] = allocate_in_turn([{1: 2}], offers)
+        assert rejected.shortfalls == [Shortfall(1, 2, 1, "only 1 available")]
+
+    def test_negative_priorities_rank_below_zero(self):
+        offers = {1: spread(Shelf(MAIN, 5, priority=-1), Shelf(EAST, 5))}
+
+        assert choose_warehouses({1: 1}, offers) == {(1, EAST): 1}
+
+    def test_more_than_the_warehouses_hold_is_a_programming_error(self):
+        with pytest.raises(ValueError, match="1 units more"):
+            choose_warehouses({1: 3}, {1: spread(Shelf(MAIN, 2))})
+
+
+class TestAllocationOrder:
+    def test_active_warehouses_by_priority_then_id(self):
+        shelves = [
+            Shelf(WEST, 0, priority=5),
+            Shelf(MAIN, 0, priority=1),
+            Shelf(EAST, 0, priority=5),
+            Shelf(4, 0, priority=99, active=False),
+        ]
+        assert allocation_order(shelves) == [EAST, WEST, MAIN]
 
 
 class TestRejectionReason:

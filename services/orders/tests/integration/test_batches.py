@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from messaging.consumer import Item, MessageProcessor, Outcome
 from messaging.envelope import Envelope
-from messaging.models import InboxMessage
+from messaging.models import InboxMessage, OutboxMessage
 from orders import services
 from orders.handlers import HANDLERS
 from orders.models import Order, OrderAllocation, OrderLine, OrderStatus
@@ -65,12 +65,14 @@ def test_a_batch_of_twenty_answers_moves_its_orders_with_one_statement(place: An
     def statements(size: int) -> tuple[list[str], int]:
         orders = [place() for _ in range(size)]
         answers = [(reserved if n % 3 else rejected)(o.id) for n, o in enumerate(orders)]
+        rows = OutboxMessage.objects.count()
         with CaptureQueriesContext(connection) as context:
             assert actions(process_batch(answers)) == ["ack"] * size
         # NOTIFY aside: sent once per transaction, it depends on what ran before in the test's
         sql = [q["sql"] for q in context.captured_queries if not q["sql"].startswith("NOTIFY")]
         events = [s for s in sql if s.startswith("INSERT INTO") and "outbox" in s]
-        return [s for s in sql if s not in events], len(events)
+        assert len(events) == 1, events  # the batch's events together
+        return [s for s in sql if s not in events], OutboxMessage.objects.count() - rows
 
     twenty, twenty_events = statements(20)
     two, two_events = statements(2)
