@@ -98,8 +98,11 @@ ORDERS_TABLES = (
     """,
     """
     INSERT INTO orders_orderline
-        (order_id, product_id, sku, name, unit_price, quantity, line_total)
-    SELECT order_id, product_id, sku, name, price, quantity, price * quantity
+        (order_id, product_id, sku, name, unit_price, quantity, line_total, shipped_quantity,
+         cancelled_quantity)
+    SELECT order_id, product_id, sku, name, price, quantity, price * quantity,
+           CASE WHEN status = 'SHIPPED' THEN quantity ELSE 0 END,
+           CASE WHEN status IN ('CANCELLED', 'REJECTED') THEN quantity ELSE 0 END
     FROM load_priced ORDER BY i, k
     """,
     """

@@ -65,6 +65,15 @@ REJECTED_LINE = _object(
     }
 )
 
+# A warehouse as inventory names it: its code, which never changes.
+WAREHOUSE = {"type": "string", "minLength": 1, "maxLength": 32}
+# Units of one product held (stock.reserved v2) in one warehouse.
+ALLOCATION = _object(
+    {"product_id": ID, "warehouse": WAREHOUSE, "quantity": {"type": "integer", "minimum": 1}}
+)
+# Units of one product in one shipment (order.shipped v2).
+SHIPPED_LINES = {"type": "array", "items": ORDER_LINE, "minItems": 0, "maxItems": 500}
+
 EVENTS: dict[tuple[str, int], dict[str, Any]] = {
     ("product.upserted", 1): _object(
         {
@@ -81,7 +90,29 @@ EVENTS: dict[tuple[str, int], dict[str, Any]] = {
     ("order.rejected", 1): _object({"order_id": UUID, "user_id": ID, "reason": TEXT}),
     ("order.cancelled", 1): _object({"order_id": UUID, "user_id": ID, "reason": TEXT}),
     ("order.shipped", 1): _object({"order_id": UUID, "user_id": ID}),
+    # One shipment of the order (messaging.changes). ``lines`` empty: everything that remained;
+    # ``complete``: no unit of the order is left to ship after this one.
+    ("order.shipped", 2): _object(
+        {
+            "order_id": UUID,
+            "user_id": ID,
+            "shipment_id": {"type": ["integer", "null"], "minimum": 1},
+            "warehouse": {**WAREHOUSE, "type": ["string", "null"]},
+            "lines": SHIPPED_LINES,
+            "complete": {"type": "boolean"},
+        }
+    ),
     ("stock.reserved", 1): _object({"order_id": UUID, "lines": ORDER_LINES}),
+    # Where each unit is held (messaging.changes): ``allocations`` empty or absent, not known
+    # (reserved by a release that did not say).
+    ("stock.reserved", 2): _object(
+        {
+            "order_id": UUID,
+            "lines": ORDER_LINES,
+            "allocations": {"type": "array", "items": ALLOCATION, "maxItems": 5000},
+        },
+        required=["order_id", "lines"],
+    ),
     ("stock.rejected", 1): _object(
         {
             "order_id": UUID,

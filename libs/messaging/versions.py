@@ -124,3 +124,7 @@ def for_publishing(event_type: str, data: Payload, pins: Pins) -> tuple[int, Pay
     for step in range(schemas.current_version(event_type), target, -1):
         data = _change(event_type, step).down(data)
     return target, data
+
+
+# The changes of this code's event types; imported last, as they register themselves here.
+from messaging import changes  # noqa: E402, F401

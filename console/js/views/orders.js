@@ -6,7 +6,7 @@ import { actionButton, errorBox, h, money, notice, pager, replace, statusBadge, 
 const POLL_MS = 300;
 const SLOW_POLL_MS = 2000;
 const SLOW_AFTER_MS = 30000;
-export const STATUSES = ["PENDING", "CONFIRMED", "REJECTED", "CANCELLED", "SHIPPED"];
+export const STATUSES = ["PENDING", "CONFIRMED", "PARTIALLY_SHIPPED", "REJECTED", "CANCELLED", "SHIPPED"];
 
 export function shortId(id) {
   return String(id).slice(0, 8);
@@ -24,6 +24,8 @@ export function outcome(order) {
       return { title: "Waiting for the stock to be reserved…", text: "This page updates by itself." };
     case "CONFIRMED":
       return { title: "Confirmed", text: "The stock is reserved for this order." };
+    case "PARTIALLY_SHIPPED":
+      return { title: "Partly shipped", text: "Part of the order is on its way; the rest will follow." };
     case "SHIPPED":
       return { title: "Shipped", text: "The order is on its way." };
     case "CANCELLED":
@@ -71,10 +73,10 @@ export function orderActions(order, onChange) {
     }
   };
   const buttons = [];
-  if (["PENDING", "CONFIRMED"].includes(order.status)) {
+  if (["PENDING", "CONFIRMED", "PARTIALLY_SHIPPED"].includes(order.status)) {
     buttons.push(actionButton("Cancel order", run("cancel"), { class: "danger" }));
   }
-  if (user && user.is_staff && order.status === "CONFIRMED") {
+  if (user && user.is_staff && ["CONFIRMED", "PARTIALLY_SHIPPED"].includes(order.status)) {
     buttons.push(actionButton("Ship", run("ship"), { class: "primary" }));
   }
   return buttons;

@@ -22,7 +22,7 @@ from messaging.consumer import (
 from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
 from service_runtime.logging import bound
-from tests.factories import envelope, reserve
+from tests.factories import envelope, order_shipped, reserve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,7 +75,7 @@ def _raw(*messages: Envelope) -> list[Item]:
 
 
 def _shipped() -> Envelope:
-    return envelope("order.shipped", {"order_id": str(uuid.uuid4()), "user_id": 7})
+    return envelope("order.shipped", order_shipped(str(uuid.uuid4()), 7))
 
 
 def _inbox() -> set[str]:

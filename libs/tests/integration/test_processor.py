@@ -15,7 +15,7 @@ from messaging.consumer import ACK, Item, MessageProcessor, RejectMessage
 from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.outbox import publish_event
-from tests.factories import body, envelope, raw_envelope, stock_reserved
+from tests.factories import body, envelope, order_shipped, raw_envelope, stock_reserved
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,7 +96,7 @@ def test_same_payload_with_a_new_id_is_a_new_message() -> None:
         (body(raw_envelope(type="order.teleported")), "malformed: unknown event type"),
         (body(raw_envelope(data={"order_id": "nope"})), "malformed: order.created v1 payload"),
         (
-            envelope("order.shipped", {"order_id": envelope().data["order_id"], "user_id": 1})
+            envelope("order.shipped", order_shipped(envelope().data["order_id"], 1))
             .to_json()
             .encode(),
             "no handler for 'order.shipped' in inventory",
@@ -241,7 +241,7 @@ def test_malformed_rejected_and_unhandled_in_a_batch_get_their_own_outcomes() ->
 
     processor = MessageProcessor("inventory", {"order.created": handler}, 3)
     good = envelope()
-    unhandled = envelope("order.shipped", {"order_id": good.data["order_id"], "user_id": 1})
+    unhandled = envelope("order.shipped", order_shipped(good.data["order_id"], 1))
     outcomes = processor.process_batch(
         _items(
             b"\x00garbage",

@@ -188,7 +188,11 @@ def test_a_closing_dollar_allows_a_final_newline_as_in_python() -> None:
 def test_decode_dead_letters_what_the_compiled_envelope_refuses() -> None:
     good = Envelope.new(
         "order.shipped",
-        {"order_id": str(uuid.uuid4()), "user_id": 3},
+        {
+            "order_id": str(uuid.uuid4()),
+            "user_id": 3,
+            **{"shipment_id": None, "warehouse": None, "lines": [], "complete": True},
+        },
         source="orders",
         correlation_id="c",
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from django.db import connection
@@ -35,7 +37,8 @@ def order_cancelled(order_id: str, reason: str = "customer changed their mind") 
 
 def order_shipped(order_id: str) -> Envelope:
     data = {"order_id": order_id, "user_id": CUSTOMER_ID}
-    return Envelope.new("order.shipped", data, source="orders", correlation_id=order_id)
+    # Version 1, "the whole order has shipped", as orders publishes it until told otherwise.
+    return Envelope.new("order.shipped", data, source="orders", correlation_id=order_id, version=1)
 
 
 def add_stock(product_id: int, units: int, warehouse: str | None = None) -> None:
@@ -61,9 +64,16 @@ def as_body(envelope: Envelope) -> bytes:
 
 
 def published(event_type: str) -> list[Envelope]:
-    """Events of this type in the outbox, oldest first, each re-validated against its schema."""
+    """Events of this type in the outbox, oldest first, each re-validated against its schema
+    and shown as published: in its version and that version's payload (a consumer of the
+    newest version reads it brought up to date)."""
     rows = OutboxMessage.objects.filter(routing_key=event_type).order_by("id")
-    return [decode(row.body.encode()) for row in rows]
+    return [_as_published(row.body) for row in rows]
+
+
+def _as_published(body: str) -> Envelope:
+    raw = json.loads(body)
+    return replace(decode(body.encode()), version=raw["version"], data=raw["data"])
 
 
 def published_types() -> list[str]:

@@ -19,9 +19,10 @@ from rest_framework.views import APIView
 from errors import ErrorCode
 from identity.authentication import TokenUser
 from identity.permissions import IsStaff
-from orders import selectors, services
+from messaging.versions import NotExpressible
+from orders import selectors, services, shipments
 from orders.models import Order, OrderStatus
-from orders.persistence import OrderDetail
+from orders.persistence import OrderDetail, ShipmentEntry
 from service_runtime.openapi import cursor_parameters, errors, paginated
 from service_runtime.pagination import CursorPagination
 from service_runtime.representation import timestamp
@@ -69,8 +70,12 @@ class OrderLineOutputSerializer(serializers.Serializer):
     sku = serializers.CharField()
     name = serializers.CharField()
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
-    quantity = serializers.IntegerField()
+    quantity = serializers.IntegerField(help_text="Units ordered.")
     line_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    shipped_quantity = serializers.IntegerField(help_text="Units that left in a shipment.")
+    cancelled_quantity = serializers.IntegerField(
+        help_text="Units that never will: the order was cancelled or rejected before they shipped."
+    )
 
 
 class OrderOutputSerializer(serializers.Serializer):
@@ -96,8 +101,34 @@ class OrderStatusChangeOutputSerializer(serializers.Serializer):
     actor_user_id = serializers.IntegerField(allow_null=True)
 
 
+class AllocationOutputSerializer(serializers.Serializer):
+    product_id = serializers.IntegerField()
+    warehouse = serializers.CharField(help_text="The warehouse's code in inventory.")
+    quantity = serializers.IntegerField(help_text="Units held there for this order.")
+    shipped_quantity = serializers.IntegerField(help_text="Of these, units shipped.")
+
+
+class ShippedLineOutputSerializer(serializers.Serializer):
+    product_id = serializers.IntegerField()
+    quantity = serializers.IntegerField()
+
+
+class ShipmentOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    warehouse = serializers.CharField(
+        allow_null=True, help_text="null: not known (reserved by an older inventory)."
+    )
+    created_at = serializers.DateTimeField()
+    actor_user_id = serializers.IntegerField(allow_null=True)
+    lines = ShippedLineOutputSerializer(many=True)
+
+
 class OrderDetailOutputSerializer(OrderOutputSerializer):
     history = OrderStatusChangeOutputSerializer(many=True, source="status_changes")
+    allocations = AllocationOutputSerializer(
+        many=True, help_text="Where inventory holds the units; empty when not known."
+    )
+    shipments = ShipmentOutputSerializer(many=True, help_text="Oldest first.")
 
 
 def _viewer(request: Request) -> TokenUser:
@@ -137,6 +168,19 @@ def _detail_body(detail: OrderDetail) -> dict[str, Any]:
             }
             for entry in detail.history
         ],
+        "allocations": [allocation._asdict() for allocation in detail.allocations],
+        "shipments": [_shipment_body(shipment) for shipment in detail.shipments],
+    }
+
+
+def _shipment_body(shipment: ShipmentEntry) -> dict[str, Any]:
+    """What ``ShipmentOutputSerializer`` shows of a shipment."""
+    return {
+        "id": shipment.id,
+        "warehouse": shipment.warehouse,
+        "created_at": timestamp(shipment.created_at),
+        "actor_user_id": shipment.actor_user_id,
+        "lines": [line._asdict() for line in shipment.lines],
     }
 
 
@@ -157,6 +201,8 @@ def _order_body(detail: OrderDetail) -> dict[str, Any]:
                 "unit_price": money(line.unit_price),
                 "quantity": line.quantity,
                 "line_total": money(line.line_total),
+                "shipped_quantity": line.shipped_quantity,
+                "cancelled_quantity": line.cancelled_quantity,
             }
             for line in detail.lines
         ],
@@ -359,8 +405,17 @@ class OrderCancelApi(APIView):
         return _detail(request, order.id)
 
 
+class EventVersionTooOld(Conflict):
+    default_detail = (
+        "Every service must run the new release and MESSAGING_EVENT_VERSIONS be set before "
+        "an order ships in parts."
+    )
+    default_code = ErrorCode.EVENT_VERSION_TOO_OLD
+
+
 class OrderShipApi(APIView):
-    """Staff only: CONFIRMED → SHIPPED; anything else is a 409."""
+    """Staff only: everything the order has left ships, CONFIRMED or PARTIALLY_SHIPPED →
+    SHIPPED; anything else is a 409."""
 
     permission_classes = [IsStaff]
 
@@ -370,7 +425,78 @@ class OrderShipApi(APIView):
     def post(self, request: Request, order_id: uuid.UUID) -> Response:
         order = _visible_order(request, order_id)
         try:
-            order = services.order_ship(order_id=order.id, actor_user_id=_viewer(request).id)
+            shipments.order_ship(order_id=order.id, actor_user_id=_viewer(request).id)
         except services.TransitionNotAllowed as exc:
             raise Conflict(str(exc), code=ErrorCode.ORDER_NOT_SHIPPABLE) from exc
+        except NotExpressible as exc:
+            raise EventVersionTooOld(str(exc)) from exc
         return _detail(request, order.id)
+
+
+class OrderShipmentsApi(APIView):
+    """The order's shipments (its owner and staff); staff ship part of it."""
+
+    class InputSerializer(serializers.Serializer):
+        class LineSerializer(serializers.Serializer):
+            product_id = StrictIntegerField(min_value=1, max_value=MAX_ID)
+            quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+        warehouse = serializers.CharField(
+            max_length=32, help_text="The code of the warehouse the units leave."
+        )
+        lines = LineSerializer(
+            many=True,
+            allow_empty=False,
+            required=False,
+            help_text=(
+                "Units by product. Omitted: every unit allocated in the warehouse and not "
+                "shipped yet."
+            ),
+        )
+
+        def validate_lines(self, lines: list[dict[str, int]]) -> list[dict[str, int]]:
+            if len(lines) > MAX_LINES:
+                raise serializers.ValidationError(f"At most {MAX_LINES} lines per shipment.")
+            return lines
+
+    def get_permissions(self) -> list[Any]:
+        return [IsStaff()] if self.request.method == "POST" else list(super().get_permissions())
+
+    @extend_schema(
+        operation_id="orders_shipments_list",
+        responses={200: ShipmentOutputSerializer(many=True), **errors(401, 404)},
+        description="The order's shipments, oldest first.",
+    )
+    def get(self, request: Request, order_id: uuid.UUID) -> Response:
+        order = _visible_order(request, order_id)
+        return Response([_shipment_body(s) for s in selectors.order_shipments(order)])
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: ShipmentOutputSerializer, **errors(400, 401, 403, 404, 409)},
+        description=(
+            "Ship units allocated in one warehouse and not shipped yet: the order is "
+            "PARTIALLY_SHIPPED until every unit has shipped, then SHIPPED."
+        ),
+    )
+    def post(self, request: Request, order_id: uuid.UUID) -> Response:
+        order = _visible_order(request, order_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        lines = data.get("lines")
+        try:
+            shipment = shipments.order_ship_from(
+                order_id=order.id,
+                warehouse=data["warehouse"],
+                lines=None if lines is None else [services.LineRequest(**x) for x in lines],
+                actor_user_id=_viewer(request).id,
+            )
+        except services.TransitionNotAllowed as exc:
+            raise Conflict(str(exc), code=ErrorCode.ORDER_NOT_SHIPPABLE) from exc
+        except shipments.AllocationUnknown as exc:
+            raise Conflict(str(exc), code=ErrorCode.ALLOCATION_UNKNOWN) from exc
+        except NotExpressible as exc:
+            raise EventVersionTooOld(str(exc)) from exc
+        [body] = [_shipment_body(s) for s in selectors.order_shipments(order, shipment.pk)]
+        return Response(body, status=status.HTTP_201_CREATED)

@@ -20,7 +20,9 @@ from messaging.consumer import BatchHandler, Handler, Rejections, RejectMessage
 from messaging.envelope import Envelope
 from orders.models import Order
 from orders.services import (
+    Held,
     StockAnswer,
+    held_units,
     order_confirm_reservation,
     order_note_stock_released,
     order_reject_reservation,
@@ -40,9 +42,16 @@ def _unknown(envelope: Envelope) -> RejectMessage:
     return RejectMessage(f"{envelope.type} for unknown order {envelope.data['order_id']}")
 
 
+def _held(envelope: Envelope) -> tuple[Held, ...]:
+    """Where stock.reserved says the units are held: () when not known (version 1)."""
+    return held_units(envelope.data.get("allocations", ()))
+
+
 def on_stock_reserved(envelope: Envelope) -> None:
     try:
-        order_confirm_reservation(order_id=_order_id(envelope), causation=envelope)
+        order_confirm_reservation(
+            order_id=_order_id(envelope), allocations=_held(envelope), causation=envelope
+        )
     except Order.DoesNotExist as exc:
         raise _unknown(envelope) from exc
 
@@ -71,7 +80,9 @@ def on_stock_answer_batch(envelopes: Sequence[Envelope]) -> Rejections:
             rejected[envelope.id] = exc
             continue
         if envelope.type == "stock.reserved":
-            answers.append(StockAnswer(order_id=order_id, causation=envelope))
+            answers.append(
+                StockAnswer(order_id=order_id, causation=envelope, allocations=_held(envelope))
+            )
         else:
             data = envelope.data
             answers.append(

@@ -15,17 +15,24 @@ if TYPE_CHECKING:
 class OrderStatus(models.TextChoices):
     PENDING = "PENDING"
     CONFIRMED = "CONFIRMED"
+    PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"  # some units shipped, others still to ship
     REJECTED = "REJECTED"
     CANCELLED = "CANCELLED"
     SHIPPED = "SHIPPED"
 
+
+STATUS_LENGTH = 20
 
 # The only moves an order can make; anything else is refused (API) or ignored (late events).
 TRANSITIONS: dict[str, frozenset[str]] = {
     OrderStatus.PENDING: frozenset(
         {OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.CANCELLED}
     ),
-    OrderStatus.CONFIRMED: frozenset({OrderStatus.CANCELLED, OrderStatus.SHIPPED}),
+    OrderStatus.CONFIRMED: frozenset(
+        {OrderStatus.CANCELLED, OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED}
+    ),
+    # The last shipment, or a cancellation of what is left (the shipped units stay shipped).
+    OrderStatus.PARTIALLY_SHIPPED: frozenset({OrderStatus.SHIPPED}),
     OrderStatus.REJECTED: frozenset(),
     OrderStatus.CANCELLED: frozenset(),
     OrderStatus.SHIPPED: frozenset(),
@@ -35,6 +42,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 class Order(models.Model):
     lines: RelatedManager[OrderLine]
     status_changes: RelatedManager[OrderStatusChange]
+    allocations: RelatedManager[OrderAllocation]
+    shipments: RelatedManager[Shipment]
 
     id: models.UUIDField[uuid.UUID, uuid.UUID] = models.UUIDField(
         primary_key=True, default=uuid.uuid4, editable=False
@@ -42,7 +51,7 @@ class Order(models.Model):
     # The token's subject; users live in the user-notification service, not here.
     user_id: models.BigIntegerField[int, int] = models.BigIntegerField()
     status: models.CharField[str, str] = models.CharField(
-        max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING
+        max_length=STATUS_LENGTH, choices=OrderStatus.choices, default=OrderStatus.PENDING
     )
     total: models.DecimalField[Decimal, Decimal] = models.DecimalField(
         max_digits=12, decimal_places=2
@@ -102,15 +111,28 @@ class OrderLine(models.Model):
     unit_price: models.DecimalField[Decimal, Decimal] = models.DecimalField(
         max_digits=12, decimal_places=2
     )
-    quantity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField()
+    quantity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField()  # ordered
     line_total: models.DecimalField[Decimal, Decimal] = models.DecimalField(
         max_digits=12, decimal_places=2
+    )
+    # Units that left in a shipment, and units that never will (the order was cancelled, or
+    # rejected, before they shipped). A new line has none of either (the database's default:
+    # placing an order does not name them).
+    shipped_quantity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
+        default=0, db_default=0
+    )
+    cancelled_quantity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
+        default=0, db_default=0
     )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["order", "product_id"], name="order_line_per_product"),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="order_line_quantity_gte_1"),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=F("shipped_quantity") + F("cancelled_quantity")),
+                name="order_line_shipped_and_cancelled_within_ordered",
+            ),
             models.CheckConstraint(
                 condition=Q(line_total=F("unit_price") * F("quantity")),
                 name="order_line_total_is_price_times_quantity",
@@ -129,10 +151,10 @@ class OrderStatusChange(models.Model):
     )
     order_id: uuid.UUID  # the column behind ``order``, set by Django
     from_status: models.CharField[str, str] = models.CharField(
-        max_length=16, choices=OrderStatus.choices, blank=True, default=""
+        max_length=STATUS_LENGTH, choices=OrderStatus.choices, blank=True, default=""
     )
     to_status: models.CharField[str, str] = models.CharField(
-        max_length=16, choices=OrderStatus.choices
+        max_length=STATUS_LENGTH, choices=OrderStatus.choices
     )
     reason: models.TextField[str, str] = models.TextField(blank=True, default="")
     at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
@@ -150,3 +172,82 @@ class OrderStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class OrderAllocation(models.Model):
+    """Units of one product that inventory holds for the order in one warehouse (known from
+    ``stock.reserved`` v2; an order reserved by an older inventory has none: not known), and
+    how many of them have shipped."""
+
+    order: models.ForeignKey[Order, Order] = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="allocations"
+    )
+    order_id: uuid.UUID  # the column behind ``order``, set by Django
+    product_id: models.BigIntegerField[int, int] = models.BigIntegerField()
+    warehouse: models.CharField[str, str] = models.CharField(max_length=32)  # inventory's code
+    quantity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField()
+    shipped_quantity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "product_id", "warehouse"], name="order_allocation_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1), name="order_allocation_quantity_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(shipped_quantity__lte=F("quantity")),
+                name="order_allocation_shipped_within_allocated",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x product {self.product_id} in {self.warehouse}"
+
+
+class Shipment(models.Model):
+    """Units of an order that left one warehouse together (``warehouse`` None: where they
+    were held is not known, the order was reserved by an older inventory)."""
+
+    lines: RelatedManager[ShipmentLine]
+
+    order: models.ForeignKey[Order, Order] = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="shipments"
+    )
+    order_id: uuid.UUID  # the column behind ``order``, set by Django
+    # NULL, not "": not known, as the events say it (null), and no warehouse's code.
+    warehouse: models.CharField[str | None, str | None] = models.CharField(  # noqa: DJ001
+        max_length=32, null=True, blank=True
+    )
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    # The staff member who shipped it.
+    actor_user_id: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(
+        null=True, blank=True
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["order", "id"], name="shipment_of_order")]
+
+    def __str__(self) -> str:
+        return f"shipment {self.pk} of {self.order_id} from {self.warehouse or '-'}"
+
+
+class ShipmentLine(models.Model):
+    shipment: models.ForeignKey[Shipment, Shipment] = models.ForeignKey(
+        Shipment, on_delete=models.CASCADE, related_name="lines"
+    )
+    shipment_id: int  # the column behind ``shipment``, set by Django
+    product_id: models.BigIntegerField[int, int] = models.BigIntegerField()
+    quantity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["shipment", "product_id"], name="shipment_line_once"),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1), name="shipment_line_quantity_gte_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x product {self.product_id}"

@@ -5,9 +5,9 @@ Only statements a measured figure justifies are written out (``reports/bench-cha
 
 - :func:`order_insert`: a new order, its lines and its first history entry in one statement
   instead of three ORM inserts (``POST /api/orders/``: the largest step of the closed loop);
-- :func:`order_detail_get`: an order with its lines and history in one statement, read as
-  tuples, instead of three ORM queries and their model instances (``GET /api/orders/{id}/``:
-  about a third of its CPU);
+- :func:`order_detail_get`: an order with its lines, history, allocations and shipments in one
+  statement, read as tuples, instead of an ORM query for each and their model instances
+  (``GET /api/orders/{id}/``: about a third of its CPU);
 - :func:`order_page`: a page of a list with each order's lines in one statement, read as
   tuples, instead of model instances and a prefetch (``GET /api/orders/``: half of its CPU,
   and the cyclic garbage behind its p99, ``reports/bench-profile.md``).
@@ -28,11 +28,21 @@ from typing import Any, NamedTuple
 from django.db import connection, models
 from django.db.models import QuerySet
 
-from orders.models import Order, OrderLine, OrderStatusChange
+from orders.models import (
+    Order,
+    OrderAllocation,
+    OrderLine,
+    OrderStatusChange,
+    Shipment,
+    ShipmentLine,
+)
 
 
 class PricedLine(NamedTuple):
-    """The values of an ``OrderLine`` row (all but its ids), in the order the API shows them."""
+    """The values of an ``OrderLine`` row (all but its ids), in the order the API shows them.
+
+    A new line has shipped and cancelled nothing (what :func:`order_insert` leaves to the
+    columns' defaults)."""
 
     product_id: int
     sku: str
@@ -40,6 +50,32 @@ class PricedLine(NamedTuple):
     unit_price: Decimal
     quantity: int
     line_total: Decimal
+    shipped_quantity: int = 0
+    cancelled_quantity: int = 0
+
+
+class AllocationEntry(NamedTuple):
+    """The values of an ``OrderAllocation`` row (all but its ids), in the API's order."""
+
+    product_id: int
+    warehouse: str
+    quantity: int
+    shipped_quantity: int
+
+
+class ShippedLine(NamedTuple):
+    product_id: int
+    quantity: int
+
+
+class ShipmentEntry(NamedTuple):
+    """A ``Shipment`` row with its lines (by id), in the API's order."""
+
+    id: int
+    warehouse: str | None
+    created_at: datetime
+    actor_user_id: int | None
+    lines: tuple[ShippedLine, ...]
 
 
 class HistoryEntry(NamedTuple):
@@ -69,6 +105,8 @@ class OrderDetail(NamedTuple):
     updated_at: datetime
     deadline: datetime
     history: tuple[HistoryEntry, ...]
+    allocations: tuple[AllocationEntry, ...] = ()  # by id: as stock.reserved listed them
+    shipments: tuple[ShipmentEntry, ...] = ()  # oldest first
 
     @classmethod
     def of(
@@ -197,32 +235,36 @@ def _order_insert_sql() -> str:
 
 
 def order_detail_get(*, order_id: uuid.UUID, owner_id: int | None) -> OrderDetail | None:
-    """The order with its lines and history; None when there is none, or when ``owner_id`` is
-    given and the order is someone else's (``None``: anyone's, for staff)."""
+    """The order with its lines, history, allocations and shipments; None when there is none,
+    or when ``owner_id`` is given and the order is someone else's (``None``: anyone's, for
+    staff)."""
     if not _postgresql():
         return _order_detail_get_orm(order_id, owner_id)
     params: dict[str, Any] = {"id": order_id, "owner_id": owner_id}
     with connection.cursor() as cursor:
         cursor.execute(_order_detail_sql(owned=owner_id is not None), params)
         row = cursor.fetchone()
-    return None if row is None else _order_detail_of(row)
-
-
-def _order_detail_of(row: tuple[Any, ...]) -> OrderDetail:
-    """An ``OrderDetail`` from a row of :func:`_order_detail_sql` or of :func:`order_page`'s
-    statement: the order's columns, then one array per column of its lines, then of its
-    history (none in a page's rows)."""
+    if row is None:
+        return None
     (order_id, user_id, status, total, rejection_reason, rejected_lines, cancellation_reason,
      created_at, updated_at, deadline, *columns) = row  # fmt: skip
-    # array_agg over no rows is NULL: no lines, or no history.
-    split = len(PricedLine._fields)
-    lines, history = [c or () for c in columns[:split]], [c or () for c in columns[split:]]
+    # array_agg over no rows is NULL: no lines, no history, no allocation or no shipment.
+    arrays = iter([c or () for c in columns])
+
+    def rows(fields: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        return list(zip(*(next(arrays) for _ in fields), strict=True))
+
+    lines = tuple(map(PricedLine._make, rows(PricedLine._fields)))
+    history = tuple(map(HistoryEntry._make, rows(HistoryEntry._fields)))
+    allocations = tuple(map(AllocationEntry._make, rows(AllocationEntry._fields)))
+    shipments = rows(_SHIPMENT_COLUMNS)
+    shipped = rows(_SHIPPED_LINE_COLUMNS)
     return OrderDetail(
         id=order_id,
         user_id=user_id,
         status=status,
         total=total,
-        lines=tuple(map(PricedLine._make, zip(*lines, strict=True))),
+        lines=lines,
         rejection_reason=rejection_reason,
         # jsonb arrives as text on Django's connections (its JSONField decodes it).
         rejected_lines=json.loads(rejected_lines),
@@ -230,7 +272,29 @@ def _order_detail_of(row: tuple[Any, ...]) -> OrderDetail:
         created_at=created_at,
         updated_at=updated_at,
         deadline=deadline,
-        history=tuple(map(HistoryEntry._make, zip(*history, strict=True))),
+        history=history,
+        allocations=allocations,
+        shipments=_shipments(shipments, shipped),
+    )
+
+
+# A shipment's columns, and its lines' (with the shipment they belong to), as the detail reads
+# them: ShipmentEntry's fields, its ``lines`` apart.
+_SHIPMENT_COLUMNS = ("id", "warehouse", "created_at", "actor_user_id")
+_SHIPPED_LINE_COLUMNS = ("shipment_id", *ShippedLine._fields)
+
+
+def _shipments(
+    shipments: Iterable[tuple[Any, ...]], lines: Iterable[tuple[Any, ...]]
+) -> tuple[ShipmentEntry, ...]:
+    """Each shipment (id, warehouse, created_at, actor) with its lines ((shipment id,
+    product, quantity)), in the orders given."""
+    by_shipment: dict[int, list[ShippedLine]] = {}
+    for shipment_id, product_id, quantity in lines:
+        by_shipment.setdefault(shipment_id, []).append(ShippedLine(product_id, quantity))
+    return tuple(
+        ShipmentEntry(id_, warehouse, created_at, actor, tuple(by_shipment.get(id_, ())))
+        for id_, warehouse, created_at, actor in shipments
     )
 
 
@@ -243,29 +307,80 @@ def _order_detail_get_orm(order_id: uuid.UUID, owner_id: int | None) -> OrderDet
         return None
     lines = order.lines.order_by("id").values_list(*PricedLine._fields)
     history = order.status_changes.order_by("at", "id").values_list(*HistoryEntry._fields)
-    return OrderDetail.of(order, map(PricedLine._make, lines), map(HistoryEntry._make, history))
+    allocations = order.allocations.order_by("id").values_list(*AllocationEntry._fields)
+    shipments = order.shipments.order_by("id").values_list(*_SHIPMENT_COLUMNS)
+    shipped = (
+        ShipmentLine.objects.filter(shipment__order=order)
+        .order_by("id")
+        .values_list(*_SHIPPED_LINE_COLUMNS)
+    )
+    return OrderDetail.of(
+        order, map(PricedLine._make, lines), map(HistoryEntry._make, history)
+    )._replace(
+        allocations=tuple(map(AllocationEntry._make, allocations)),
+        shipments=_shipments(shipments, shipped),
+    )
+
+
+def shipments_of(order_id: uuid.UUID, shipment_id: int | None = None) -> list[ShipmentEntry]:
+    """The order's shipments with their lines, oldest first (only ``shipment_id`` if given)."""
+    shipments = Shipment.objects.filter(order_id=order_id).order_by("id")
+    if shipment_id is not None:
+        shipments = shipments.filter(pk=shipment_id)
+    shipped = (
+        ShipmentLine.objects.filter(shipment__in=shipments)
+        .order_by("id")
+        .values_list(*_SHIPPED_LINE_COLUMNS)
+    )
+    return list(_shipments(shipments.values_list(*_SHIPMENT_COLUMNS), shipped))
+
+
+# The detail's parts beside the order's own columns.
+_NESTED = ("lines", "history", "allocations", "shipments")
 
 
 @functools.cache
 def _order_detail_sql(*, owned: bool) -> str:
     """The statement of :func:`order_detail_get`: the order's columns, then one array per
-    column of its lines (by id: the order they were placed in) and of its history (by ``at``,
-    then id). ``owned`` adds the owner's condition."""
+    column of its lines (by id: the order they were placed in), of its history (by ``at``,
+    then id), of its allocations (by id), of its shipments (by id) and of their lines (by
+    id). ``owned`` adds the owner's condition."""
     qn = connection.ops.quote_name
-    order = qn(Order._meta.db_table)
+    order, line, change, allocation, shipment, shipped = (
+        qn(m._meta.db_table)
+        for m in (Order, OrderLine, OrderStatusChange, OrderAllocation, Shipment, ShipmentLine)
+    )
+    order_columns = [name for name in OrderDetail._fields if name not in _NESTED]
+
+    def arrays(table: str, fields: tuple[str, ...], ordering: str, where: str = "") -> str:
+        aggregates = ", ".join(f"array_agg(r.{qn(name)} ORDER BY {ordering})" for name in fields)
+        where = where or f"r.{qn('order_id')} = o.{qn('id')}"
+        return f"(SELECT {aggregates} FROM {table} AS r WHERE {where})"  # noqa: S608
+
+    by_id = f"r.{qn('id')}"
+    # A shipment's lines, for the order's shipments (the lines name no order).
+    shipment_ids = (
+        f"SELECT s.{qn('id')} FROM {shipment} AS s WHERE s.{qn('order_id')} = o.{qn('id')}"  # noqa: S608
+    )
+    of_shipments = f"r.{qn('shipment_id')} IN ({shipment_ids})"
     owner = f" AND o.{qn('user_id')} = %(owner_id)s" if owned else ""
     return f"""
-        SELECT {", ".join(f"o.{qn(name)}" for name in ORDER_COLUMNS)},
-               lines.*, history.*
+        SELECT {", ".join(f"o.{qn(name)}" for name in order_columns)},
+               lines.*, history.*, allocations.*, shipments.*, shipped.*
         FROM {order} AS o
-        CROSS JOIN LATERAL {_lines_arrays("o")} AS lines
-        CROSS JOIN LATERAL {_history_arrays("o")} AS history
+        CROSS JOIN LATERAL {arrays(line, PricedLine._fields, by_id)} AS lines
+        CROSS JOIN LATERAL {arrays(change, HistoryEntry._fields, f"r.{qn('at')}, {by_id}")}
+            AS history
+        CROSS JOIN LATERAL {arrays(allocation, AllocationEntry._fields, by_id)} AS allocations
+        CROSS JOIN LATERAL {arrays(shipment, _SHIPMENT_COLUMNS, by_id)} AS shipments
+        CROSS JOIN LATERAL {arrays(shipped, _SHIPPED_LINE_COLUMNS, by_id, of_shipments)}
+            AS shipped
         WHERE o.{qn("id")} = %(id)s{owner}
     """  # noqa: S608 (names come from the models)
 
 
 # The columns of an order that ``OrderDetail`` holds, in its order.
-ORDER_COLUMNS = tuple(name for name in OrderDetail._fields if name not in ("lines", "history"))
+ORDER_COLUMNS = tuple(name for name in OrderDetail._fields if name not in _NESTED)
 
 
 def _arrays(model: type[models.Model], fields: tuple[str, ...], ordering: str, order: str) -> str:
@@ -282,18 +397,12 @@ def _lines_arrays(order: str) -> str:
     return _arrays(OrderLine, PricedLine._fields, connection.ops.quote_name("id"), order)
 
 
-def _history_arrays(order: str) -> str:
-    """The order's history, oldest first (by ``at``, then id)."""
-    qn = connection.ops.quote_name
-    return _arrays(OrderStatusChange, HistoryEntry._fields, f"{qn('at')}, {qn('id')}", order)
-
-
 # Reading a page of orders
 
 
 def order_page(orders: QuerySet[Order]) -> list[OrderDetail]:
     """The orders of ``orders`` (filtered, ordered and sliced: a page of a list) with their
-    lines, in one statement, without their history (``()``).
+    lines, in one statement, without their history, allocations and shipments (``()``).
 
     The statement is ``orders``' own, as the ORM writes it, reading only the columns shown,
     and each row's lines are aggregated beside it, for the page's rows only (instead of one
@@ -319,7 +428,18 @@ def order_page(orders: QuerySet[Order]) -> list[OrderDetail]:
             """,  # noqa: S608 (the ORM's statement; names come from the models)
             params,
         )
-        return [_order_detail_of(row) for row in cursor.fetchall()]
+        return [_page_item(row) for row in cursor.fetchall()]
+
+
+def _page_item(row: tuple[Any, ...]) -> OrderDetail:
+    """An order of a page from a row of :func:`order_page`'s statement: its columns, then one
+    array per column of its lines (NULL when it has none)."""
+    split = len(ORDER_COLUMNS)
+    order = dict(zip(ORDER_COLUMNS, row[:split], strict=True))
+    # jsonb arrives as text on Django's connections (its JSONField decodes it).
+    order["rejected_lines"] = json.loads(order["rejected_lines"])
+    lines = zip(*(column or () for column in row[split:]), strict=True)
+    return OrderDetail(**order, lines=tuple(map(PricedLine._make, lines)), history=())
 
 
 def _order_page_orm(orders: QuerySet[Order]) -> list[OrderDetail]:

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from identity.authentication import TokenUser
 from orders import persistence
 from orders.models import Order
-from orders.persistence import OrderDetail
+from orders.persistence import OrderDetail, ShipmentEntry
 
 
 def orders_visible_to(viewer: TokenUser) -> QuerySet[Order]:
@@ -52,3 +52,8 @@ def order_page(orders: QuerySet[Order]) -> list[OrderDetail]:
     """A page of ``order_list`` (ordered and sliced) with each order's lines, in the order
     they were placed, in one statement; no history."""
     return persistence.order_page(orders)
+
+
+def order_shipments(order: Order, shipment_id: int | None = None) -> list[ShipmentEntry]:
+    """The order's shipments with their lines, oldest first (only ``shipment_id`` if given)."""
+    return persistence.shipments_of(order.id, shipment_id)

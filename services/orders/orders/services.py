@@ -18,16 +18,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from messaging.consumer import handling
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
 from orders import metrics
-from orders.models import TRANSITIONS, Order, OrderStatus, OrderStatusChange
+from orders.models import (
+    TRANSITIONS,
+    Order,
+    OrderAllocation,
+    OrderLine,
+    OrderStatus,
+    OrderStatusChange,
+)
 from orders.placement import (  # noqa: F401 - the placing API, re-exported
     IdempotencyKeyReused,
     InvalidOrder,
@@ -94,6 +102,24 @@ def _move(
     )
 
 
+class Held(NamedTuple):
+    """Units of a product that inventory holds for an order in one warehouse (its code)."""
+
+    product_id: int
+    warehouse: str
+    quantity: int
+
+
+def held_units(allocations: Sequence[dict[str, Any]]) -> tuple[Held, ...]:
+    """``stock.reserved``'s allocations, one per product and warehouse (a pair named twice
+    counts once, its quantities added), in the order they were given."""
+    units: dict[tuple[int, str], int] = {}
+    for a in allocations:
+        key = (a["product_id"], a["warehouse"])
+        units[key] = units.get(key, 0) + a["quantity"]
+    return tuple(Held(product_id, warehouse, n) for (product_id, warehouse), n in units.items())
+
+
 @dataclass(frozen=True)
 class StockAnswer:
     """What inventory answered for one order: ``stock.reserved``, or ``stock.rejected``."""
@@ -102,6 +128,8 @@ class StockAnswer:
     causation: Envelope
     rejection: str | None = None  # why stock was refused; None: reserved
     rejected_lines: list[dict[str, Any]] | None = None
+    # Where the reserved units are held; () when inventory did not say (not known).
+    allocations: tuple[Held, ...] = ()
 
     @property
     def to_status(self) -> str:
@@ -149,7 +177,13 @@ def _move_pending(answers: Sequence[StockAnswer]) -> dict[uuid.UUID, _Moved]:
             for a in answers
         ],
         "causations": [uuid.UUID(a.causation.id) for a in answers],
+        # The allocations of every answer, each with its answer's position (from 1).
+        "held_answers": [p for p, a in enumerate(answers, 1) for _ in a.allocations],
+        "held_products": [h.product_id for a in answers for h in a.allocations],
+        "held_warehouses": [h.warehouse for a in answers for h in a.allocations],
+        "held_quantities": [h.quantity for a in answers for h in a.allocations],
         "pending": OrderStatus.PENDING.value,
+        "rejected": OrderStatus.REJECTED.value,
         "now": now,
     }
     with connection.cursor() as cursor:
@@ -177,6 +211,10 @@ def _move_pending_portable(answer: StockAnswer) -> _Moved | None:
     if answer.rejection is not None:
         order.rejection_reason, order.rejected_lines = answer.rejection, answer.rejected_lines
         also_update = ("rejection_reason", "rejected_lines")
+        order.lines.update(cancelled_quantity=F("quantity"))
+    OrderAllocation.objects.bulk_create(
+        [OrderAllocation(order=order, **held._asdict()) for held in answer.allocations]
+    )
     _move(
         order,
         answer.to_status,
@@ -195,9 +233,12 @@ def _move_pending_sql() -> str:
     ``moved`` is the conditional update, ``noted`` the history rows that :func:`_record`
     would write for it (``actor_user_id`` stays NULL: an event is no caller), in the answers'
     order. A rejection sets the reasons; a confirmation keeps them (NULL falls back).
+    ``allocated`` stores where a confirmed order's units are held, ``cancelled`` counts every
+    unit of a rejected order as cancelled.
     """
     qn = connection.ops.quote_name
     order, change = Order._meta, OrderStatusChange._meta
+    allocation, line = OrderAllocation._meta, OrderLine._meta
     return f"""
         WITH answer AS (
             SELECT * FROM unnest(
@@ -222,6 +263,23 @@ def _move_pending_sql() -> str:
             )
             SELECT {qn("id")}, %(pending)s, to_status, reason, %(now)s, causation_id
             FROM moved ORDER BY position
+        ), allocated AS (
+            INSERT INTO {qn(allocation.db_table)} (
+                {qn("order_id")}, {qn("product_id")}, {qn("warehouse")}, {qn("quantity")},
+                {qn("shipped_quantity")}
+            )
+            SELECT m.{qn("id")}, h.product_id, h.warehouse, h.quantity, 0
+            FROM unnest(
+                %(held_answers)s::bigint[], %(held_products)s::bigint[],
+                %(held_warehouses)s::text[], %(held_quantities)s::integer[]
+            ) WITH ORDINALITY AS h (position, product_id, warehouse, quantity, n)
+            JOIN moved AS m ON m.position = h.position
+            ORDER BY h.n
+        ), cancelled AS (
+            UPDATE {qn(line.db_table)} AS l
+            SET {qn("cancelled_quantity")} = l.{qn("quantity")}
+            FROM moved AS m
+            WHERE l.{qn("order_id")} = m.{qn("id")} AND m.to_status = %(rejected)s
         )
         SELECT {qn("id")}, {qn("user_id")}, {qn("total")}, {qn("created_at")} FROM moved
     """  # noqa: S608 (names come from the models)
@@ -237,15 +295,26 @@ def _publish_cancelled(order: Order, reason: str, causation: Envelope | None = N
 
 
 def _cancel(order: Order, *, reason: str, actor_user_id: int | None = None) -> None:
-    if OrderStatus.CANCELLED not in TRANSITIONS[order.status]:
+    """PENDING or CONFIRMED → CANCELLED; PARTIALLY_SHIPPED → SHIPPED, what has shipped kept.
+    Every unit not shipped is cancelled, and ``order.cancelled`` tells inventory to release
+    what it holds for the order."""
+    partly_shipped = order.status == OrderStatus.PARTIALLY_SHIPPED
+    if OrderStatus.CANCELLED not in TRANSITIONS[order.status] and not partly_shipped:
         raise TransitionNotAllowed(
-            f"Only PENDING or CONFIRMED orders can be cancelled; this one is {order.status}."
+            "Only PENDING, CONFIRMED or PARTIALLY_SHIPPED orders can be cancelled; "
+            f"this one is {order.status}."
         )
     order.cancellation_reason = reason
+    order.lines.update(cancelled_quantity=F("quantity") - F("shipped_quantity"))
+    if partly_shipped:
+        note = f"{reason}; the units not shipped yet were cancelled"
+        to_status: str = OrderStatus.SHIPPED
+    else:
+        note, to_status = reason, OrderStatus.CANCELLED
     _move(
         order,
-        OrderStatus.CANCELLED,
-        reason=reason,
+        to_status,
+        reason=note,
         actor_user_id=actor_user_id,
         also_update=("cancellation_reason",),
     )
@@ -256,44 +325,30 @@ def _cancel(order: Order, *, reason: str, actor_user_id: int | None = None) -> N
 
 @transaction.atomic
 def order_cancel(*, order_id: uuid.UUID, reason: str, actor_user_id: int | None = None) -> Order:
-    """PENDING or CONFIRMED → CANCELLED, and ``order.cancelled`` so inventory releases."""
+    """PENDING or CONFIRMED → CANCELLED, PARTIALLY_SHIPPED → SHIPPED (the rest cancelled),
+    and ``order.cancelled`` so inventory releases what it holds."""
     with order_log_context(order_id):
         order = _lock(order_id)
         _cancel(order, reason=reason, actor_user_id=actor_user_id)
     return order
 
 
-@transaction.atomic
-def order_ship(*, order_id: uuid.UUID, actor_user_id: int | None = None) -> Order:
-    """CONFIRMED → SHIPPED, and ``order.shipped`` so inventory ships the reserved stock."""
-    order = _lock(order_id)
-    if order.status != OrderStatus.CONFIRMED:
-        raise TransitionNotAllowed(
-            f"Only CONFIRMED orders can be shipped; this one is {order.status}."
-        )
-    _move(order, OrderStatus.SHIPPED, reason="shipped", actor_user_id=actor_user_id)
-    publish_event(
-        "order.shipped",
-        {"order_id": str(order.id), "user_id": order.user_id},
-        correlation_id=str(order.id),
-    )
-    with order_log_context(order.id):
-        logger.info("order %s shipped by user %s", order.id, actor_user_id)
-    return order
-
-
 @transaction.atomic(savepoint=False)  # inside the consumer's transaction
-def order_confirm_reservation(*, order_id: uuid.UUID, causation: Envelope) -> None:
-    """``stock.reserved``: PENDING → CONFIRMED; a reservation for a dead order is released.
+def order_confirm_reservation(
+    *, order_id: uuid.UUID, causation: Envelope, allocations: Sequence[Held] = ()
+) -> None:
+    """``stock.reserved``: PENDING → CONFIRMED, with where its units are held
+    (``allocations``, () when not known); a reservation for a dead order is released.
 
     CANCELLED (cancel or deadline raced the reservation) or REJECTED: ``order.cancelled`` is
-    published again so inventory releases the stock (its release is idempotent). CONFIRMED or
-    SHIPPED: a repeat, nothing to do. ``Order.DoesNotExist`` for an unknown order.
+    published again so inventory releases the stock (its release is idempotent). CONFIRMED,
+    PARTIALLY_SHIPPED or SHIPPED: a repeat, nothing to do. ``Order.DoesNotExist`` for an
+    unknown order.
 
     The usual case, a PENDING order, is one statement before the event (see
     :func:`_move_pending`); the order is read only when it was not PENDING.
     """
-    _settle_one(StockAnswer(order_id=order_id, causation=causation))
+    _settle_one(StockAnswer(order_id=order_id, causation=causation, allocations=tuple(allocations)))
 
 
 @transaction.atomic(savepoint=False)  # inside the consumer's transaction

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import replace
 from datetime import datetime
@@ -41,21 +42,34 @@ def product_upserted(
     return envelope
 
 
-def stock_event(event_type: str, order_id: uuid.UUID | str, **data: Any) -> Envelope:
-    return Envelope.new(
+def stock_event(
+    event_type: str, order_id: uuid.UUID | str, version: int | None = None, **data: Any
+) -> Envelope:
+    """An event from inventory, in ``version`` (the newest when None) and read as a consumer
+    reads it: in the newest version's shape."""
+    envelope = Envelope.new(
         event_type,
         {"order_id": str(order_id), **data},
         source="inventory",
         correlation_id=str(order_id),
+        version=version,
     )
+    return decode(body(envelope))
 
 
 def outbox(event_type: str | None = None) -> list[Envelope]:
-    """The events written to the outbox, oldest first, decoded and validated."""
+    """The events written to the outbox, oldest first, validated (``decode``) and shown as
+    published: in their version and its payload, which a consumer of the newest version
+    would read brought up to date."""
     rows = OutboxMessage.objects.order_by("id")
     if event_type:
         rows = rows.filter(routing_key=event_type)
-    return [decode(row.body.encode()) for row in rows]
+    return [_as_published(row.body) for row in rows]
+
+
+def _as_published(body: str) -> Envelope:
+    raw = json.loads(body)
+    return replace(decode(body.encode()), version=raw["version"], data=raw["data"])
 
 
 def body(envelope: Envelope) -> bytes:

@@ -31,7 +31,9 @@ def _unknown_user(envelope: Envelope, user_id: object) -> RejectMessage:
     return RejectMessage(f"{envelope.type} {envelope.id} names unknown user {user_id}")
 
 
-def _order_notice(envelope: Envelope, *, kind: str, outcome: str, detail: str) -> NewNotification:
+def _order_notice(
+    envelope: Envelope, *, kind: str, outcome: str, detail: str, shipment_id: int = 0
+) -> NewNotification:
     data = envelope.data
     order_id = data["order_id"]
     return NewNotification(
@@ -41,6 +43,7 @@ def _order_notice(envelope: Envelope, *, kind: str, outcome: str, detail: str) -
         body=f"Your order {order_id} {detail}",
         order_id=order_id,
         causation=envelope,
+        shipment_id=shipment_id,
     )
 
 
@@ -69,8 +72,21 @@ def _cancelled(envelope: Envelope) -> NewNotification:
 
 
 def _shipped(envelope: Envelope) -> NewNotification:
-    detail = "has been shipped."
-    return _order_notice(envelope, kind=Kind.ORDER_SHIPPED, outcome="shipped", detail=detail)
+    """One notification per shipment: "part of your order has shipped" while units are left,
+    "your order has shipped" for the last one (and for a version 1 event, which told of the
+    whole order at once: no shipment id)."""
+    data = envelope.data
+    shipment_id = data["shipment_id"] or 0
+    if data["complete"]:
+        detail = "has been shipped."
+        kind, outcome = Kind.ORDER_SHIPPED, "shipped"
+    else:
+        units = sum(line["quantity"] for line in data["lines"])
+        detail = f"has shipped in part: {units} unit(s) are on their way, the rest will follow."
+        kind, outcome = Kind.ORDER_PARTIALLY_SHIPPED, "partly shipped"
+    return _order_notice(
+        envelope, kind=kind, outcome=outcome, detail=detail, shipment_id=shipment_id
+    )
 
 
 # What each event about an order tells its owner.

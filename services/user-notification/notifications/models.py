@@ -18,6 +18,7 @@ class Notification(models.Model):
         ORDER_CONFIRMED = "order_confirmed", "Order confirmed"
         ORDER_REJECTED = "order_rejected", "Order rejected"
         ORDER_CANCELLED = "order_cancelled", "Order cancelled"
+        ORDER_PARTIALLY_SHIPPED = "order_partially_shipped", "Part of an order shipped"
         ORDER_SHIPPED = "order_shipped", "Order shipped"
         STOCK_LOW = "stock_low", "Stock low"
 
@@ -31,6 +32,8 @@ class Notification(models.Model):
     product_id: models.PositiveBigIntegerField = models.PositiveBigIntegerField(
         null=True, blank=True
     )
+    # The shipment an order.shipped told of (0: none, or not known: the whole order at once).
+    shipment_id: models.BigIntegerField = models.BigIntegerField(default=0, db_default=0)
     source_message_id: models.UUIDField = models.UUIDField()
     created_at: models.DateTimeField = models.DateTimeField(auto_now_add=True)
     read_at: models.DateTimeField = models.DateTimeField(null=True, blank=True)
@@ -42,9 +45,10 @@ class Notification(models.Model):
             models.UniqueConstraint(
                 fields=["user", "source_message_id"], name="notification_once_per_message"
             ),
-            # An order is received, confirmed, rejected, cancelled or shipped at most once.
+            # An order is received, confirmed, rejected, cancelled or shipped at most once;
+            # each of its shipments is told once.
             models.UniqueConstraint(
-                fields=["user", "order_id", "kind"],
+                fields=["user", "order_id", "kind", "shipment_id"],
                 condition=Q(order_id__isnull=False),
                 name="notification_once_per_order_event",
             ),

@@ -35,6 +35,7 @@ class NewNotification:
     causation: Envelope
     order_id: str | uuid.UUID | None = None
     product_id: int | None = None
+    shipment_id: int = 0  # the shipment told of; 0: none
 
 
 class Created(NamedTuple):
@@ -75,12 +76,13 @@ def notification_create(
 def notifications_create(*, notifications: Sequence[NewNotification]) -> list[Created]:
     """Each notification created unless it already exists; what became of each, in order.
 
-    A notification about an order is unique per (user, order, kind), whatever message told it;
-    any other one per (user, message). A new notification gets its e-mail copy scheduled in the
-    same transaction, when the user has an address and wants e-mail, and the e-mail worker is
-    woken at commit (:func:`notifications.email_deliveries.email_delivery_schedule`). It only
-    writes these rows, so a transaction may create any number of notifications (the consumer
-    applies a batch of messages in one).
+    A notification about an order is unique per (user, order, kind, shipment), whatever
+    message told it; any other one per (user, message). A new notification gets its e-mail
+    copy scheduled in the same transaction, when the user has an address and wants e-mail,
+    and the e-mail worker is woken at commit
+    (:func:`notifications.email_deliveries.email_delivery_schedule`). It only writes these
+    rows, so a transaction may create any number of notifications (the consumer applies a
+    batch of messages in one).
 
     On PostgreSQL, one statement for the notifications about orders and one for the others,
     whatever their number: the users read, the notifications inserted, their e-mail copies.
@@ -134,6 +136,7 @@ def _create_group(
         "bodies": [n.body for _, n in group],
         "orders": [None if n.order_id is None else str(n.order_id) for _, n in group],
         "products": [n.product_id for _, n in group],
+        "shipments": [n.shipment_id for _, n in group],
         "messages": [n.causation.id for _, n in group],
         "now": now,
         "pending": EmailDelivery.Status.PENDING.value,
@@ -165,7 +168,7 @@ def _create_statement(*, about_order: bool, wake: bool) -> str:
         quote(model._meta.db_table) for model in (User, Notification, EmailDelivery)
     )
     if about_order:  # notification_once_per_order_event, a partial unique index
-        unique_key = "(user_id, order_id, kind) WHERE order_id IS NOT NULL"
+        unique_key = "(user_id, order_id, kind, shipment_id) WHERE order_id IS NOT NULL"
     else:  # notification_once_per_message
         unique_key = "(user_id, source_message_id)"
     woken = f", CASE WHEN d.id IS NOT NULL THEN pg_notify('{NOTIFY_CHANNEL}', '') END"
@@ -173,18 +176,22 @@ def _create_statement(*, about_order: bool, wake: bool) -> str:
         WITH i AS (
             SELECT * FROM unnest(
                 %(users)s::bigint[], %(kinds)s::text[], %(titles)s::text[], %(bodies)s::text[],
-                %(orders)s::uuid[], %(products)s::bigint[], %(messages)s::uuid[]
+                %(orders)s::uuid[], %(products)s::bigint[], %(shipments)s::bigint[],
+                %(messages)s::uuid[]
             ) WITH ORDINALITY AS i (
-                user_id, kind, title, body, order_id, product_id, source_message_id, position
+                user_id, kind, title, body, order_id, product_id, shipment_id, source_message_id,
+                position
             )
         ), u AS (
             SELECT id, email, email_notifications FROM {users}
             WHERE id = ANY(%(users)s::bigint[])
         ), n AS (
-            INSERT INTO {notifications}
-                (user_id, kind, title, body, order_id, product_id, source_message_id, created_at)
-            SELECT u.id, i.kind, i.title, i.body, i.order_id, i.product_id, i.source_message_id,
-                %(now)s::timestamptz
+            INSERT INTO {notifications} (
+                user_id, kind, title, body, order_id, product_id, shipment_id, source_message_id,
+                created_at
+            )
+            SELECT u.id, i.kind, i.title, i.body, i.order_id, i.product_id, i.shipment_id,
+                i.source_message_id, %(now)s::timestamptz
             FROM i JOIN u ON u.id = i.user_id
             ORDER BY i.position
             ON CONFLICT {unique_key} DO NOTHING
@@ -219,6 +226,7 @@ def _create_one_portable(notification: NewNotification) -> Created:
             source_message_id=notification.causation.id,
             order_id=notification.order_id,
             product_id=notification.product_id,
+            shipment_id=notification.shipment_id,
         )
     except User.DoesNotExist:
         return Created(notification_id=None, user_known=False)
@@ -235,6 +243,7 @@ def _create_portable(
     source_message_id: str | uuid.UUID,
     order_id: str | uuid.UUID | None,
     product_id: int | None,
+    shipment_id: int = 0,
 ) -> int | None:
     """The same with the ORM, for SQLite (no data-modifying ``WITH``)."""
     user = User.objects.only("email", "email_notifications").get(pk=user_id)
@@ -244,6 +253,7 @@ def _create_portable(
             user=user,
             order_id=order_id,
             kind=kind,
+            shipment_id=shipment_id,
             defaults={**fields, "source_message_id": source_message_id},
         )
     else:

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from identity.testing import make_access_token
+from messaging import versions
 from messaging.consumer import MessageProcessor, Outcome
 from messaging.envelope import Envelope
 from notifications.handlers import HANDLERS
@@ -55,10 +56,17 @@ def client_for() -> Callable[[User], APIClient]:
 
 @pytest.fixture
 def make_message() -> Callable[..., bytes]:
-    """The body of a valid message of ``event_type``, with a fresh message id."""
+    """The body of a valid message of ``event_type``, with a fresh message id, in ``version``:
+    by default the one producers publish until told otherwise (``messaging.versions``)."""
 
-    def make(event_type: str, data: dict[str, Any], *, source: str = "orders") -> bytes:
-        envelope = Envelope.new(event_type, data, source=source, correlation_id="test")
+    def make(
+        event_type: str, data: dict[str, Any], *, source: str = "orders", version: int | None = None
+    ) -> bytes:
+        if version is None:
+            version = versions.version_to_publish(event_type, {})
+        envelope = Envelope.new(
+            event_type, data, source=source, correlation_id="test", version=version
+        )
         return envelope.to_json().encode()
 
     return make

@@ -15,7 +15,7 @@ from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
 from orders import services
 from orders.handlers import HANDLERS
-from orders.models import Order, OrderStatus
+from orders.models import Order, OrderAllocation, OrderLine, OrderStatus
 from tests.factories import body, outbox, stock_event
 
 pytestmark = pytest.mark.django_db
@@ -168,3 +168,60 @@ def test_the_same_message_twice_in_a_batch_is_applied_once(place: Any) -> None:
     assert status_of(order) == OrderStatus.CONFIRMED
     assert [e.data["order_id"] for e in outbox("order.confirmed")].count(str(order.id)) == 1
     assert len(history(order)) == 2
+
+
+def allocated(order: Order) -> list[tuple[int, str, int, int]]:
+    return list(
+        OrderAllocation.objects.filter(order=order)
+        .order_by("id")
+        .values_list("product_id", "warehouse", "quantity", "shipped_quantity")
+    )
+
+
+@pytest.mark.parametrize("way", ["sql", "orm"])
+def test_a_batch_stores_where_each_confirmed_order_is_held_and_cancels_rejected_lines(
+    place: Any, way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    split, older, dead, refused = (place() for _ in range(4))
+    services.order_cancel(order_id=dead.id, reason="changed my mind")
+    east_west = [
+        {"product_id": 1, "warehouse": "wh-east", "quantity": 1},
+        {"product_id": 1, "warehouse": "wh-west", "quantity": 1},
+    ]
+    batch = [
+        stock_event("stock.reserved", split.id, lines=LINES, allocations=east_west),
+        stock_event("stock.reserved", older.id, lines=LINES, version=1),  # not known
+        stock_event("stock.reserved", dead.id, lines=LINES, allocations=east_west[:1] * 2),
+        rejected(refused.id),
+        # said again, differently: the order is CONFIRMED, so this one is late
+        stock_event("stock.reserved", split.id, lines=LINES, allocations=east_west[1:] * 2),
+    ]
+    if way == "orm":
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+
+    with CaptureQueriesContext(connection) as context:
+        assert actions(process_batch(batch)) == ["ack"] * 5
+
+    assert allocated(split) == [(1, "wh-east", 1, 0), (1, "wh-west", 1, 0)]
+    assert allocated(older) == allocated(dead) == allocated(refused) == []
+    assert status_of(dead) == OrderStatus.CANCELLED
+    cancelled = OrderLine.objects.filter(order__in=[refused, dead]).values_list(
+        "quantity", "cancelled_quantity"
+    )
+    assert list(cancelled) == [(2, 2), (2, 2)]
+    assert OrderLine.objects.get(order=split).cancelled_quantity == 0
+    if way == "sql":  # the allocations are written by the statement that moves the orders
+        moves = [q["sql"] for q in context.captured_queries if "unnest" in q["sql"]]
+        assert len(moves) == 1
+        assert '"orders_orderallocation"' in moves[0] and '"orders_orderline"' in moves[0]
+
+
+def test_a_pair_named_twice_is_held_once_with_both_quantities(place: Any) -> None:
+    order = place()
+    twice = [{"product_id": 1, "warehouse": "wh-east", "quantity": 1}] * 2
+
+    assert actions(
+        process_batch([stock_event("stock.reserved", order.id, lines=LINES, allocations=twice)])
+    ) == ["ack"]
+
+    assert allocated(order) == [(1, "wh-east", 2, 0)]

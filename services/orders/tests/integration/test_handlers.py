@@ -205,6 +205,20 @@ class TestStockReserved:
             handle(event)
 
     @pytest.mark.django_db(transaction=True)
+    def test_query_count_with_where_the_units_are_held_is_pinned(
+        self, order: Order, django_assert_num_queries: Any
+    ) -> None:
+        held = [
+            {"product_id": 1, "warehouse": "wh-east", "quantity": 1},
+            {"product_id": 1, "warehouse": "wh-west", "quantity": 1},
+        ]
+        event = stock_event("stock.reserved", order.id, lines=LINES, allocations=held)
+        # the same four: the allocations are stored by the statement that moves the order
+        with django_assert_num_queries(4):
+            handle(event)
+        assert order.allocations.count() == 2
+
+    @pytest.mark.django_db(transaction=True)
     def test_query_count_through_the_consumer_is_pinned(
         self, order: Order, processor: MessageProcessor, django_assert_num_queries: Any
     ) -> None:

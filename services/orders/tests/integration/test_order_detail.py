@@ -9,13 +9,21 @@ from typing import Any
 import pytest
 from django.db import transaction
 from django.db.models import Prefetch
+from django.test import override_settings
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
-from orders import persistence, services
+from orders import persistence, services, shipments
 from orders.apis import OrderDetailOutputSerializer, OrderOutputSerializer, _detail_body
 from orders.handlers import HANDLERS
-from orders.models import Order, OrderLine, OrderStatusChange
+from orders.models import (
+    Order,
+    OrderAllocation,
+    OrderLine,
+    OrderStatusChange,
+    Shipment,
+    ShipmentLine,
+)
 from tests.factories import CUSTOMER_ID, OTHER_CUSTOMER_ID, stock_event
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +55,24 @@ def orders(products: dict) -> list[Order]:
     cancelled = place("cancelled")
     services.order_cancel(order_id=cancelled.id, reason="changed my mind", actor_user_id=7)
     handle("stock.released", cancelled, reason="order cancelled")
-    return [pending, confirmed, rejected, cancelled]
+    return [pending, confirmed, rejected, cancelled, partly_shipped()]
+
+
+def partly_shipped() -> Order:
+    """Held in two warehouses, two shipments from one of them."""
+    order = place("partly shipped")
+    held = [
+        {"product_id": 2, "warehouse": "wh-east", "quantity": 2},
+        {"product_id": 2, "warehouse": "wh-west", "quantity": 1},
+        {"product_id": 1, "warehouse": "wh-east", "quantity": 1},
+    ]
+    handle("stock.reserved", order, lines=[{"product_id": 2, "quantity": 3}], allocations=held)
+    with override_settings(MESSAGING_EVENT_VERSIONS="latest"):
+        shipments.order_ship_from(
+            order_id=order.id, warehouse="wh-east", lines=[services.LineRequest(2, 1)]
+        )
+        shipments.order_ship_from(order_id=order.id, warehouse="wh-east", actor_user_id=99)
+    return order
 
 
 def serialized(order: Order) -> Any:
@@ -55,6 +80,13 @@ def serialized(order: Order) -> Any:
     loaded = Order.objects.prefetch_related(
         Prefetch("lines", queryset=OrderLine.objects.order_by("id")),
         Prefetch("status_changes", queryset=OrderStatusChange.objects.order_by("at", "id")),
+        Prefetch("allocations", queryset=OrderAllocation.objects.order_by("id")),
+        Prefetch(
+            "shipments",
+            queryset=Shipment.objects.order_by("id").prefetch_related(
+                Prefetch("lines", queryset=ShipmentLine.objects.order_by("id"))
+            ),
+        ),
     ).get(pk=order.pk)
     return OrderDetailOutputSerializer(loaded).data
 
@@ -109,6 +141,20 @@ class TestTheAnswer:
 
 
 class TestCost:
+    def test_one_query_with_allocations_and_shipments(
+        self, customer: APIClient, orders: list[Order], django_assert_num_queries: Any
+    ) -> None:
+        with django_assert_num_queries(1):  # lines, history, allocations, shipments and theirs
+            response = customer.get(f"/api/orders/{orders[-1].id}/")
+        body = response.json()
+        assert body["status"] == "PARTIALLY_SHIPPED"
+        assert [(a["warehouse"], a["shipped_quantity"]) for a in body["allocations"]] == [
+            ("wh-east", 2),
+            ("wh-west", 0),
+            ("wh-east", 1),
+        ]
+        assert [len(s["lines"]) for s in body["shipments"]] == [1, 2]
+
     def test_one_query(
         self, customer: APIClient, orders: list[Order], django_assert_num_queries: Any
     ) -> None:

@@ -89,7 +89,8 @@ class TestStoredRows:
             "updated_at": placed_at,
             "deadline": placed_at + DEADLINE,
         }
-        line = {"order_id": uuid.UUID(order_id)}
+        # Nothing of a new order has shipped or been cancelled.
+        line = {"order_id": uuid.UUID(order_id), "shipped_quantity": 0, "cancelled_quantity": 0}
         assert [without(x, "id") for x in stored["lines"]] == [  # in the request's order
             {
                 **line,

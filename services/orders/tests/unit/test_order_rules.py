@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from messaging.consumer import RejectMessage
 from orders.apis import MAX_ID, MAX_LINES, MAX_QUANTITY, OrderListCreateApi, plain_lines
 from orders.handlers import HANDLERS, on_product_upserted, on_stock_reserved
-from orders.models import TRANSITIONS, OrderStatus
+from orders.models import STATUS_LENGTH, TRANSITIONS, OrderStatus
 from orders.services import LineRequest, request_fingerprint
 from tests.factories import product_upserted, stock_event
 
@@ -31,8 +31,19 @@ class TestTransitions:
     def test_nothing_leads_back_to_pending(self) -> None:
         assert all(OrderStatus.PENDING not in targets for targets in TRANSITIONS.values())
 
-    def test_confirmed_only_ships_or_cancels(self) -> None:
-        assert TRANSITIONS[OrderStatus.CONFIRMED] == {OrderStatus.SHIPPED, OrderStatus.CANCELLED}
+    def test_confirmed_only_ships_in_part_or_whole_or_cancels(self) -> None:
+        assert TRANSITIONS[OrderStatus.CONFIRMED] == {
+            OrderStatus.PARTIALLY_SHIPPED,
+            OrderStatus.SHIPPED,
+            OrderStatus.CANCELLED,
+        }
+
+    def test_partially_shipped_only_ends_shipped(self) -> None:
+        # The last shipment, or a cancellation of the rest: what has shipped stays shipped.
+        assert TRANSITIONS[OrderStatus.PARTIALLY_SHIPPED] == {OrderStatus.SHIPPED}
+
+    def test_every_status_fits_its_column(self) -> None:
+        assert max(len(status) for status in OrderStatus.values) <= STATUS_LENGTH
 
 
 class TestRequestFingerprint:
