@@ -6,6 +6,8 @@ const REFRESH_MARGIN_SECONDS = 20;
 const SERVICE_BY_PREFIX = {
   products: "inventory",
   categories: "inventory",
+  warehouses: "inventory",
+  "stock-transfers": "inventory",
   orders: "orders",
   users: "accounts",
   notifications: "notifications",

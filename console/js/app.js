@@ -10,6 +10,7 @@ import { myOrdersView, orderView } from "./views/orders.js";
 import { cartView, catalogueView } from "./views/shop.js";
 import { staffOrdersView } from "./views/staff-orders.js";
 import { newProductView, staffProductsView, staffProductView } from "./views/staff-products.js";
+import { warehousesView } from "./views/warehouses.js";
 
 const ROUTES = [
   { path: /^\/login$/, view: loginView, title: "Sign in", public: true },
@@ -22,6 +23,7 @@ const ROUTES = [
   { path: /^\/staff\/products$/, view: staffProductsView, title: "Products", staff: true },
   { path: /^\/staff\/products\/new$/, view: newProductView, title: "New product", staff: true },
   { path: /^\/staff\/products\/(\d+)$/, view: staffProductView, title: "Product", staff: true },
+  { path: /^\/staff\/warehouses$/, view: warehousesView, title: "Warehouses", staff: true },
   { path: /^\/staff\/orders$/, view: staffOrdersView, title: "All orders", staff: true },
   { path: /^\/staff\/dead-letters$/, view: deadLettersView, title: "Dead letters", staff: true },
 ];
@@ -32,6 +34,7 @@ const NAV = [
   { href: "#/orders", label: "Orders" },
   { href: "#/notifications", label: "Notifications", id: "unread-count" },
   { href: "#/staff/products", label: "Products", staff: true },
+  { href: "#/staff/warehouses", label: "Warehouses", staff: true },
   { href: "#/staff/orders", label: "All orders", staff: true },
   { href: "#/staff/dead-letters", label: "Dead letters", staff: true },
 ];

@@ -70,6 +70,19 @@ export function showFormErrors(form, error, summary) {
   if (summary) replace(summary, error ? errorBox(error.message) : null);
 }
 
+// On submit: `send()`; an API error it throws shows beside the fields and in `summary`.
+export function onSubmit(form, summary, send) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await send();
+    } catch (error) {
+      showFormErrors(form, error, summary);
+    }
+  });
+  return form;
+}
+
 export function errorBox(message, retry) {
   return h(
     "div",

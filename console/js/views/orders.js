@@ -2,6 +2,7 @@
 
 import { api, query, session } from "../api.js";
 import { actionButton, errorBox, h, money, notice, pager, replace, statusBadge, table, when } from "../dom.js";
+import { shippingPanel } from "./shipments.js";
 
 const POLL_MS = 300;
 const SLOW_POLL_MS = 2000;
@@ -63,7 +64,9 @@ function timeline(history) {
   );
 }
 
-export function orderActions(order, onChange) {
+// Cancel, and for staff Ship (everything left) unless `ship` is false (the order page ships
+// from its shipping panel instead).
+export function orderActions(order, onChange, { ship = true } = {}) {
   const user = session.user();
   const run = (action) => async () => {
     try {
@@ -76,7 +79,7 @@ export function orderActions(order, onChange) {
   if (["PENDING", "CONFIRMED", "PARTIALLY_SHIPPED"].includes(order.status)) {
     buttons.push(actionButton("Cancel order", run("cancel"), { class: "danger" }));
   }
-  if (user && user.is_staff && ["CONFIRMED", "PARTIALLY_SHIPPED"].includes(order.status)) {
+  if (ship && user && user.is_staff && ["CONFIRMED", "PARTIALLY_SHIPPED"].includes(order.status)) {
     buttons.push(actionButton("Ship", run("ship"), { class: "primary" }));
   }
   return buttons;
@@ -96,8 +99,10 @@ export async function orderView(root, ctx) {
   const problem = h("div");
   const details = h("div");
   const actions = h("div", { class: "actions" });
+  const shipping = h("div");
+  const staff = Boolean(session.user()?.is_staff);
 
-  function show(order) {
+  function show(order, shippedMessage) {
     if (order.status !== lastStatus) {
       const result = outcome(order);
       replace(
@@ -110,12 +115,24 @@ export async function orderView(root, ctx) {
       statusBox.dataset.status = order.status;
       lastStatus = order.status;
     }
-    replace(actions, orderActions(order, async ({ data }) => show(data)));
+    replace(actions, orderActions(order, async ({ data }) => show(data), { ship: !staff }));
+    if (staff) replace(shipping, shippingPanel(order, show, shippedMessage));
     replace(
       details,
       table(
-        ["Product", "Unit price", "Quantity", "Line total"],
-        order.lines.map((line) => h("tr", {}, h("td", {}, line.name, " ", h("small", { class: "muted" }, line.sku)), h("td", { class: "number" }, money(line.unit_price)), h("td", { class: "number" }, line.quantity), h("td", { class: "number" }, money(line.line_total)))),
+        ["Product", "Unit price", "Ordered", "Shipped", "Cancelled", "Line total"],
+        order.lines.map((line) =>
+          h(
+            "tr",
+            { dataset: { productId: line.product_id } },
+            h("td", {}, line.name, " ", h("small", { class: "muted" }, line.sku)),
+            h("td", { class: "number" }, money(line.unit_price)),
+            h("td", { class: "number", dataset: { units: "ordered" } }, line.quantity),
+            h("td", { class: "number", dataset: { units: "shipped" } }, line.shipped_quantity ?? 0),
+            h("td", { class: "number", dataset: { units: "cancelled" } }, line.cancelled_quantity ?? 0),
+            h("td", { class: "number" }, money(line.line_total)),
+          ),
+        ),
         "Order lines",
       ),
       h("p", { class: "total" }, "Total: ", h("strong", {}, money(order.total))),
@@ -149,6 +166,7 @@ export async function orderView(root, ctx) {
     problem,
     actions,
     details,
+    shipping,
   );
   show(order);
   if (order.status === "PENDING") timer = setTimeout(poll, POLL_MS);

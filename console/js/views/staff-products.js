@@ -1,7 +1,11 @@
-// Staff: products with on hand / reserved / available, low stock, editing, adjustments, ledger.
+// Staff: products with on hand / reserved / available (in all and per warehouse), low stock,
+// editing, adjustments in a chosen warehouse, transfers between warehouses, ledger.
 
 import { api, query } from "../api.js";
-import { actionButton, errorBox, field, h, money, notice, pager, replace, showFormErrors, table, when } from "../dom.js";
+import { actionButton, errorBox, field, h, money, notice, onSubmit, pager, replace, showFormErrors, table, when } from "../dom.js";
+import { warehouseLabel, warehouses } from "./warehouses.js";
+
+const DEFAULT_WAREHOUSE = "default";
 
 function isLow(product) {
   return product.low_stock_threshold > 0 && product.available < product.low_stock_threshold;
@@ -127,9 +131,18 @@ export async function newProductView(root, ctx) {
   );
 }
 
-function adjustmentForm(product, onDone) {
+function warehouseSelect(name, known, selected) {
+  return h(
+    "select",
+    { name, required: true },
+    known.map((w) => h("option", { value: w.code, selected: w.code === selected }, warehouseLabel(w.code, known))),
+  );
+}
+
+function adjustmentForm(product, known, onDone) {
   const delta = h("input", { name: "delta", type: "number", step: "1", required: true, inputmode: "numeric" });
   const reason = h("input", { name: "reason", required: true, maxlength: "500", placeholder: "delivery, breakage, stocktake…" });
+  const warehouse = warehouseSelect("warehouse", known, DEFAULT_WAREHOUSE);
   const summary = h("div");
   const form = h(
     "form",
@@ -138,25 +151,79 @@ function adjustmentForm(product, onDone) {
     summary,
     h("div", { class: "grid-2" },
       field("Change in units on hand", delta, "Positive for a delivery, negative for breakage or a count difference."),
-      field("Reason", reason)),
+      field("Reason", reason),
+      field("In warehouse", warehouse)),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Record adjustment")),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  return onSubmit(form, summary, async () => {
     try {
       const { data } = await api(`/api/products/${product.id}/stock-adjustments/`, {
         method: "POST",
-        body: { delta: Number(delta.value), reason: reason.value.trim() },
+        body: { delta: Number(delta.value), reason: reason.value.trim(), warehouse: warehouse.value },
       });
       onDone(data);
     } catch (error) {
       if (error.status === 400 && /on_hand|negative|check/i.test(error.message)) {
         error.message = "That would take the stock below zero or below what is reserved for orders.";
       }
-      showFormErrors(form, error, summary);
+      throw error;
     }
   });
-  return form;
+}
+
+// Moving units between two warehouses; the source keeps what is reserved there.
+function transferForm(product, known, levelsByCode, onDone) {
+  const withStock = known.filter((w) => (levelsByCode[w.code]?.available || 0) > 0);
+  const source = warehouseSelect("from_warehouse", known, (withStock[0] || known[0] || {}).code);
+  const target = warehouseSelect("to_warehouse", known, (known.find((w) => w.code !== source.value) || {}).code);
+  const quantity = h("input", { name: "quantity", type: "number", min: "1", step: "1", required: true, inputmode: "numeric" });
+  const reason = h("input", { name: "reason", required: true, maxlength: "500", placeholder: "rebalancing, a new site…" });
+  const summary = h("div");
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "transfer-heading" },
+    h("h2", { id: "transfer-heading" }, "Move stock between warehouses"),
+    summary,
+    h("div", { class: "grid-2" },
+      field("From warehouse", source, "Only units available there (not reserved for orders) can move."),
+      field("To warehouse", target),
+      field("Units to move", quantity),
+      field("Why they move", reason)),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Move stock")),
+  );
+  return onSubmit(form, summary, async () => {
+    const { data } = await api("/api/stock-transfers/", {
+      method: "POST",
+      body: {
+        product: product.id,
+        from_warehouse: source.value,
+        to_warehouse: target.value,
+        quantity: Number(quantity.value),
+        reason: reason.value.trim(),
+      },
+    });
+    onDone(data);
+  });
+}
+
+// The product's stock in each warehouse: those holding some, and the active ones at zero.
+function warehouseLevels(product, known) {
+  const byCode = Object.fromEntries(product.warehouses.map((level) => [level.warehouse, level]));
+  const codes = [...known.filter((w) => byCode[w.code] || w.active).map((w) => w.code), ...Object.keys(byCode).filter((code) => !known.some((w) => w.code === code))];
+  const rows = codes.map((code) => {
+    const level = byCode[code] || { on_hand: 0, reserved: 0, available: 0 };
+    return h(
+      "tr",
+      { dataset: { warehouse: code } },
+      h("th", { scope: "row" }, warehouseLabel(code, known)),
+      h("td", { class: "number", dataset: { level: "on_hand" } }, level.on_hand),
+      h("td", { class: "number", dataset: { level: "reserved" } }, level.reserved),
+      h("td", { class: "number", dataset: { level: "available" } }, level.available),
+    );
+  });
+  return h("section", { class: "card" },
+    h("h2", {}, "Stock by warehouse"),
+    rows.length ? table(["Warehouse", "On hand", "Reserved", "Available"], rows, "Stock by warehouse") : notice("No warehouse holds this product yet."));
 }
 
 function levels(product) {
@@ -172,11 +239,13 @@ function levels(product) {
 
 export async function staffProductView(root, ctx) {
   const id = ctx.params[0];
-  const [{ data: product }, { data: ledger }, cats] = await Promise.all([
+  const [{ data: product }, { data: ledger }, cats, known] = await Promise.all([
     api(`/api/products/${id}/`),
     api(`/api/products/${id}/ledger/?page_size=100`),
     categories(),
+    warehouses(),
   ]);
+  const levelsByCode = Object.fromEntries(product.warehouses.map((level) => [level.warehouse, level]));
   const reload = () => ctx.reload();
   const entries = ledger.results.map((e) =>
     h(
@@ -184,6 +253,7 @@ export async function staffProductView(root, ctx) {
       {},
       h("td", {}, h("time", { datetime: e.created_at }, when(e.created_at))),
       h("td", {}, e.kind),
+      h("td", {}, e.warehouse),
       h("td", { class: "number" }, e.delta_on_hand > 0 ? `+${e.delta_on_hand}` : e.delta_on_hand),
       h("td", { class: "number" }, e.delta_reserved > 0 ? `+${e.delta_reserved}` : e.delta_reserved),
       h("td", {}, e.reason),
@@ -196,13 +266,22 @@ export async function staffProductView(root, ctx) {
     h("h1", { tabindex: "-1" }, `${product.name} `, h("small", { class: "muted" }, product.sku)),
     isLow(product) ? notice(`Low stock: ${product.available} available, threshold ${product.low_stock_threshold}.`, "warning") : null,
     levels(product),
-    adjustmentForm(product, (result) => {
-      ctx.flash(`Stock adjusted: ${result.on_hand} on hand, ${result.available} available.`, "success");
+    warehouseLevels(product, known),
+    adjustmentForm(product, known, (result) => {
+      ctx.flash(`Stock adjusted in ${result.warehouse.warehouse}: ${result.on_hand} on hand, ${result.available} available in all.`, "success");
       reload();
     }),
+    known.length > 1
+      ? transferForm(product, known, levelsByCode, (result) => {
+          const from = result.from_warehouse;
+          const to = result.to_warehouse;
+          ctx.flash(`Moved ${result.quantity} from ${from.warehouse} (${from.available} available now) to ${to.warehouse} (${to.available} available now).`, "success");
+          reload();
+        })
+      : null,
     h("section", { class: "card" },
       h("h2", {}, "Stock ledger"),
-      entries.length ? table(["When", "Kind", "On hand", "Reserved", "Reason", "Order"], entries, "Stock ledger") : notice("No stock movements yet."),
+      entries.length ? table(["When", "Kind", "Warehouse", "On hand", "Reserved", "Reason", "Order"], entries, "Stock ledger") : notice("No stock movements yet."),
       ledger.next ? h("p", { class: "muted" }, "Showing the latest 100 movements.") : null),
     productForm(product, cats, (saved) => {
       ctx.flash(`Saved ${saved.name}.`, "success");
