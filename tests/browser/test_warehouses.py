@@ -269,6 +269,13 @@ class TestShipments:
         expect(mine).to_have_attribute("data-status", "PARTIALLY_SHIPPED")
         expect(mine).to_contain_text("PARTIALLY_SHIPPED")
 
+        listed = new_page()
+        sign_in(listed, STAFF_USERNAME, STAFF_PASSWORD)
+        listed.goto(f"/#/staff/orders?status=PARTIALLY_SHIPPED&user_id={placed['user_id']}")
+        row = listed.locator(f'tr[data-order-id="{placed["id"]}"]')
+        expect(row.locator(".badge")).to_have_text("PARTIALLY_SHIPPED")
+        expect(listed.locator("tr[data-order-id]")).to_have_count(1)
+
         page.get_by_role("button", name="Ship the rest").click()
         expect(status).to_have_attribute("data-status", "SHIPPED")
         expect(shipments.locator("tbody tr")).to_have_count(3)
