@@ -116,7 +116,8 @@ export async function orderView(root, ctx) {
       lastStatus = order.status;
     }
     replace(actions, orderActions(order, async ({ data }) => show(data), { ship: !staff }));
-    if (staff) replace(shipping, shippingPanel(order, show, shippedMessage));
+    const shipsOrShipped = ["CONFIRMED", "PARTIALLY_SHIPPED", "SHIPPED"].includes(order.status) || (order.shipments || []).length > 0;
+    if (staff) replace(shipping, shipsOrShipped ? shippingPanel(order, show, shippedMessage) : null);
     replace(
       details,
       table(
