@@ -197,7 +197,8 @@ def _ship(
     _count_allocations_shipped(allocations, warehouse, wanted)
 
     units = sum(wanted.values())
-    note = f"shipment {shipment.pk}{f' from {warehouse}' if warehouse else ''}: {units} units"
+    counted = f"{units} unit{'' if units == 1 else 's'}"
+    note = f"shipment {shipment.pk}{f' from {warehouse}' if warehouse else ''}: {counted}"
     to_status = OrderStatus.SHIPPED if complete else OrderStatus.PARTIALLY_SHIPPED
     if order.status == to_status:  # another part: a note, the status stays
         order.save(update_fields=["updated_at"])

@@ -94,6 +94,15 @@ def nothing_shipped(order: Order) -> None:
 
 @pytest.mark.usefixtures("latest")
 class TestInParts:
+    def test_the_history_counts_one_unit_as_one(
+        self, staff: APIClient, customer: APIClient, order: Order
+    ) -> None:
+        shipped = ship(staff, order, "wh-east", [{"product_id": 1, "quantity": 1}])
+
+        assert shipped.status_code == 201, shipped.content
+        reason = detail(customer, order)["history"][-1]["reason"]
+        assert reason == f"shipment {shipped.json()['id']} from wh-east: 1 unit"
+
     def test_three_of_five_from_one_warehouse_then_two_from_another(
         self, staff: APIClient, customer: APIClient, order: Order
     ) -> None:
