@@ -29,6 +29,7 @@ from messaging.topology import Names
 from service_runtime.settings import REPO_ROOT
 from tests.e2e.client import FINAL_STATUSES, Api
 from tests.e2e.test_notifications import wait_for
+from tests.e2e.test_partial_shipments import ship_part, split_order, wait_for_stock
 
 # The version deployed before event versions existed: the last commit before the warehouses
 # work changed any event. The upgrade starts from it.
@@ -237,3 +238,53 @@ def test_services_upgrade_one_at_a_time_while_orders_flow(old_system: stack.Stac
         before, after = published_versions(old_system, name, told_at, latest_from[name])
         assert before and all(v == versions.version_to_publish(t, {}) for t, v in before), name
         assert after and all(v == schemas.current_version(t) for t, v in after), name
+
+    ships_in_parts_after_the_switch(staff, customers[0])
+    confirmed_before = [o for o in confirmed if not o["allocations"]]
+    assert confirmed_before, "some orders were confirmed by inventory's v1 stock.reserved"
+    ships_whole_without_a_known_allocation(staff, confirmed_before[0])
+    reconcile = old_system.manage("inventory", "reconcile_stock")
+    assert reconcile.returncode == 0, reconcile.stdout + reconcile.stderr
+    assert dead_letters(old_system.prefix) == {s.name: 0 for s in SERVICES}
+
+
+def ships_in_parts_after_the_switch(staff: Api, customer: Api) -> None:
+    """stock.reserved v2 tells orders where the units are; order.shipped v2 ships each part
+    from its warehouse: an order split over two warehouses made after the upgrade."""
+    product_id, first, second, order_id = split_order(staff, customer)
+    held = sorted((a["warehouse"], a["quantity"]) for a in customer.order(order_id)["allocations"])
+    assert held == sorted([(first, 3), (second, 2)])
+
+    ship_part(staff, order_id, first, product_id, 3)
+    assert customer.order(order_id)["status"] == "PARTIALLY_SHIPPED"
+    wait_for_stock(staff, product_id, {first: (0, 0), second: (2, 2)})
+    ship_part(staff, order_id, second, product_id, 2)
+
+    assert customer.order(order_id)["status"] == "SHIPPED"
+    wait_for_stock(staff, product_id, {first: (0, 0), second: (0, 0)})
+
+
+def ships_whole_without_a_known_allocation(staff: Api, order: dict) -> None:
+    """An order confirmed before the switch (orders does not know where its units are): a
+    partial shipment is refused, /ship/ ships it whole and inventory gives every unit out."""
+    order_id = order["id"]
+    line = order["lines"][0]
+    refused = staff.post(
+        f"{staff.orders}/api/orders/{order_id}/shipments/",
+        {"warehouse": "default", "lines": [{"product_id": line["product_id"], "quantity": 1}]},
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "allocation_unknown", refused.text
+    before = {item["product_id"]: staff.product(item["product_id"]) for item in order["lines"]}
+
+    shipped = staff.post(f"{staff.orders}/api/orders/{order_id}/ship/")
+
+    assert shipped.status_code == 200, shipped.text
+    assert staff.order(order_id)["status"] == "SHIPPED"
+    for item in order["lines"]:
+        was = before[item["product_id"]]
+        staff.wait_for_product(
+            item["product_id"],
+            on_hand=was["on_hand"] - item["quantity"],
+            reserved=was["reserved"] - item["quantity"],
+        )

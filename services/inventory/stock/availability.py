@@ -168,3 +168,42 @@ def rejection_reason(found: list[Shortfall], line_count: int) -> str:
 def crossed_low_threshold(*, before: int, after: int, threshold: int) -> bool:
     """True when available stock has just dropped under the threshold, not on every dip."""
     return before >= threshold > after
+
+
+class ShipmentRefused(ValueError):
+    """A shipment asks for units the reservation does not hold there, or has shipped already."""
+
+
+def shipment_units(
+    left: Mapping[Key, int], lines: Mapping[int, int], warehouse_id: int | None
+) -> dict[Key, int]:
+    """The units per (product id, warehouse id) that a shipment takes from what a reservation
+    holds and has not shipped (``left``): ``lines`` (units per product; empty: everything
+    left) from ``warehouse_id`` (None: from each product's rows in turn, in key order).
+
+    Raises :class:`ShipmentRefused` for a product not held there, more units than are left
+    there, or a shipment of nothing."""
+    rows = {key: units for key, units in sorted(left.items()) if units > 0}
+    if warehouse_id is not None:
+        rows = {key: units for key, units in rows.items() if key[1] == warehouse_id}
+    if not lines:
+        if not rows:
+            raise ShipmentRefused("nothing is left to ship there")
+        return rows
+    taken: dict[Key, int] = {}
+    for product_id, quantity in sorted(lines.items()):
+        mine = {key: units for key, units in rows.items() if key[0] == product_id}
+        held = sum(mine.values())
+        if not mine:
+            raise ShipmentRefused(f"product {product_id} is not held there for this order")
+        if quantity > held:
+            raise ShipmentRefused(
+                f"{quantity} units of product {product_id} to ship, {held} held there and "
+                "not shipped yet"
+            )
+        for key, units in mine.items():
+            if quantity == 0:
+                break
+            taken[key] = min(units, quantity)
+            quantity -= taken[key]
+    return taken

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 
 from messaging.consumer import BatchHandler, Handler, Rejections, RejectMessage
 from messaging.envelope import Envelope
+from stock.availability import ShipmentRefused
 from stock.metrics import reservation_decided
 from stock.services import (
     OrderToReserve,
     ReservationMissing,
+    Shipment,
     stock_release,
     stock_reserve_many,
     stock_ship,
@@ -51,9 +53,16 @@ def on_order_cancelled(envelope: Envelope) -> None:
 
 
 def on_order_shipped(envelope: Envelope) -> None:
+    """One shipment of the order (version 1, read as version 2: everything left, at once)."""
+    data = envelope.data
+    shipment = Shipment(
+        shipment_id=data["shipment_id"],
+        warehouse=data["warehouse"],
+        lines={int(line["product_id"]): int(line["quantity"]) for line in data["lines"]},
+    )
     try:
-        stock_ship(order_id=envelope.data["order_id"], causation=envelope)
-    except ReservationMissing as exc:
+        stock_ship(order_id=data["order_id"], causation=envelope, shipment=shipment)
+    except (ReservationMissing, ShipmentRefused) as exc:
         # Orders ships only what we confirmed, so retrying cannot help: an operator must look.
         raise RejectMessage(str(exc)) from exc
 

@@ -149,6 +149,8 @@ class Reservation(models.Model):
 
     class Status(models.TextChoices):
         RESERVED = "RESERVED"
+        # Some of its units shipped, the others still held.
+        PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
         REJECTED = "REJECTED"
         RELEASED = "RELEASED"
         SHIPPED = "SHIPPED"
@@ -164,10 +166,16 @@ class Reservation(models.Model):
         default=list
     )
     # Where the units of ``lines`` are held: [{"product_id": 1, "warehouse_id": 2,
-    # "quantity": 2}, ...] in (product id, warehouse id) order; what release and shipment give
-    # back, warehouse by warehouse. Empty unless the order was reserved.
+    # "quantity": 2, "shipped": 1}, ...] in (product id, warehouse id) order; what release and
+    # shipment give back, warehouse by warehouse. ``shipped`` (absent: 0) counts the units of
+    # the entry that have left. Empty unless the order was reserved.
     allocations: models.JSONField[list[dict[str, int]], list[dict[str, int]]] = models.JSONField(
         default=list
+    )
+    # The ids of the shipments (order.shipped v2) already turned into stock leaving: the same
+    # shipment delivered again, under another message id, ships nothing more.
+    shipment_ids: models.JSONField[list[int], list[int]] = models.JSONField(
+        default=list, db_default=[]
     )
     reason: models.TextField[str, str] = models.TextField(blank=True, default="")
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
@@ -183,8 +191,21 @@ class Reservation(models.Model):
         return {int(line["product_id"]): int(line["quantity"]) for line in self.lines}
 
     def held(self) -> dict[tuple[int, int], int]:
-        """Units held per (product id, warehouse id)."""
-        return {
-            (int(a["product_id"]), int(a["warehouse_id"])): int(a["quantity"])
-            for a in self.allocations
-        }
+        """Units held and not shipped yet per (product id, warehouse id)."""
+        return unshipped(self.allocations)
+
+    @property
+    def active(self) -> bool:
+        """Whether it still holds units for its order (reserved, maybe partly shipped)."""
+        return self.status in (self.Status.RESERVED, self.Status.PARTIALLY_SHIPPED)
+
+
+def unshipped(allocations: list[dict[str, int]]) -> dict[tuple[int, int], int]:
+    """Units of these allocations held and not shipped yet, per (product id, warehouse id);
+    the entries with nothing left are left out."""
+    left = {
+        (int(a["product_id"]), int(a["warehouse_id"])): int(a["quantity"])
+        - int(a.get("shipped", 0))
+        for a in allocations
+    }
+    return {key: units for key, units in left.items() if units > 0}

@@ -45,7 +45,7 @@ _RESERVATIONS = Reservation._meta.db_table
 # warehouse deactivated meanwhile only stops the allocations that start after it).
 _LOCK_SQL = (
     "SELECT s.product_id, s.warehouse_id, s.on_hand, s.reserved,"  # noqa: S608 (table names)
-    " p.active, p.sku, p.name, p.low_stock_threshold, w.active, w.priority"
+    " p.active, p.sku, p.name, p.low_stock_threshold, w.active, w.priority, w.code"
     f" FROM {_LEVELS} AS s JOIN {_PRODUCTS} AS p ON p.id = s.product_id"
     f" JOIN {_WAREHOUSES} AS w ON w.id = s.warehouse_id"
     " WHERE s.product_id = ANY(%s::bigint[])"
@@ -108,6 +108,7 @@ _RESERVATION_FIELDS = [
     "lines",
     "allocations",
     "reason",
+    "shipment_ids",
     "created_at",
     "updated_at",
 ]
@@ -140,6 +141,7 @@ class Level:
     low_stock_threshold: int
     warehouse_active: bool
     priority: int
+    warehouse_code: str  # what events name the warehouse by
 
     @property
     def available(self) -> int:
@@ -194,6 +196,7 @@ def lock_levels(product_ids: Iterable[int]) -> dict[Key, Level]:
                 "product__low_stock_threshold",
                 "warehouse__active",
                 "warehouse__priority",
+                "warehouse__code",
             )
         )
     levels = (Level(*row) for row in rows)
@@ -387,6 +390,7 @@ def _reservation(pk: int, decision: Decision, now: datetime) -> Reservation:
         as_lines(decision.wanted),
         as_allocations(decision.taken),
         decision.rejection or "",
+        [],
         now,
         now,
     ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from stock.models import Reservation, StockLedgerEntry, StockLevel, Warehouse
+from stock.models import Reservation, StockLedgerEntry, StockLevel, Warehouse, unshipped
 
 
 def warehouse_list() -> QuerySet[Warehouse]:
@@ -58,7 +58,7 @@ class Mismatch:
     ledger_on_hand: int
     reserved: int
     ledger_reserved: int
-    held: int  # by the reservations still RESERVED there
+    held: int  # by the reservations there, not shipped yet
 
     def __str__(self) -> str:
         return (
@@ -70,8 +70,8 @@ class Mismatch:
 
 def stock_ledger_mismatches() -> list[Mismatch]:
     """Every (product, warehouse) row whose counters differ from the sums of its ledger, or
-    whose reserved units differ from what the RESERVED reservations hold there; empty when
-    all agree."""
+    whose reserved units differ from what the reservations hold there and have not shipped;
+    empty when all agree."""
     held = reserved_units()
     rows = (
         StockLevel.objects.annotate(
@@ -103,12 +103,13 @@ def stock_ledger_mismatches() -> list[Mismatch]:
 
 
 def reserved_units() -> Counter[tuple[int, int]]:
-    """Units held by RESERVED reservations, per (product id, warehouse id)."""
+    """Units held by RESERVED (or partly shipped) reservations and not shipped yet, per
+    (product id, warehouse id)."""
     units: Counter[tuple[int, int]] = Counter()
-    reserved = Reservation.objects.filter(status=Reservation.Status.RESERVED)
+    statuses = [Reservation.Status.RESERVED, Reservation.Status.PARTIALLY_SHIPPED]
+    reserved = Reservation.objects.filter(status__in=statuses)
     for allocations in reserved.values_list("allocations", flat=True).iterator(chunk_size=2000):
-        for a in allocations:
-            units[int(a["product_id"]), int(a["warehouse_id"])] += int(a["quantity"])
+        units.update(unshipped(allocations))
     return units
 
 

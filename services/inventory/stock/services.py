@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -22,10 +22,12 @@ from service_runtime.errors import refused
 from stock import movements
 from stock.availability import (
     Allocation,
+    ShipmentRefused,
     allocate_in_turn,
     crossed_low_threshold,
     merge_lines,
     rejection_reason,
+    shipment_units,
 )
 from stock.models import Reservation, StockLedgerEntry, StockLevel
 from stock.warehouses import warehouse_default, warehouse_named
@@ -139,7 +141,16 @@ def _announce(
         publish_event("stock.rejected", data, correlation_id=correlation_id, causation=causation)
         logger.info("order %s rejected: %s", order_id, decision.rejection)
         return
-    data = {"order_id": order_id, "lines": reservation.lines}
+    # The newest payload (allocations by warehouse code, from the locked rows: no other
+    # read); written as version 1, without them, unless the consumers are said to read 2.
+    data = {
+        "order_id": order_id,
+        "lines": reservation.lines,
+        "allocations": [
+            {"product_id": pid, "warehouse": levels[pid, wid].warehouse_code, "quantity": units}
+            for (pid, wid), units in decision.taken.items()
+        ],
+    }
     publish_event("stock.reserved", data, correlation_id=correlation_id, causation=causation)
     logger.info("order %s reserved: %s", order_id, _describe(decision.taken))
     before = allocation.available_before
@@ -163,18 +174,20 @@ def stock_release(*, order_id: str, user_id: int, reason: str, causation: Envelo
         return Reservation.objects.create(
             order_id=order_id, user_id=user_id, status=Reservation.Status.CANCELLED, reason=reason
         )
-    if reservation.status != Reservation.Status.RESERVED:
+    if not reservation.active:
         logger.info("order %s cancelled; its reservation is %s", order_id, reservation.status)
         return reservation
-    held = reservation.held()
-    movements.apply(
-        movements.lock_levels(pid for pid, _ in held),
-        {key: (0, -quantity) for key, quantity in held.items()},
-        kind=StockLedgerEntry.Kind.RELEASE,
-        reason="released: order cancelled",
-        order_id=order_id,
-    )
-    _set_status(reservation, Reservation.Status.RELEASED, reason=reason)
+    held = reservation.held()  # what has not shipped: what shipped stays gone
+    if held:
+        movements.apply(
+            movements.lock_levels(pid for pid, _ in held),
+            {key: (0, -quantity) for key, quantity in held.items()},
+            kind=StockLedgerEntry.Kind.RELEASE,
+            reason="released: order cancelled",
+            order_id=order_id,
+        )
+    status = Reservation.Status.RELEASED if held else Reservation.Status.SHIPPED
+    _set_status(reservation, status, reason=reason)
     data = {"order_id": order_id, "reason": reason}
     publish_event(
         "stock.released", data, correlation_id=causation.correlation_id, causation=causation
@@ -183,27 +196,82 @@ def stock_release(*, order_id: str, user_id: int, reason: str, causation: Envelo
     return reservation
 
 
+@dataclass(frozen=True)
+class Shipment:
+    """What ``order.shipped`` (version 2) says leaves: ``lines`` (units per product; empty:
+    everything not shipped yet) from ``warehouse`` (a code; None: wherever they are held)."""
+
+    shipment_id: int | None = None  # None: not known (version 1), a whole order
+    warehouse: str | None = None
+    lines: Mapping[int, int] = field(default_factory=dict)
+
+
 @transaction.atomic(savepoint=False)
-def stock_ship(*, order_id: str, causation: Envelope) -> Reservation:
-    """Turn an order's reservation into a shipment: the goods leave, on_hand goes down."""
+def stock_ship(
+    *, order_id: str, causation: Envelope, shipment: Shipment | None = None
+) -> Reservation:
+    """Turn units of an order's reservation into a shipment: they leave, reserved and on_hand
+    go down in the rows they were held in, one ``ship`` ledger entry per row. The reservation
+    counts them shipped per allocation and remembers the shipment, and is SHIPPED once nothing
+    is left (else PARTIALLY_SHIPPED).
+
+    Raises :class:`ReservationMissing` for an order never reserved here, and
+    :class:`stock.availability.ShipmentRefused`, with nothing written, for units it does not
+    hold there. A shipment seen before, or a reservation that holds nothing any more (released,
+    shipped), changes nothing."""
+    shipment = shipment or Shipment()
     reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
     if reservation is None:
         raise ReservationMissing(f"order {order_id} was shipped but never reserved here")
-    if reservation.status != Reservation.Status.RESERVED:
+    if shipment.shipment_id is not None and shipment.shipment_id in reservation.shipment_ids:
+        logger.info("order %s: shipment %s already shipped", order_id, shipment.shipment_id)
+        return reservation
+    if not reservation.active:
         log = logger.info if reservation.status == Reservation.Status.SHIPPED else logger.warning
         log("order %s shipped; its reservation is %s, nothing to do", order_id, reservation.status)
         return reservation
     held = reservation.held()
+    levels = movements.lock_levels(pid for pid, _ in held)
+    warehouse_id = None
+    if shipment.warehouse is not None:
+        codes = {level.warehouse_code: level.warehouse_id for level in levels.values()}
+        warehouse_id = codes.get(shipment.warehouse)
+        if warehouse_id is None:
+            raise ShipmentRefused(
+                f"order {order_id}: nothing of it is held in warehouse {shipment.warehouse!r}"
+            )
+    try:
+        taking = shipment_units(held, shipment.lines, warehouse_id)
+    except ShipmentRefused as exc:
+        where = f" from warehouse {shipment.warehouse!r}" if shipment.warehouse else ""
+        raise ShipmentRefused(f"order {order_id}, shipment{where}: {exc}") from exc
     movements.apply(
-        movements.lock_levels(pid for pid, _ in held),
-        {key: (-quantity, -quantity) for key, quantity in held.items()},
+        levels,
+        {key: (-quantity, -quantity) for key, quantity in taking.items()},
         kind=StockLedgerEntry.Kind.SHIP,
         reason="shipped",
         order_id=order_id,
     )
-    _set_status(reservation, Reservation.Status.SHIPPED)
-    logger.info("order %s shipped: %s left the stock", order_id, _describe(held))
+    _count_shipped(reservation, taking, shipment.shipment_id)
+    logger.info("order %s shipped: %s left the stock", order_id, _describe(taking))
     return reservation
+
+
+def _count_shipped(
+    reservation: Reservation, taking: Mapping[movements.Key, int], shipment_id: int | None
+) -> None:
+    """Add the shipped units to the reservation's allocations, remember the shipment, and
+    move its status; one statement."""
+    for a in reservation.allocations:
+        units = taking.get((int(a["product_id"]), int(a["warehouse_id"])), 0)
+        if units:
+            a["shipped"] = int(a.get("shipped", 0)) + units
+    if shipment_id is not None:
+        reservation.shipment_ids = [*reservation.shipment_ids, shipment_id]
+    reservation.status = (
+        Reservation.Status.PARTIALLY_SHIPPED if reservation.held() else Reservation.Status.SHIPPED
+    )
+    reservation.save(update_fields=["allocations", "shipment_ids", "status", "updated_at"])
 
 
 @transaction.atomic

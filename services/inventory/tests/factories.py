@@ -36,9 +36,33 @@ def order_cancelled(order_id: str, reason: str = "customer changed their mind") 
 
 
 def order_shipped(order_id: str) -> Envelope:
+    """Version 1, "the whole order has shipped", as orders publishes it until told otherwise,
+    read as the consumer reads it (brought up to the newest version)."""
     data = {"order_id": order_id, "user_id": CUSTOMER_ID}
-    # Version 1, "the whole order has shipped", as orders publishes it until told otherwise.
-    return Envelope.new("order.shipped", data, source="orders", correlation_id=order_id, version=1)
+    sent = Envelope.new("order.shipped", data, source="orders", correlation_id=order_id, version=1)
+    return decode(as_body(sent))
+
+
+def order_shipment(
+    order_id: str,
+    shipment_id: int | None,
+    warehouse: str | None,
+    lines: list[tuple[int, int]],
+    *,
+    complete: bool = False,
+) -> Envelope:
+    """Version 2: one shipment of ``lines`` (product id, units) from ``warehouse``, checked
+    against its schema as the consumer reads it."""
+    data = {
+        "order_id": order_id,
+        "user_id": CUSTOMER_ID,
+        "shipment_id": shipment_id,
+        "warehouse": warehouse,
+        "lines": [{"product_id": pid, "quantity": quantity} for pid, quantity in lines],
+        "complete": complete,
+    }
+    sent = Envelope.new("order.shipped", data, source="orders", correlation_id=order_id, version=2)
+    return decode(as_body(sent))
 
 
 def add_stock(product_id: int, units: int, warehouse: str | None = None) -> None:

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from messaging.consumer import Item, MessageProcessor
 from stock.handlers import HANDLERS
-from stock.models import Reservation, StockLevel
+from stock.models import Reservation, StockLedgerEntry, StockLevel
 from stock.selectors import reserved_units, stock_ledger_mismatches
 from stock.services import stock_transfer
 from tests import factories
@@ -147,3 +147,45 @@ def test_batches_and_transfers_over_the_same_rows_in_any_order_never_deadlock(
     assert actions.count("moved") + actions.count("refused") == 8
     assert Reservation.objects.filter(status="RESERVED").count() >= 6 * (BATCH - 1)
     assert_stock_is_sound()
+
+
+def outcomes_of(envelopes):
+    """One message's outcome, with its reason, in its own transaction."""
+    processor = MessageProcessor(consumer="inventory", handlers=HANDLERS, max_attempts=3)
+    [outcome] = processor.process_batch([Item(as_body(e)) for e in envelopes])
+    return outcome
+
+
+def test_a_shipment_racing_a_cancel_never_ships_released_units(make_product, make_warehouse):
+    """Part of an order shipped from one warehouse while the order is cancelled: whichever
+    comes first, the other sees it. Shipped first: the cancel releases only the rest. Cancelled
+    first: the shipment ships nothing. Never both for the same units."""
+    make_warehouse("east", priority=5)
+    outcomes: Counter[str] = Counter()
+    for _ in range(10):
+        hammer = make_product()  # 3 in east, 2 in default: the order takes both
+        add_stock(hammer.pk, 3, "east")
+        add_stock(hammer.pk, 2, None)
+        created = factories.order_created([(hammer.pk, 5)])
+        order_id = created.data["order_id"]
+        assert consume([created]) == ["ack"]
+        shipment = factories.order_shipment(order_id, 1, "east", [(hammer.pk, 3)])
+        cancel = factories.order_cancelled(order_id)
+
+        results = all_at_once(outcomes_of, [[shipment], [cancel]])
+
+        assert [o.action for o in results] == ["ack", "ack"], results
+        status = Reservation.objects.get(order_id=order_id).status
+        entries = StockLedgerEntry.objects.filter(order_id=order_id)
+        shipped = -sum(e.delta_on_hand for e in entries.filter(kind="ship"))
+        released = -sum(e.delta_reserved for e in entries.filter(kind="release"))
+        if shipped:  # the shipment first: the cancel gave back the 2 in default
+            assert (shipped, released) == (3, 2)
+        else:  # the cancel first: all 5 given back, nothing left
+            assert released == 5
+        assert status == Reservation.Status.RELEASED
+        assert stock_by_warehouse(hammer.pk)["east"][1] == 0
+        assert stock_by_warehouse(hammer.pk)["default"][1] == 0
+        outcomes["shipped first" if shipped else "cancelled first"] += 1
+        assert_stock_is_sound()
+    assert sum(outcomes.values()) == 10

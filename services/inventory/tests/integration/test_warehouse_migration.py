@@ -96,7 +96,8 @@ def test_existing_stock_ledger_and_reservations_move_to_the_default_warehouse(be
     ]
     assert set(StockLedgerEntry.objects.values_list("warehouse_id", flat=True)) == {default.pk}
     assert StockLedgerEntry.objects.count() == 5
-    held = {r.order_id.hex: r.allocations for r in Reservation.objects.all()}
+    # Read as the columns stood then: later migrations add columns to the reservation.
+    held = {o.hex: a for o, a in Reservation.objects.values_list("order_id", "allocations")}
     assert held == {
         uuid.UUID(kept).hex: [{"product_id": hammer.pk, "warehouse_id": default.pk, "quantity": 3}],
         uuid.UUID(shipped).hex: [
@@ -106,7 +107,9 @@ def test_existing_stock_ledger_and_reservations_move_to_the_default_warehouse(be
     }
     assert stock_ledger_mismatches() == []
 
-    # what was reserved before the upgrade is released and shipped from where it now is
+    # what was reserved before the upgrade is released and shipped from where it now is, by
+    # today's code on today's tables
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     on_order_cancelled(factories.order_cancelled(kept))
     on_order_shipped(factories.order_shipped(shipped))
 

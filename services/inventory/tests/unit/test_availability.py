@@ -4,6 +4,7 @@ from stock.availability import (
     Allocation,
     Offer,
     Shelf,
+    ShipmentRefused,
     Shortfall,
     allocate_in_turn,
     allocation_order,
@@ -11,6 +12,7 @@ from stock.availability import (
     crossed_low_threshold,
     merge_lines,
     rejection_reason,
+    shipment_units,
     shortfalls,
 )
 
@@ -209,3 +211,32 @@ class TestCrossedLowThreshold:
 
     def test_a_zero_threshold_never_fires(self):
         assert not crossed_low_threshold(before=1, after=0, threshold=0)
+
+
+class TestShipmentUnits:
+    # Product 7: 3 left in MAIN, 2 in EAST; product 8: 1 in EAST; product 9: all shipped.
+    LEFT = {(7, MAIN): 3, (7, EAST): 2, (8, EAST): 1, (9, MAIN): 0}
+
+    def test_takes_the_lines_from_the_named_warehouse_only(self):
+        assert shipment_units(self.LEFT, {7: 2, 8: 1}, EAST) == {(7, EAST): 2, (8, EAST): 1}
+
+    def test_no_lines_takes_everything_left_there(self):
+        assert shipment_units(self.LEFT, {}, EAST) == {(7, EAST): 2, (8, EAST): 1}
+        assert shipment_units(self.LEFT, {}, None) == {(7, MAIN): 3, (7, EAST): 2, (8, EAST): 1}
+
+    def test_no_warehouse_takes_each_products_rows_in_turn(self):
+        assert shipment_units(self.LEFT, {7: 4}, None) == {(7, MAIN): 3, (7, EAST): 1}
+
+    def test_refuses_more_than_is_left_there(self):
+        with pytest.raises(ShipmentRefused, match="3 units of product 7 to ship, 2 held there"):
+            shipment_units(self.LEFT, {7: 3}, EAST)
+
+    def test_refuses_a_product_not_held_there_or_shipped_already(self):
+        with pytest.raises(ShipmentRefused, match="product 8 is not held there"):
+            shipment_units(self.LEFT, {8: 1}, MAIN)
+        with pytest.raises(ShipmentRefused, match="product 9 is not held there"):
+            shipment_units(self.LEFT, {9: 1}, MAIN)
+
+    def test_refuses_a_shipment_of_nothing(self):
+        with pytest.raises(ShipmentRefused, match="nothing is left to ship there"):
+            shipment_units(self.LEFT, {}, WEST)
