@@ -132,22 +132,23 @@ class ProductOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
+    def to_representation(self, instance: Product) -> dict[str, Any]:
+        # The product's stock over its warehouses, summed once from the rows ``product_list``
+        # prefetched; a list's items are represented one after the other by this instance.
+        self._totals = Totals.of(list(instance.stock_levels.all()))
+        return dict(super().to_representation(instance))
+
     @extend_schema_field(OpenApiTypes.INT)
     def get_on_hand(self, product: Product) -> int:
-        return _totals(product).on_hand
+        return self._totals.on_hand
 
     @extend_schema_field(OpenApiTypes.INT)
     def get_reserved(self, product: Product) -> int:
-        return _totals(product).reserved
+        return self._totals.reserved
 
     @extend_schema_field(OpenApiTypes.INT)
     def get_available(self, product: Product) -> int:
-        return _totals(product).available
-
-
-def _totals(product: Product) -> Totals:
-    """The product's stock over its warehouses, from the rows ``product_list`` prefetched."""
-    return Totals.of(list(product.stock_levels.all()))
+        return self._totals.available
 
 
 class ProductInputSerializer(serializers.Serializer):
