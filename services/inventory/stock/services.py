@@ -183,7 +183,9 @@ def _announce_backordered(
     data = {
         "order_id": decision.order_id,
         "lines": reservation.lines,
-        "allocations": backorders.event_allocations(levels, reservation.allocations),
+        "allocations": backorders.event_allocations(
+            backorders.warehouse_codes(levels), reservation.allocations
+        ),
         "waiting": movements.as_lines(decision.waiting),
     }
     correlation_id = causation.correlation_id
