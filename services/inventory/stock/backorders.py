@@ -39,6 +39,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from messaging import crash_points
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
 from messaging.worker import Job
@@ -161,9 +162,9 @@ def serve(
         ):
             _take(order, left, take_available(order.missing, left))
     completed = [order for order in ready if order.taken and order.complete]
-    for order in ready:
-        if order.taken:
-            _write(levels, order, causation)
+    for order in (order for order in ready if order.taken):
+        _write(levels, order, causation)
+        crash_points.reach(crash_points.BACKORDER_MID_SERVE)  # tests only: kill -9 mid-pass
     return [str(order.reservation.order_id) for order in completed]
 
 
