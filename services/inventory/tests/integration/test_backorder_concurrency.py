@@ -105,3 +105,21 @@ def test_new_orders_racing_deliveries(make_product):
         assert held + waiting == 2
         assert (reservation.status == "RESERVED") == (waiting == 0)
     assert reserved <= 4
+
+
+def test_one_return_delivered_twice_at_once_restocks_once(make_product):
+    """Two copies under different message ids, on two connections: the return's id decides."""
+    hammer = make_product(on_hand=0, allow_backorder=True)
+    waiting = factories.order_created([(hammer.pk, 2)])
+    handle(waiting)
+    order_id = str(uuid.uuid4())
+    copies = [
+        factories.return_received(order_id, 11, "default", [(hammer.pk, 2, 1)]) for _ in range(2)
+    ]
+    assert copies[0].id != copies[1].id
+
+    all_at_once(handle, copies)
+
+    assert stock_by_warehouse(hammer.pk) == {"default": (2, 2)}
+    assert statuses([waiting]) == ["RESERVED"]
+    assert stock_ledger_mismatches() == []
