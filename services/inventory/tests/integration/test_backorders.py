@@ -359,3 +359,21 @@ class TestPasses:
         assert stock_by_warehouse(hammer.pk) == {"default": (3, 3)}
         assert backorders.products_needing_a_pass() == []  # nothing left to take
         assert stock_ledger_mismatches() == []
+
+
+def test_orders_served_that_leave_a_product_low_announce_it(make_product):
+    hammer = make_product(on_hand=5, allow_backorder=True, low_stock_threshold=3)
+    order([(hammer.pk, 8)])  # takes the 5: available 5 -> 0, under 3
+    assert [e.data["available"] for e in published("stock.low")] == [0]
+    order([(hammer.pk, 4)])  # waits behind it
+
+    add_stock(hammer.pk, 10)  # 10 available, then 3 + 4 taken: 3 left, not under 3
+    assert [e.data["available"] for e in published("stock.low")] == [0]
+    add_stock(hammer.pk, 5)  # nobody waits any more: 8 available
+
+    order([(hammer.pk, 10)])  # holds the 8 (8 -> 0), waits for 2
+    add_stock(hammer.pk, 6)  # 6 available, 2 taken: 4 left
+    order([(hammer.pk, 7)])  # holds the 4 (4 -> 0), waits for 3
+    add_stock(hammer.pk, 5)  # 5 available, 3 taken: 2 left, under 3
+
+    assert [e.data["available"] for e in published("stock.low")] == [0, 0, 0, 2]
