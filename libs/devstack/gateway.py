@@ -30,6 +30,7 @@ ROUTES: dict[str, str] = {
     "categories": "inventory",
     "warehouses": "inventory",
     "stock-transfers": "inventory",
+    "backorders": "inventory",
     "orders": "orders",
     "users": "user-notification",
     "notifications": "user-notification",

@@ -73,6 +73,9 @@ ALLOCATION = _object(
 )
 # Units of one product in one shipment (order.shipped v2).
 SHIPPED_LINES = {"type": "array", "items": ORDER_LINE, "minItems": 0, "maxItems": 500}
+COUNT = {"type": "integer", "minimum": 0}
+# One line of a return as staff received it: units back on hand, units written off.
+RECEIVED_LINE = _object({"product_id": ID, "restocked": COUNT, "damaged": COUNT})
 
 EVENTS: dict[tuple[str, int], dict[str, Any]] = {
     ("product.upserted", 1): _object(
@@ -90,6 +93,28 @@ EVENTS: dict[tuple[str, int], dict[str, Any]] = {
     ("order.rejected", 1): _object({"order_id": UUID, "user_id": ID, "reason": TEXT}),
     ("order.cancelled", 1): _object({"order_id": UUID, "user_id": ID, "reason": TEXT}),
     ("order.shipped", 1): _object({"order_id": UUID, "user_id": ID}),
+    # The order waits on backorder for ``lines`` (the units still missing per product).
+    ("order.backordered", 1): _object({"order_id": UUID, "user_id": ID, "lines": ORDER_LINES}),
+    # A customer asked to send shipped units back.
+    ("return.requested", 1): _object(
+        {"order_id": UUID, "user_id": ID, "return_id": ID, "lines": ORDER_LINES, "reason": TEXT}
+    ),
+    # Staff received a return into ``warehouse``: per line, units restocked and units damaged
+    # (written off); ``refund_amount`` = unit prices paid x units received.
+    ("return.received", 1): _object(
+        {
+            "order_id": UUID,
+            "user_id": ID,
+            "return_id": ID,
+            "warehouse": WAREHOUSE,
+            "lines": {"type": "array", "items": RECEIVED_LINE, "minItems": 1, "maxItems": 500},
+            "refund_amount": MONEY,
+        }
+    ),
+    # The refund a payment system should pay for a received return (recorded, not paid here).
+    ("return.refunded", 1): _object(
+        {"order_id": UUID, "user_id": ID, "return_id": ID, "amount": MONEY}
+    ),
     # One shipment of the order (messaging.changes). ``lines`` empty: everything that remained;
     # ``complete``: no unit of the order is left to ship after this one.
     ("order.shipped", 2): _object(
@@ -121,6 +146,16 @@ EVENTS: dict[tuple[str, int], dict[str, Any]] = {
         }
     ),
     ("stock.released", 1): _object({"order_id": UUID, "reason": TEXT}),
+    # The order waits for stock: ``allocations`` is what inventory holds for it now (it keeps
+    # it), ``waiting`` the units per product still missing, served in arrival order.
+    ("stock.backordered", 1): _object(
+        {
+            "order_id": UUID,
+            "lines": ORDER_LINES,
+            "allocations": {"type": "array", "items": ALLOCATION, "maxItems": 5000},
+            "waiting": {**ORDER_LINES, "minItems": 1},
+        }
+    ),
     ("stock.low", 1): _object(
         {
             "product_id": ID,

@@ -19,6 +19,7 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
         "stock.rejected",
         "stock.released",
         "stock.low",
+        "stock.backordered",
         "product.upserted",
     ),
     "orders": (
@@ -27,20 +28,34 @@ PUBLISHES: dict[str, tuple[str, ...]] = {
         "order.rejected",
         "order.cancelled",
         "order.shipped",
+        "order.backordered",
+        "return.requested",
+        "return.received",
+        "return.refunded",
     ),
     "user-notification": ("user.registered",),
 }
 
 # Events each service consumes.
 CONSUMES: dict[str, tuple[str, ...]] = {
-    "inventory": ("order.created", "order.cancelled", "order.shipped"),
-    "orders": ("stock.reserved", "stock.rejected", "stock.released", "product.upserted"),
+    "inventory": ("order.created", "order.cancelled", "order.shipped", "return.received"),
+    "orders": (
+        "stock.reserved",
+        "stock.rejected",
+        "stock.released",
+        "stock.backordered",
+        "product.upserted",
+    ),
     "user-notification": (
         "order.created",
         "order.confirmed",
         "order.rejected",
         "order.cancelled",
         "order.shipped",
+        "order.backordered",
+        "return.requested",
+        "return.received",
+        "return.refunded",
         "stock.low",
         "user.registered",
     ),
