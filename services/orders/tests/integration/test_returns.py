@@ -15,21 +15,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from messaging.schemas import validate
-from orders import services, shipments
-from orders.handlers import HANDLERS
+from orders import shipments
 from orders.models import Order, OrderLine, Return, ReturnLine, ReturnStatus, Shipment
-from tests.factories import CUSTOMER_ID, STAFF_ID, outbox, stock_event
+from tests.factories import CUSTOMER_ID, STAFF_ID, outbox
+from tests.integration.test_shipments import place, reserve
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("latest")]
-
-# Five units of product 1 at 12.50 (three in wh-east, two in wh-west), two of product 2 at
-# 3.25 (wh-east).
-LINES = [services.LineRequest(1, 5), services.LineRequest(2, 2)]
-ALLOCATIONS = [
-    {"product_id": 1, "warehouse": "wh-east", "quantity": 3},
-    {"product_id": 1, "warehouse": "wh-west", "quantity": 2},
-    {"product_id": 2, "warehouse": "wh-east", "quantity": 2},
-]
 
 
 @pytest.fixture
@@ -39,11 +30,10 @@ def latest(settings: Any) -> None:
 
 
 def confirmed(key: str = "k") -> Order:
-    order = services.order_place(user_id=CUSTOMER_ID, idempotency_key=key, lines=LINES).order
-    lines = [{"product_id": x.product_id, "quantity": x.quantity} for x in LINES]
-    event = stock_event("stock.reserved", order.id, lines=lines, allocations=ALLOCATIONS)
-    with transaction.atomic():
-        HANDLERS["stock.reserved"](event)
+    """The order of the shipment tests, reserved: five units of product 1 at 12.50 (three in
+    wh-east, two in wh-west), two of product 2 at 3.25 (wh-east)."""
+    order = place(key)
+    reserve(order)
     return order
 
 
