@@ -32,6 +32,7 @@ ROUTES: dict[str, str] = {
     "stock-transfers": "inventory",
     "backorders": "inventory",
     "orders": "orders",
+    "returns": "orders",
     "users": "user-notification",
     "notifications": "user-notification",
 }
