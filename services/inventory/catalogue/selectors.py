@@ -4,7 +4,9 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
+from catalogue import persistence
 from catalogue.models import Category, Product
+from catalogue.persistence import ProductEntry
 from stock.models import StockLevel
 
 
@@ -14,7 +16,10 @@ def category_list() -> QuerySet[Category]:
 
 def product_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Product]:
     """Products with their stock in each warehouse (``stock_levels``, in allocation order, one
-    statement for a whole page); ``filters`` may hold ``category``, ``active`` and ``sku``."""
+    statement for a whole page); ``filters`` may hold ``category``, ``active`` and ``sku``.
+
+    A page of the list is read as tuples by :func:`product_page`; the prefetch serves one
+    product's detail."""
     filters = filters or {}
     levels = StockLevel.objects.select_related("warehouse").order_by(
         "-warehouse__priority", "warehouse_id"
@@ -35,3 +40,9 @@ def product_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Product]:
 
 def product_get(*, product_id: int) -> Product | None:
     return product_list().filter(pk=product_id).first()
+
+
+def product_page(products: QuerySet[Product]) -> list[ProductEntry]:
+    """A page of ``product_list`` (ordered and sliced) with each product's stock in every
+    warehouse, in allocation order, in one statement."""
+    return persistence.product_page(products)
