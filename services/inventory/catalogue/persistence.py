@@ -20,6 +20,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from catalogue.models import Product
+from service_runtime.pagination import explicit_ordering, page_with_lateral
 from stock.models import StockLevel, Warehouse
 
 
@@ -75,28 +76,12 @@ def product_page(products: QuerySet[Product]) -> list[ProductEntry]:
     and each row's stock rows are aggregated beside it, for the page's rows only (instead of
     one more query for the stock rows and a model instance for every product and row).
     """
-    names = [name for name in products.query.order_by if isinstance(name, str)]
-    if not names or len(names) != len(products.query.order_by):
-        raise ValueError("a page of products is read in an explicit ordering of fields")
+    explicit_ordering(products)
     page_rows = products.prefetch_related(None).values_list(*_LOOKUPS)
     if not _postgresql():
         return _product_page_orm(page_rows)
-    page, params = page_rows.query.sql_with_params()
-    qn = connection.ops.quote_name
-    ordering = ", ".join(
-        f"page.{qn(name.lstrip('-'))}{' DESC' if name.startswith('-') else ''}" for name in names
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT page.*, levels.*
-            FROM ({page}) AS page ({", ".join(qn(name) for name in PRODUCT_COLUMNS)})
-            CROSS JOIN LATERAL {_levels_arrays()} AS levels
-            ORDER BY {ordering}
-            """,  # noqa: S608 (the ORM's statement; names come from the models)
-            params,
-        )
-        return [_page_item(row) for row in cursor.fetchall()]
+    rows = page_with_lateral(page_rows, PRODUCT_COLUMNS, _levels_arrays())
+    return [_page_item(row) for row in rows]
 
 
 @functools.cache
