@@ -34,30 +34,19 @@ def _unknown_user(envelope: Envelope, user_id: object) -> RejectMessage:
 def _order_notice(
     envelope: Envelope, *, kind: str, outcome: str, detail: str, shipment_id: int = 0
 ) -> NewNotification:
+    """What an event about an order tells its owner; about one of its returns when the event
+    names a return (once per return and kind, then)."""
     data = envelope.data
-    order_id = data["order_id"]
+    order_id, return_id = data["order_id"], data.get("return_id")
+    about = f"order {order_id}" if return_id is None else f"return {return_id} of order {order_id}"
     return NewNotification(
         user_id=data["user_id"],
         kind=kind,
-        title=f"Order {order_id} {outcome}",
-        body=f"Your order {order_id} {detail}",
+        title=f"{about[0].upper()}{about[1:]} {outcome}",
+        body=f"Your {about} {detail}",
         order_id=order_id,
         causation=envelope,
         shipment_id=shipment_id,
-    )
-
-
-def _return_notice(envelope: Envelope, *, kind: str, outcome: str, detail: str) -> NewNotification:
-    """What a return.* event tells the order's owner: once per return and kind."""
-    data = envelope.data
-    order_id, return_id = data["order_id"], data["return_id"]
-    return NewNotification(
-        user_id=data["user_id"],
-        kind=kind,
-        title=f"Return {return_id} of order {order_id} {outcome}",
-        body=f"Your return {return_id} of order {order_id} {detail}",
-        order_id=order_id,
-        causation=envelope,
         return_id=return_id,
     )
 
@@ -119,19 +108,19 @@ def _backordered(envelope: Envelope) -> NewNotification:
 def _return_requested(envelope: Envelope) -> NewNotification:
     units = sum(line["quantity"] for line in envelope.data["lines"])
     detail = f"is registered: {units} unit(s) to send back."
-    return _return_notice(envelope, kind=Kind.RETURN_REQUESTED, outcome="requested", detail=detail)
+    return _order_notice(envelope, kind=Kind.RETURN_REQUESTED, outcome="requested", detail=detail)
 
 
 def _return_received(envelope: Envelope) -> NewNotification:
     data = envelope.data
     units = sum(line["restocked"] + line["damaged"] for line in data["lines"])
     detail = f"has arrived: {units} unit(s) received. Refund: {data['refund_amount']}."
-    return _return_notice(envelope, kind=Kind.RETURN_RECEIVED, outcome="received", detail=detail)
+    return _order_notice(envelope, kind=Kind.RETURN_RECEIVED, outcome="received", detail=detail)
 
 
 def _return_refunded(envelope: Envelope) -> NewNotification:
     amount = envelope.data["amount"]
-    return _return_notice(
+    return _order_notice(
         envelope,
         kind=Kind.RETURN_REFUNDED,
         outcome=f"refunded: {amount}",
@@ -166,46 +155,31 @@ def on_order_event_batch(envelopes: Sequence[Envelope]) -> Rejections:
     }
 
 
-def _tell_order_owner(envelope: Envelope) -> None:
+def tell_order_owner(envelope: Envelope) -> None:
+    """One event of ``ORDER_NOTICES`` alone (a batch of one, or one retried on its own)."""
     rejected = on_order_event_batch([envelope])
     if rejected:
         raise rejected[envelope.id]
 
 
 def on_order_created(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
+    tell_order_owner(envelope)
 
 
 def on_order_confirmed(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
+    tell_order_owner(envelope)
 
 
 def on_order_rejected(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
+    tell_order_owner(envelope)
 
 
 def on_order_cancelled(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
+    tell_order_owner(envelope)
 
 
 def on_order_shipped(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
-
-
-def on_order_backordered(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
-
-
-def on_return_requested(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
-
-
-def on_return_received(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
-
-
-def on_return_refunded(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
+    tell_order_owner(envelope)
 
 
 def on_stock_low(envelope: Envelope) -> None:
@@ -252,10 +226,10 @@ HANDLERS: dict[str, Handler] = {
     "order.rejected": BatchHandler(one=on_order_rejected, many=on_order_event_batch),
     "order.cancelled": BatchHandler(one=on_order_cancelled, many=on_order_event_batch),
     "order.shipped": BatchHandler(one=on_order_shipped, many=on_order_event_batch),
-    "order.backordered": BatchHandler(one=on_order_backordered, many=on_order_event_batch),
-    "return.requested": BatchHandler(one=on_return_requested, many=on_order_event_batch),
-    "return.received": BatchHandler(one=on_return_received, many=on_order_event_batch),
-    "return.refunded": BatchHandler(one=on_return_refunded, many=on_order_event_batch),
+    "order.backordered": BatchHandler(one=tell_order_owner, many=on_order_event_batch),
+    "return.requested": BatchHandler(one=tell_order_owner, many=on_order_event_batch),
+    "return.received": BatchHandler(one=tell_order_owner, many=on_order_event_batch),
+    "return.refunded": BatchHandler(one=tell_order_owner, many=on_order_event_batch),
     "stock.low": on_stock_low,
     "user.registered": on_user_registered,
 }

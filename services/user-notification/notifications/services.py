@@ -270,28 +270,21 @@ def _create_portable(
     """The same with the ORM, for SQLite (no data-modifying ``WITH``)."""
     user = User.objects.only("email", "email_notifications").get(pk=user_id)
     fields = {"kind": kind, "title": title, "body": body, "product_id": product_id}
+    # The lookup of the unique key it falls under (see notifications_create), and the rest.
+    key: dict[str, Any]
+    rest: dict[str, Any]
     if return_id is not None:
-        notification, created = Notification.objects.get_or_create(
-            user=user,
-            order_id=order_id,
-            kind=kind,
-            return_id=return_id,
-            defaults={**fields, "shipment_id": shipment_id, "source_message_id": source_message_id},
-        )
+        key = {"order_id": order_id, "kind": kind, "return_id": return_id}
+        rest = {"shipment_id": shipment_id, "source_message_id": source_message_id}
     elif order_id is not None:
-        notification, created = Notification.objects.get_or_create(
-            user=user,
-            order_id=order_id,
-            kind=kind,
-            shipment_id=shipment_id,
-            defaults={**fields, "source_message_id": source_message_id},
-        )
+        key = {"order_id": order_id, "kind": kind, "shipment_id": shipment_id}
+        rest = {"source_message_id": source_message_id}
     else:
-        notification, created = Notification.objects.get_or_create(
-            user=user,
-            source_message_id=source_message_id,
-            defaults={**fields, "order_id": None},
-        )
+        key = {"source_message_id": source_message_id}
+        rest = {"order_id": None}
+    notification, created = Notification.objects.get_or_create(
+        user=user, **key, defaults={**fields, **rest}
+    )
     if not created:
         return None
     email_delivery_schedule(notification=notification)
