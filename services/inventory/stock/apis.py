@@ -23,6 +23,7 @@ from stock.selectors import (
     Totals,
     stock_ledger_list,
     stock_ledger_page,
+    stock_levels_exist,
     stock_levels_of,
     warehouse_list,
 )
@@ -193,7 +194,7 @@ class StockLedgerApi(APIView):
         },
     )
     def get(self, request: Request, product_id: int) -> Response:
-        _product_stock(product_id)
+        _product_named(product_id)
         filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         code = filters.validated_data.get("warehouse")
@@ -301,6 +302,13 @@ class WarehouseDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         warehouse = warehouse_update(warehouse=warehouse, data=serializer.validated_data)
         return Response(self.OutputSerializer(warehouse).data)
+
+
+def _product_named(product_id: int) -> None:
+    """404 unless the product the URL names exists (it has stock rows), worded as
+    :func:`_product_stock`'s, without reading the rows."""
+    if not stock_levels_exist(product_id=product_id):
+        raise Http404("No Product matches the given query.")
 
 
 def _product_stock(product_id: int) -> list[StockLevel]:

@@ -53,6 +53,11 @@ def stock_ledger_page(entries: QuerySet[StockLedgerEntry]) -> list[LedgerRow]:
     return [LedgerRow._make(row) for row in rows]
 
 
+def stock_levels_exist(*, product_id: int) -> bool:
+    """Whether the product has a row in some warehouse: whether it exists, for stock."""
+    return StockLevel.objects.filter(product_id=product_id).exists()
+
+
 def stock_levels_of(*, product_id: int) -> list[StockLevel]:
     """A product's rows, one per warehouse that holds (or held) some, in allocation order;
     empty for an unknown product."""

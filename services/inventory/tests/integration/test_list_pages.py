@@ -214,3 +214,12 @@ class TestTheLedger:
             with django_assert_num_queries(statements):
                 assert staff_client.get(url).status_code == 200
         assert StockLevel.objects.filter(product=hammer).count() == 2
+
+    def test_an_unknown_product_has_no_ledger(
+        self, staff_client: APIClient, django_assert_num_queries: Any
+    ) -> None:
+        with django_assert_num_queries(1):  # whether the product has stock rows
+            response = staff_client.get("/api/products/999999/ledger/")
+
+        assert response.status_code == 404
+        assert response.json()["detail"] == "No Product matches the given query."
