@@ -184,7 +184,7 @@ def _product_body(product: ProductEntry) -> dict[str, Any]:
                 "warehouse": level.warehouse,
                 "on_hand": level.on_hand,
                 "reserved": level.reserved,
-                "available": level.on_hand - level.reserved,
+                "available": level.available,
             }
             for level in warehouses
         ],

@@ -92,16 +92,16 @@ def notifications_create(*, notifications: Sequence[NewNotification]) -> list[Cr
 
     A notification about a return is unique per (user, order, kind, return), one about any
     other fact of an order per (user, order, kind, shipment), whatever message told it; any
-    other one per (user, message). A new notification gets its e-mail
-    copy scheduled in the same transaction, when the user has an address and wants e-mail,
-    and the e-mail worker is woken at commit
+    other one per (user, message). A new notification gets its e-mail copy scheduled in the
+    same transaction, when the user has an address and wants e-mail, and the e-mail worker
+    is woken at commit
     (:func:`notifications.email_deliveries.email_delivery_schedule`). It only writes these
     rows, so a transaction may create any number of notifications (the consumer applies a
     batch of messages in one).
 
     On PostgreSQL, one statement for the notifications about orders, one for those about
-    their returns and one for the others, whatever their number: the users read, the notifications
-    inserted, their e-mail copies.
+    their returns and one for the others, whatever their number: the users read, the
+    notifications inserted, their e-mail copies.
     """
     if connection.vendor == "postgresql":
         created = _create_postgresql(notifications)
