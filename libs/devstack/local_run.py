@@ -13,7 +13,14 @@ import threading
 import time
 from pathlib import Path
 
-from devstack.system import GATEWAY, SERVICES, LocalSystem, ManagedProcess
+from devstack.system import (
+    GATEWAY,
+    ONE_RELEASE_VERSIONS,
+    SERVICES,
+    VERSIONS_ENV,
+    LocalSystem,
+    ManagedProcess,
+)
 from identity.keys import ensure_keypair
 from messaging.broker import broker_problem
 from service_runtime.settings import VAR_DIR
@@ -36,9 +43,6 @@ def _start(managed: ManagedProcess, lock: threading.Lock) -> None:
     threading.Thread(target=_pump, args=(managed, lock), daemon=True).start()
 
 
-VERSIONS_ENV = "MESSAGING_EVENT_VERSIONS"
-
-
 def main() -> int:
     broker_url = os.environ.get("AMQP_URL", DEFAULT_BROKER)
     problem = broker_problem(broker_url)
@@ -57,8 +61,8 @@ def main() -> int:
     ):
         print(f"created a JWT signing key pair in {keys}")
 
-    # Every service runs this checkout: each publishes the newest version of its events.
-    system = LocalSystem(env={"MESSAGING_EVENT_VERSIONS": os.environ.get(VERSIONS_ENV, "latest")})
+    # Every service runs this checkout (unless the environment pins versions to try one out).
+    system = LocalSystem(env={VERSIONS_ENV: os.environ.get(VERSIONS_ENV, ONE_RELEASE_VERSIONS)})
     busy = system.ports_in_use()
     if busy:
         print(

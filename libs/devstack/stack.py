@@ -23,7 +23,9 @@ from psycopg import sql
 
 from devstack.system import (
     GATEWAY,
+    ONE_RELEASE_VERSIONS,
     SERVICES,
+    VERSIONS_ENV,
     LocalSystem,
     ManagedProcess,
     free_port,
@@ -140,7 +142,7 @@ class Stack:
                 "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
                 "EMAIL_FILE_PATH": str(spec.work_dir / "mail"),
                 # one checkout, one release: the newest version of every event
-                "MESSAGING_EVENT_VERSIONS": "latest",
+                VERSIONS_ENV: ONE_RELEASE_VERSIONS,
                 **spec.env,
             },
             service_env={

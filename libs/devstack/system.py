@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from messaging.versions import LATEST
 from service_runtime.metrics_dir import ENV as METRICS_DIR_ENV
 from service_runtime.metrics_dir import reset_multiprocess_dir
 from service_runtime.settings import REPO_ROOT, VAR_DIR
@@ -61,6 +62,12 @@ def free_port(exclude: frozenset[int] = frozenset()) -> int:
 def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# What the processes of one checkout publish: every service runs the same release, so each
+# publishes the newest version of its events (docs/operations.md, "Upgrades").
+VERSIONS_ENV = "MESSAGING_EVENT_VERSIONS"
+ONE_RELEASE_VERSIONS = LATEST
 
 
 # The management command of a service's worker process (``messaging.worker``), and where it

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import (
     BooleanField,
     F,
@@ -180,6 +181,42 @@ class CursorPagination:
         token = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
         url = remove_query_param(self.request.build_absolute_uri(), "page")
         return str(replace_query_param(url, self.cursor_query_param, token))
+
+
+def explicit_ordering(rows: QuerySet[Any]) -> list[str]:
+    """The field names ``rows`` is ordered by (``-`` for descending); ``ValueError`` unless it
+    is ordered by field names only: a page read in any other order could repeat or skip rows."""
+    names = [name for name in rows.query.order_by if isinstance(name, str)]
+    if not names or len(names) != len(rows.query.order_by):
+        raise ValueError("a page is read in an explicit ordering of fields")
+    return names
+
+
+def page_with_lateral(
+    page_rows: QuerySet[Any, tuple[Any, ...]], columns: Sequence[str], lateral: str
+) -> list[tuple[Any, ...]]:
+    """The rows of ``page_rows`` (a ``values_list``, filtered, ordered and sliced: a page of a
+    list), named ``columns``, each followed by the columns of ``lateral``: a subquery of one row
+    about the page's row, which it names ``page`` (``CROSS JOIN LATERAL``). One statement, on
+    PostgreSQL: the page's own, as the ORM writes it, with what belongs to each of its rows
+    aggregated beside it (instead of one more query and a model instance per row)."""
+    names = explicit_ordering(page_rows)
+    page, params = page_rows.query.sql_with_params()
+    qn = connection.ops.quote_name
+    ordering = ", ".join(
+        f"page.{qn(name.lstrip('-'))}{' DESC' if name.startswith('-') else ''}" for name in names
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT page.*, beside.*
+            FROM ({page}) AS page ({", ".join(qn(name) for name in columns)})
+            CROSS JOIN LATERAL {lateral} AS beside
+            ORDER BY {ordering}
+            """,  # noqa: S608 (the ORM's statement; names come from the models)
+            params,
+        )
+        return list(cursor.fetchall())
 
 
 def paginated_response(

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pika
+
 from devstack import stack
 from devstack.system import LocalSystem
 
@@ -14,6 +16,15 @@ STAFF_USERNAME = "e2e-staff"
 STAFF_PASSWORD = "e2e-staff-password-81"
 RETRY_DELAYS_MS = (200, 500)
 WORKER_PROCESSES = 2  # of each service
+
+
+def queue_depth(queue: str) -> int:
+    """The messages ready in ``queue`` of the local broker (an unknown queue is an error)."""
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
+    try:
+        return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
+    finally:
+        connection.close()
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from messaging.envelope import Envelope
 from messaging.topology import Names
 from tests.e2e.client import FINAL_STATUSES, Api
 from tests.e2e.conftest import E2E
-from tests.e2e.harness import BROKER_URL
+from tests.e2e.harness import BROKER_URL, queue_depth
 
 
 def _publish_raw(e2e: E2E, exchange: str, routing_key: str, body: bytes) -> None:
@@ -25,13 +25,6 @@ def _publish_raw(e2e: E2E, exchange: str, routing_key: str, body: bytes) -> None
         exchange, routing_key, body, pika.BasicProperties(delivery_mode=2), mandatory=True
     )
     connection.close()
-
-
-def _queue_depth(queue: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
-    depth = connection.channel().queue_declare(queue, passive=True).method.message_count
-    connection.close()
-    return int(depth)
 
 
 class TestPlaceOrder:
@@ -181,7 +174,7 @@ class TestDeliveryGuarantees:
     ) -> None:
         names = Names(e2e.prefix)
         dlq = names.dead_letter_queue("inventory")
-        before = _queue_depth(dlq)
+        before = queue_depth(dlq)
         exchange = names.exchange("orders")
         _publish_raw(e2e, exchange, "order.created", b"{not json")
         bad_schema = (
@@ -204,9 +197,9 @@ class TestDeliveryGuarantees:
         placed = customer.place_order([{"product_id": product["id"], "quantity": 1}]).json()
         assert customer.wait_for_status(placed["id"], FINAL_STATUSES)["status"] == "CONFIRMED"
         deadline = time.monotonic() + 10
-        while _queue_depth(dlq) < before + 2 and time.monotonic() < deadline:
+        while queue_depth(dlq) < before + 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _queue_depth(dlq) == before + 2
+        assert queue_depth(dlq) == before + 2
 
 
 class TestInventoryDown:

@@ -17,17 +17,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pika
 import psycopg
 import pytest
 import requests
 
 from devstack import stack
-from devstack.system import SERVICES
+from devstack.system import ONE_RELEASE_VERSIONS, SERVICES, VERSIONS_ENV
 from messaging import schemas, versions
 from messaging.topology import Names
 from service_runtime.settings import REPO_ROOT
 from tests.e2e.client import FINAL_STATUSES, Api
+from tests.e2e.harness import queue_depth
 from tests.e2e.test_notifications import wait_for
 from tests.e2e.test_partial_shipments import ship_part, split_order, wait_for_stock
 
@@ -123,17 +123,7 @@ def old_system(base_tree: Path, tmp_path: Path) -> Iterator[stack.Stack]:
 
 def dead_letters(prefix: str) -> dict[str, int]:
     names = Names(prefix)
-    connection = pika.BlockingConnection(pika.URLParameters(stack.LOCAL_BROKER))
-    try:
-        channel = connection.channel()
-        return {
-            s.name: channel.queue_declare(
-                names.dead_letter_queue(s.name), passive=True
-            ).method.message_count
-            for s in SERVICES
-        }
-    finally:
-        connection.close()
+    return {s.name: queue_depth(names.dead_letter_queue(s.name)) for s in SERVICES}
 
 
 def published_versions(
@@ -189,7 +179,7 @@ def test_services_upgrade_one_at_a_time_while_orders_flow(old_system: stack.Stac
             flow.wait_for_more(ORDERS_BETWEEN_STEPS)
         # Every service runs this release: tell the producers, one restart at a time.
         told_at = datetime.now(UTC)
-        system.env = {**system.env, "MESSAGING_EVENT_VERSIONS": "latest"}
+        system.env = {**system.env, VERSIONS_ENV: ONE_RELEASE_VERSIONS}
         latest_from: dict[str, datetime] = {}
         for name in UPGRADE_ORDER:
             system.upgrade(name)

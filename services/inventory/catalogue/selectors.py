@@ -5,7 +5,9 @@ from typing import Any
 from django.db.models import IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
+from catalogue import persistence
 from catalogue.models import Category, Product
+from catalogue.persistence import ProductEntry
 from stock.models import Backorder, StockLevel
 
 
@@ -17,7 +19,10 @@ def product_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Product]:
     """Products with their stock in each warehouse (``stock_levels``, in allocation order, one
     statement for a whole page) and ``backordered``, the units their waiting orders still
     miss (a subquery of the page's statement); ``filters`` may hold ``category``, ``active``
-    and ``sku``."""
+    and ``sku``.
+
+    A page of the list is read as tuples by :func:`product_page`; the prefetch serves one
+    product's detail."""
     filters = filters or {}
     levels = StockLevel.objects.select_related("warehouse").order_by(
         "-warehouse__priority", "warehouse_id"
@@ -50,3 +55,9 @@ def _backordered() -> Coalesce:
 
 def product_get(*, product_id: int) -> Product | None:
     return product_list().filter(pk=product_id).first()
+
+
+def product_page(products: QuerySet[Product]) -> list[ProductEntry]:
+    """A page of ``product_list`` (ordered and sliced) with each product's stock in every
+    warehouse, in allocation order, in one statement."""
+    return persistence.product_page(products)

@@ -25,7 +25,7 @@ from orders.models import Order, OrderStatus
 from orders.persistence import OrderDetail, ShipmentEntry
 from service_runtime.openapi import cursor_parameters, errors, paginated
 from service_runtime.pagination import CursorPagination
-from service_runtime.representation import timestamp
+from service_runtime.representation import money, timestamp
 
 MAX_LINES = 500  # what order.created can carry
 MAX_QUANTITY = 10_000
@@ -148,10 +148,8 @@ _MONEY = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
 def _money(value: Decimal) -> str:
-    """What ``_MONEY`` shows: an amount as stored (two places, as the columns hold it) is its
-    own text, which costs a sixth of the field's rounding; any other goes through the field."""
-    text = f"{value:f}"
-    return text if text[-3:-2] == "." else str(_MONEY.to_representation(value))
+    """What ``_MONEY`` shows (see ``service_runtime.representation.money``)."""
+    return money(value, _MONEY)
 
 
 def _detail_body(detail: OrderDetail) -> dict[str, Any]:

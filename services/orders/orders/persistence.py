@@ -36,6 +36,7 @@ from orders.models import (
     Shipment,
     ShipmentLine,
 )
+from service_runtime.pagination import explicit_ordering, page_with_lateral
 
 
 class PricedLine(NamedTuple):
@@ -412,27 +413,13 @@ def order_page(orders: QuerySet[Order]) -> list[OrderDetail]:
     and each row's lines are aggregated beside it, for the page's rows only (instead of one
     more query for the lines and a model instance for every order and line).
     """
-    names = [name for name in orders.query.order_by if isinstance(name, str)]
-    if not names or len(names) != len(orders.query.order_by):
-        raise ValueError("a page of orders is read in an explicit ordering of fields")
+    explicit_ordering(orders)
     if not _postgresql():
         return _order_page_orm(orders)
-    page, params = orders.values_list(*ORDER_COLUMNS).query.sql_with_params()
-    qn = connection.ops.quote_name
-    ordering = ", ".join(
-        f"page.{qn(name.lstrip('-'))}{' DESC' if name.startswith('-') else ''}" for name in names
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT page.*, lines.*
-            FROM ({page}) AS page ({", ".join(qn(name) for name in ORDER_COLUMNS)})
-            CROSS JOIN LATERAL {_lines_arrays("page")} AS lines
-            ORDER BY {ordering}
-            """,  # noqa: S608 (the ORM's statement; names come from the models)
-            params,
-        )
-        return [_page_item(row) for row in cursor.fetchall()]
+    rows = orders.values_list(*ORDER_COLUMNS)
+    return [
+        _page_item(row) for row in page_with_lateral(rows, ORDER_COLUMNS, _lines_arrays("page"))
+    ]
 
 
 def _page_item(row: tuple[Any, ...]) -> OrderDetail:

@@ -34,16 +34,20 @@ def _unknown_user(envelope: Envelope, user_id: object) -> RejectMessage:
 def _order_notice(
     envelope: Envelope, *, kind: str, outcome: str, detail: str, shipment_id: int = 0
 ) -> NewNotification:
+    """What an event about an order tells its owner; about one of its returns when the event
+    names a return (once per return and kind, then)."""
     data = envelope.data
-    order_id = data["order_id"]
+    order_id, return_id = data["order_id"], data.get("return_id")
+    about = f"order {order_id}" if return_id is None else f"return {return_id} of order {order_id}"
     return NewNotification(
         user_id=data["user_id"],
         kind=kind,
-        title=f"Order {order_id} {outcome}",
-        body=f"Your order {order_id} {detail}",
+        title=f"{about[0].upper()}{about[1:]} {outcome}",
+        body=f"Your {about} {detail}",
         order_id=order_id,
         causation=envelope,
         shipment_id=shipment_id,
+        return_id=return_id,
     )
 
 
@@ -89,19 +93,59 @@ def _shipped(envelope: Envelope) -> NewNotification:
     )
 
 
-# What each event about an order tells its owner.
+def _backordered(envelope: Envelope) -> NewNotification:
+    """The order waits for stock; its confirmation (order.confirmed) is told as any other."""
+    units = sum(line["quantity"] for line in envelope.data["lines"])
+    detail = (
+        f"is waiting for stock: {units} unit(s) are not in stock yet. It will be confirmed "
+        "as soon as they arrive."
+    )
+    return _order_notice(
+        envelope, kind=Kind.ORDER_BACKORDERED, outcome="waiting for stock", detail=detail
+    )
+
+
+def _return_requested(envelope: Envelope) -> NewNotification:
+    units = sum(line["quantity"] for line in envelope.data["lines"])
+    detail = f"is registered: {units} unit(s) to send back."
+    return _order_notice(envelope, kind=Kind.RETURN_REQUESTED, outcome="requested", detail=detail)
+
+
+def _return_received(envelope: Envelope) -> NewNotification:
+    data = envelope.data
+    units = sum(line["restocked"] + line["damaged"] for line in data["lines"])
+    detail = f"has arrived: {units} unit(s) received. Refund: {data['refund_amount']}."
+    return _order_notice(envelope, kind=Kind.RETURN_RECEIVED, outcome="received", detail=detail)
+
+
+def _return_refunded(envelope: Envelope) -> NewNotification:
+    amount = envelope.data["amount"]
+    return _order_notice(
+        envelope,
+        kind=Kind.RETURN_REFUNDED,
+        outcome=f"refunded: {amount}",
+        detail=f"is refunded: {amount} will be paid back to you.",
+    )
+
+
+# What each event about an order (or one of its returns) tells its owner.
 ORDER_NOTICES: dict[str, Callable[[Envelope], NewNotification]] = {
     "order.created": _received,
     "order.confirmed": _confirmed,
     "order.rejected": _rejected,
     "order.cancelled": _cancelled,
     "order.shipped": _shipped,
+    "order.backordered": _backordered,
+    "return.requested": _return_requested,
+    "return.received": _return_received,
+    "return.refunded": _return_refunded,
 }
 
 
 def on_order_event_batch(envelopes: Sequence[Envelope]) -> Rejections:
-    """Events about orders, of any of these types: one statement for all their owners'
-    notifications and e-mail copies. The owner is not read first: the insert reads them."""
+    """Events about orders and their returns, of any of these types: a statement for all
+    their owners' notifications and e-mail copies (one per unique key: about a return or
+    about the order). The owner is not read first: the insert reads them."""
     notices = [ORDER_NOTICES[envelope.type](envelope) for envelope in envelopes]
     created = notifications_create(notifications=notices)
     return {
@@ -111,30 +155,31 @@ def on_order_event_batch(envelopes: Sequence[Envelope]) -> Rejections:
     }
 
 
-def _tell_order_owner(envelope: Envelope) -> None:
+def tell_order_owner(envelope: Envelope) -> None:
+    """One event of ``ORDER_NOTICES`` alone (a batch of one, or one retried on its own)."""
     rejected = on_order_event_batch([envelope])
     if rejected:
         raise rejected[envelope.id]
 
 
 def on_order_created(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
+    tell_order_owner(envelope)
 
 
 def on_order_confirmed(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
+    tell_order_owner(envelope)
 
 
 def on_order_rejected(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
+    tell_order_owner(envelope)
 
 
 def on_order_cancelled(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
+    tell_order_owner(envelope)
 
 
 def on_order_shipped(envelope: Envelope) -> None:
-    _tell_order_owner(envelope)
+    tell_order_owner(envelope)
 
 
 def on_stock_low(envelope: Envelope) -> None:
@@ -181,6 +226,10 @@ HANDLERS: dict[str, Handler] = {
     "order.rejected": BatchHandler(one=on_order_rejected, many=on_order_event_batch),
     "order.cancelled": BatchHandler(one=on_order_cancelled, many=on_order_event_batch),
     "order.shipped": BatchHandler(one=on_order_shipped, many=on_order_event_batch),
+    "order.backordered": BatchHandler(one=tell_order_owner, many=on_order_event_batch),
+    "return.requested": BatchHandler(one=tell_order_owner, many=on_order_event_batch),
+    "return.received": BatchHandler(one=tell_order_owner, many=on_order_event_batch),
+    "return.refunded": BatchHandler(one=tell_order_owner, many=on_order_event_batch),
     "stock.low": on_stock_low,
     "user.registered": on_user_registered,
 }

@@ -20,6 +20,10 @@ class Notification(models.Model):
         ORDER_CANCELLED = "order_cancelled", "Order cancelled"
         ORDER_PARTIALLY_SHIPPED = "order_partially_shipped", "Part of an order shipped"
         ORDER_SHIPPED = "order_shipped", "Order shipped"
+        ORDER_BACKORDERED = "order_backordered", "Order waiting for stock"
+        RETURN_REQUESTED = "return_requested", "Return requested"
+        RETURN_RECEIVED = "return_received", "Return received"
+        RETURN_REFUNDED = "return_refunded", "Return refunded"
         STOCK_LOW = "stock_low", "Stock low"
 
     user: models.ForeignKey = models.ForeignKey(
@@ -33,7 +37,12 @@ class Notification(models.Model):
         null=True, blank=True
     )
     # The shipment an order.shipped told of (0: none, or not known: the whole order at once).
+    # A notification about a return holds minus the return's id here, so that the key of
+    # ``notification_once_per_order_event`` (which the previous release's workers name, and
+    # which this release keeps) tells the returns of one order apart.
     shipment_id: models.BigIntegerField = models.BigIntegerField(default=0, db_default=0)
+    # The return a return.* event told of (its id in orders); None: not about a return.
+    return_id: models.BigIntegerField = models.BigIntegerField(null=True, blank=True)
     source_message_id: models.UUIDField = models.UUIDField()
     created_at: models.DateTimeField = models.DateTimeField(auto_now_add=True)
     read_at: models.DateTimeField = models.DateTimeField(null=True, blank=True)
@@ -51,6 +60,12 @@ class Notification(models.Model):
                 fields=["user", "order_id", "kind", "shipment_id"],
                 condition=Q(order_id__isnull=False),
                 name="notification_once_per_order_event",
+            ),
+            # Each return of an order is requested, received and refunded at most once.
+            models.UniqueConstraint(
+                fields=["user", "order_id", "kind", "return_id"],
+                condition=Q(return_id__isnull=False),
+                name="notification_once_per_return_event",
             ),
         ]
         indexes = [

@@ -36,6 +36,20 @@ class NewNotification:
     order_id: str | uuid.UUID | None = None
     product_id: int | None = None
     shipment_id: int = 0  # the shipment told of; 0: none
+    return_id: int | None = None  # the return told of (with its order); None: none
+
+    @property
+    def key(self) -> str:
+        """The unique key it falls under: ``return``, ``order`` or ``message``."""
+        if self.return_id is not None:
+            return "return"
+        return "order" if self.order_id is not None else "message"
+
+    @property
+    def stored_shipment_id(self) -> int:
+        """What its ``shipment_id`` column holds: minus the return's id for a notification
+        about a return (see ``Notification.shipment_id``)."""
+        return -self.return_id if self.return_id is not None else self.shipment_id
 
 
 class Created(NamedTuple):
@@ -76,16 +90,18 @@ def notification_create(
 def notifications_create(*, notifications: Sequence[NewNotification]) -> list[Created]:
     """Each notification created unless it already exists; what became of each, in order.
 
-    A notification about an order is unique per (user, order, kind, shipment), whatever
-    message told it; any other one per (user, message). A new notification gets its e-mail
-    copy scheduled in the same transaction, when the user has an address and wants e-mail,
-    and the e-mail worker is woken at commit
+    A notification about a return is unique per (user, order, kind, return), one about any
+    other fact of an order per (user, order, kind, shipment), whatever message told it; any
+    other one per (user, message). A new notification gets its e-mail copy scheduled in the
+    same transaction, when the user has an address and wants e-mail, and the e-mail worker
+    is woken at commit
     (:func:`notifications.email_deliveries.email_delivery_schedule`). It only writes these
     rows, so a transaction may create any number of notifications (the consumer applies a
     batch of messages in one).
 
-    On PostgreSQL, one statement for the notifications about orders and one for the others,
-    whatever their number: the users read, the notifications inserted, their e-mail copies.
+    On PostgreSQL, one statement for the notifications about orders, one for those about
+    their returns and one for the others, whatever their number: the users read, the
+    notifications inserted, their e-mail copies.
     """
     if connection.vendor == "postgresql":
         created = _create_postgresql(notifications)
@@ -113,20 +129,26 @@ def _create_postgresql(notifications: Sequence[NewNotification]) -> list[Created
     users read, the e-mail copies and, unless this transaction has already sent it, the
     worker's wake-up."""
     created: dict[int, Created] = {}
-    for about_order in (True, False):
-        group = [
-            (position, n)
-            for position, n in enumerate(notifications)
-            if (n.order_id is not None) == about_order
-        ]
+    for key in _UNIQUE_KEYS:
+        group = [(position, n) for position, n in enumerate(notifications) if n.key == key]
         if group:
-            created.update(_create_group(group, about_order=about_order))
+            created.update(_create_group(group, key=key))
     return [created[position] for position in range(len(notifications))]
 
 
-def _create_group(
-    group: Sequence[tuple[int, NewNotification]], *, about_order: bool
-) -> dict[int, Created]:
+# Each key's unique index as ``ON CONFLICT`` names it (see the model's constraints).
+_UNIQUE_KEYS = {
+    # notification_once_per_order_event, a partial unique index
+    "order": "(user_id, order_id, kind, shipment_id) WHERE order_id IS NOT NULL",
+    # notification_once_per_return_event, a partial unique index (its rows are under the one
+    # above too, told apart there by their shipment_id: see Notification.shipment_id)
+    "return": "(user_id, order_id, kind, return_id) WHERE return_id IS NOT NULL",
+    # notification_once_per_message
+    "message": "(user_id, source_message_id)",
+}
+
+
+def _create_group(group: Sequence[tuple[int, NewNotification]], *, key: str) -> dict[int, Created]:
     wake = not notify.notified_in_this_transaction(NOTIFY_CHANNEL)
     now = timezone.now()
     params: dict[str, Any] = {
@@ -136,13 +158,14 @@ def _create_group(
         "bodies": [n.body for _, n in group],
         "orders": [None if n.order_id is None else str(n.order_id) for _, n in group],
         "products": [n.product_id for _, n in group],
-        "shipments": [n.shipment_id for _, n in group],
+        "shipments": [n.stored_shipment_id for _, n in group],
+        "returns": [n.return_id for _, n in group],
         "messages": [n.causation.id for _, n in group],
         "now": now,
         "pending": EmailDelivery.Status.PENDING.value,
     }
     with connection.cursor() as cursor:
-        cursor.execute(_create_statement(about_order=about_order, wake=wake), params)
+        cursor.execute(_create_statement(key=key, wake=wake), params)
         rows = cursor.fetchall()
     if wake and any(row[3] is not None for row in rows):
         notify.mark_notified(NOTIFY_CHANNEL)
@@ -152,7 +175,7 @@ def _create_group(
 
 
 @functools.cache
-def _create_statement(*, about_order: bool, wake: bool) -> str:
+def _create_statement(*, key: str, wake: bool) -> str:
     """The SQL of :func:`_create_group`. A row per notification given (``position``, from 1):
     whether its user exists, the new notification's id and its delivery's (each NULL when none
     was created).
@@ -167,31 +190,28 @@ def _create_statement(*, about_order: bool, wake: bool) -> str:
     users, notifications, deliveries = (
         quote(model._meta.db_table) for model in (User, Notification, EmailDelivery)
     )
-    if about_order:  # notification_once_per_order_event, a partial unique index
-        unique_key = "(user_id, order_id, kind, shipment_id) WHERE order_id IS NOT NULL"
-    else:  # notification_once_per_message
-        unique_key = "(user_id, source_message_id)"
+    unique_key = _UNIQUE_KEYS[key]
     woken = f", CASE WHEN d.id IS NOT NULL THEN pg_notify('{NOTIFY_CHANNEL}', '') END"
     sql = f"""
         WITH i AS (
             SELECT * FROM unnest(
                 %(users)s::bigint[], %(kinds)s::text[], %(titles)s::text[], %(bodies)s::text[],
                 %(orders)s::uuid[], %(products)s::bigint[], %(shipments)s::bigint[],
-                %(messages)s::uuid[]
+                %(returns)s::bigint[], %(messages)s::uuid[]
             ) WITH ORDINALITY AS i (
-                user_id, kind, title, body, order_id, product_id, shipment_id, source_message_id,
-                position
+                user_id, kind, title, body, order_id, product_id, shipment_id, return_id,
+                source_message_id, position
             )
         ), u AS (
             SELECT id, email, email_notifications FROM {users}
             WHERE id = ANY(%(users)s::bigint[])
         ), n AS (
             INSERT INTO {notifications} (
-                user_id, kind, title, body, order_id, product_id, shipment_id, source_message_id,
-                created_at
+                user_id, kind, title, body, order_id, product_id, shipment_id, return_id,
+                source_message_id, created_at
             )
             SELECT u.id, i.kind, i.title, i.body, i.order_id, i.product_id, i.shipment_id,
-                i.source_message_id, %(now)s::timestamptz
+                i.return_id, i.source_message_id, %(now)s::timestamptz
             FROM i JOIN u ON u.id = i.user_id
             ORDER BY i.position
             ON CONFLICT {unique_key} DO NOTHING
@@ -226,7 +246,8 @@ def _create_one_portable(notification: NewNotification) -> Created:
             source_message_id=notification.causation.id,
             order_id=notification.order_id,
             product_id=notification.product_id,
-            shipment_id=notification.shipment_id,
+            shipment_id=notification.stored_shipment_id,
+            return_id=notification.return_id,
         )
     except User.DoesNotExist:
         return Created(notification_id=None, user_known=False)
@@ -244,24 +265,26 @@ def _create_portable(
     order_id: str | uuid.UUID | None,
     product_id: int | None,
     shipment_id: int = 0,
+    return_id: int | None = None,
 ) -> int | None:
     """The same with the ORM, for SQLite (no data-modifying ``WITH``)."""
     user = User.objects.only("email", "email_notifications").get(pk=user_id)
     fields = {"kind": kind, "title": title, "body": body, "product_id": product_id}
-    if order_id is not None:
-        notification, created = Notification.objects.get_or_create(
-            user=user,
-            order_id=order_id,
-            kind=kind,
-            shipment_id=shipment_id,
-            defaults={**fields, "source_message_id": source_message_id},
-        )
+    # The lookup of the unique key it falls under (see notifications_create), and the rest.
+    key: dict[str, Any]
+    rest: dict[str, Any]
+    if return_id is not None:
+        key = {"order_id": order_id, "kind": kind, "return_id": return_id}
+        rest = {"shipment_id": shipment_id, "source_message_id": source_message_id}
+    elif order_id is not None:
+        key = {"order_id": order_id, "kind": kind, "shipment_id": shipment_id}
+        rest = {"source_message_id": source_message_id}
     else:
-        notification, created = Notification.objects.get_or_create(
-            user=user,
-            source_message_id=source_message_id,
-            defaults={**fields, "order_id": None},
-        )
+        key = {"source_message_id": source_message_id}
+        rest = {"order_id": None}
+    notification, created = Notification.objects.get_or_create(
+        user=user, **key, defaults={**fields, **rest}
+    )
     if not created:
         return None
     email_delivery_schedule(notification=notification)

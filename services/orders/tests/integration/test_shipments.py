@@ -55,11 +55,28 @@ def order(products: dict) -> Order:
     return confirmed
 
 
+@pytest.fixture
+def unallocated_order(products: dict) -> Order:
+    """Confirmed by an older inventory (stock.reserved v1): where its units are is unknown."""
+    confirmed = place("v1")
+    reserve(confirmed, None)
+    return confirmed
+
+
 def ship(client: APIClient, order: Order, warehouse: str, lines: list | None = None) -> Any:
     payload: dict[str, Any] = {"warehouse": warehouse}
     if lines is not None:
         payload["lines"] = lines
     return client.post(f"/api/orders/{order.id}/shipments/", payload, format="json")
+
+
+def shipped(client: APIClient, order: Order, warehouse: str, units: int | None = None) -> Any:
+    """A shipment that must be accepted: ``units`` of product 1 from ``warehouse`` (None:
+    everything left there); the shipment as answered."""
+    lines = None if units is None else [{"product_id": 1, "quantity": units}]
+    response = ship(client, order, warehouse, lines)
+    assert response.status_code == 201, response.content
+    return response.json()
 
 
 def detail(client: APIClient, order: Order) -> dict[str, Any]:
@@ -97,21 +114,18 @@ class TestInParts:
     def test_the_history_counts_one_unit_as_one(
         self, staff: APIClient, customer: APIClient, order: Order
     ) -> None:
-        shipped = ship(staff, order, "wh-east", [{"product_id": 1, "quantity": 1}])
+        shipment = shipped(staff, order, "wh-east", 1)
 
-        assert shipped.status_code == 201, shipped.content
         reason = detail(customer, order)["history"][-1]["reason"]
-        assert reason == f"shipment {shipped.json()['id']} from wh-east: 1 unit"
+        assert reason == f"shipment {shipment['id']} from wh-east: 1 unit"
 
     def test_three_of_five_from_one_warehouse_then_two_from_another(
         self, staff: APIClient, customer: APIClient, order: Order
     ) -> None:
-        first = ship(staff, order, "wh-east", [{"product_id": 1, "quantity": 3}])
+        first = shipped(staff, order, "wh-east", 3)
 
-        assert first.status_code == 201, first.content
-        shipment = first.json()
-        assert shipment["warehouse"] == "wh-east"
-        assert shipment["lines"] == [{"product_id": 1, "quantity": 3}]
+        assert first["warehouse"] == "wh-east"
+        assert first["lines"] == [{"product_id": 1, "quantity": 3}]
         body = detail(customer, order)
         assert body["status"] == "PARTIALLY_SHIPPED"
         assert quantities(body) == {1: (5, 3, 0), 2: (2, 0, 0)}
@@ -120,15 +134,14 @@ class TestInParts:
             (1, "wh-west", 2, 0),
             (2, "wh-east", 2, 0),
         ]
-        assert body["shipments"] == [shipment]
+        assert body["shipments"] == [first]
         assert body["history"][-1]["from_status"] == "CONFIRMED"
         assert body["history"][-1]["to_status"] == "PARTIALLY_SHIPPED"
-        assert body["history"][-1]["reason"] == f"shipment {shipment['id']} from wh-east: 3 units"
+        assert body["history"][-1]["reason"] == f"shipment {first['id']} from wh-east: 3 units"
 
-        second = ship(staff, order, "wh-west")  # lines omitted: all that is left there
+        second = shipped(staff, order, "wh-west")  # lines omitted: all that is left there
 
-        assert second.status_code == 201, second.content
-        assert second.json()["lines"] == [{"product_id": 1, "quantity": 2}]
+        assert second["lines"] == [{"product_id": 1, "quantity": 2}]
         body = detail(customer, order)
         assert body["status"] == "PARTIALLY_SHIPPED"  # product 2 is still in wh-east
         assert quantities(body) == {1: (5, 5, 0), 2: (2, 0, 0)}
@@ -136,20 +149,17 @@ class TestInParts:
             "PARTIALLY_SHIPPED",
             "PARTIALLY_SHIPPED",
         )
-        assert (
-            body["history"][-1]["reason"] == f"shipment {second.json()['id']} from wh-west: 2 units"
-        )
+        assert body["history"][-1]["reason"] == f"shipment {second['id']} from wh-west: 2 units"
 
-        third = ship(staff, order, "wh-east")
+        third = shipped(staff, order, "wh-east")
 
-        assert third.status_code == 201, third.content
         body = detail(customer, order)
         assert body["status"] == "SHIPPED"
         assert quantities(body) == {1: (5, 5, 0), 2: (2, 2, 0)}
         assert [s["id"] for s in body["shipments"]] == [
-            first.json()["id"],
-            second.json()["id"],
-            third.json()["id"],
+            first["id"],
+            second["id"],
+            third["id"],
         ]
         assert body["history"][-1]["to_status"] == "SHIPPED"
 
@@ -159,21 +169,21 @@ class TestInParts:
         assert [event.data for event in events] == [
             {
                 **common,
-                "shipment_id": first.json()["id"],
+                "shipment_id": first["id"],
                 "warehouse": "wh-east",
                 "lines": [{"product_id": 1, "quantity": 3}],
                 "complete": False,
             },
             {
                 **common,
-                "shipment_id": second.json()["id"],
+                "shipment_id": second["id"],
                 "warehouse": "wh-west",
                 "lines": [{"product_id": 1, "quantity": 2}],
                 "complete": False,
             },
             {
                 **common,
-                "shipment_id": third.json()["id"],
+                "shipment_id": third["id"],
                 "warehouse": "wh-east",
                 "lines": [{"product_id": 2, "quantity": 2}],
                 "complete": True,
@@ -184,12 +194,12 @@ class TestInParts:
     def test_the_shipments_are_listed_for_the_owner_and_staff(
         self, staff: APIClient, customer: APIClient, other_customer: APIClient, order: Order
     ) -> None:
-        shipped = ship(staff, order, "wh-west").json()
+        shipment = shipped(staff, order, "wh-west")
 
         for client in (staff, customer):
             response = client.get(f"/api/orders/{order.id}/shipments/")
             assert response.status_code == 200
-            assert response.json() == [shipped]
+            assert response.json() == [shipment]
         assert other_customer.get(f"/api/orders/{order.id}/shipments/").status_code == 404
         assert APIClient().get(f"/api/orders/{order.id}/shipments/").status_code == 401
 
@@ -210,7 +220,7 @@ class TestInParts:
     def test_more_than_is_left_after_a_shipment_is_refused(
         self, staff: APIClient, order: Order
     ) -> None:
-        assert ship(staff, order, "wh-east", [{"product_id": 1, "quantity": 2}]).status_code == 201
+        shipped(staff, order, "wh-east", 2)
 
         response = ship(staff, order, "wh-east", [{"product_id": 1, "quantity": 2}])
 
@@ -234,7 +244,7 @@ class TestInParts:
         nothing_shipped(order)
 
     def test_a_warehouse_with_nothing_left_is_refused(self, staff: APIClient, order: Order) -> None:
-        assert ship(staff, order, "wh-west").status_code == 201
+        shipped(staff, order, "wh-west")
 
         response = ship(staff, order, "wh-west")
 
@@ -297,10 +307,9 @@ class TestInParts:
         assert outbox("order.shipped") == []
 
     def test_an_unknown_allocation_is_refused_pointing_to_ship(
-        self, staff: APIClient, products: dict
+        self, staff: APIClient, unallocated_order: Order
     ) -> None:
-        order = place("v1")
-        reserve(order, None)  # an older inventory
+        order = unallocated_order
         assert Order.objects.get(pk=order.pk).status == OrderStatus.CONFIRMED
 
         response = ship(staff, order, "wh-east")
@@ -320,7 +329,7 @@ class TestCancellingWhatIsLeft:
     def test_after_the_first_part_the_rest_is_cancelled_and_the_order_ends_shipped(
         self, staff: APIClient, customer: APIClient, order: Order
     ) -> None:
-        assert ship(staff, order, "wh-east", [{"product_id": 1, "quantity": 3}]).status_code == 201
+        shipped(staff, order, "wh-east", 3)
 
         response = customer.post(f"/api/orders/{order.id}/cancel/")
 
@@ -353,7 +362,7 @@ class TestCancellingWhatIsLeft:
     def test_a_late_stock_event_leaves_a_partially_shipped_order_as_it_is(
         self, staff: APIClient, order: Order
     ) -> None:
-        assert ship(staff, order, "wh-west").status_code == 201
+        shipped(staff, order, "wh-west")
         reserve(order)  # redelivered under another message id
         with transaction.atomic():
             HANDLERS["stock.released"](stock_event("stock.released", order.id, reason="late"))
@@ -373,7 +382,7 @@ class TestShippingWhatRemains:
     def test_after_a_partial_shipment_the_rest_ships_per_warehouse(
         self, staff: APIClient, order: Order
     ) -> None:
-        assert ship(staff, order, "wh-east", [{"product_id": 1, "quantity": 1}]).status_code == 201
+        shipped(staff, order, "wh-east", 1)
 
         response = staff.post(f"/api/orders/{order.id}/ship/")
 
@@ -396,10 +405,9 @@ class TestShippingWhatRemains:
         assert [e.data["shipment_id"] for e in events] == [s["id"] for s in body["shipments"]]
 
     def test_an_unknown_allocation_ships_whole_from_no_named_warehouse(
-        self, staff: APIClient, products: dict
+        self, staff: APIClient, unallocated_order: Order
     ) -> None:
-        order = place("v1")
-        reserve(order, None)
+        order = unallocated_order
 
         body = staff.post(f"/api/orders/{order.id}/ship/").json()
 
@@ -452,7 +460,7 @@ class TestWhileVersionOneIsPublished:
         self, staff: APIClient, order: Order, settings: Any
     ) -> None:
         settings.MESSAGING_EVENT_VERSIONS = "latest"
-        assert ship(staff, order, "wh-west").status_code == 201
+        shipped(staff, order, "wh-west")
         settings.MESSAGING_EVENT_VERSIONS = ""  # told otherwise again
 
         response = staff.post(f"/api/orders/{order.id}/ship/")
@@ -466,10 +474,8 @@ class TestWhileVersionOneIsPublished:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("latest")
 def test_two_requests_for_the_same_units_never_ship_more_than_allocated(
-    client_for: Any, products: dict
+    client_for: Any, order: Order
 ) -> None:
-    order = place("race")
-    reserve(order)
     answers: list[int] = []
     barrier = threading.Barrier(4)
 
