@@ -30,7 +30,9 @@ ROUTES: dict[str, str] = {
     "categories": "inventory",
     "warehouses": "inventory",
     "stock-transfers": "inventory",
+    "backorders": "inventory",
     "orders": "orders",
+    "returns": "orders",
     "users": "user-notification",
     "notifications": "user-notification",
 }

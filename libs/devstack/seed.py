@@ -261,25 +261,27 @@ def _order(
     decided = ("CONFIRMED", "REJECTED", "BACKORDERED", "PARTIALLY_SHIPPED", "SHIPPED", "CANCELLED")
     order = _status(admin, order_id, *decided)
     if order["status"] == "CONFIRMED" and target != "CONFIRMED":
-        order = _move_on(admin, order, seed)
+        order = _move_on(admin, order, seed, products)
     if order["status"] != target:
         raise SeedError(f"the {seed.state} order {order_id} is {order['status']}, not {target}")
     say(f"order {order_id[:8]} {seed.state.replace('_', ' ')}")
     return order_id
 
 
-def _move_on(admin: Client, order: dict, seed: OrderSeed) -> dict:
-    """From CONFIRMED to the seed's state: ship part of it, all of it, or cancel it."""
+def _move_on(admin: Client, order: dict, seed: OrderSeed, products: dict[str, int]) -> dict:
+    """From CONFIRMED to the seed's state: ship one unit of its first line (from where it is
+    held), all of it, or cancel it."""
     order_id = order["id"]
     if seed.state == "cancelled":
         admin.call("POST", f"/api/orders/{order_id}/cancel/")
         return _status(admin, order_id, "CANCELLED")
     if seed.state == "partially_shipped":
+        product_id = products[seed.lines[0][0]]
         order = _wait(admin, order_id, lambda o: bool(o.get("allocations")))
-        first = order["allocations"][0]
+        held = next(a for a in order["allocations"] if a["product_id"] == product_id)
         body = {
-            "warehouse": first["warehouse"],
-            "lines": [{"product_id": first["product_id"], "quantity": 1}],
+            "warehouse": held["warehouse"],
+            "lines": [{"product_id": product_id, "quantity": 1}],
         }
         admin.call("POST", f"/api/orders/{order_id}/shipments/", json=body)
         return _status(admin, order_id, "PARTIALLY_SHIPPED")
