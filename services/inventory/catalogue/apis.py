@@ -123,6 +123,12 @@ class ProductOutputSerializer(serializers.Serializer):
     category_name = serializers.CharField(source="category.name", default=None, allow_null=True)
     active = serializers.BooleanField()
     low_stock_threshold = serializers.IntegerField()
+    allow_backorder = serializers.BooleanField(
+        help_text="An order short of it waits for deliveries instead of being rejected."
+    )
+    backordered = serializers.IntegerField(
+        help_text="Units its waiting (backordered) orders still miss."
+    )
     on_hand = serializers.SerializerMethodField(help_text="Over every warehouse.")
     reserved = serializers.SerializerMethodField(help_text="Over every warehouse.")
     available = serializers.SerializerMethodField(help_text="on_hand - reserved.")
@@ -164,6 +170,7 @@ class ProductInputSerializer(serializers.Serializer):
     low_stock_threshold = serializers.IntegerField(
         min_value=0, max_value=2_147_483_647, required=False, default=0
     )
+    allow_backorder = serializers.BooleanField(required=False, default=False)
 
 
 class ProductPagination(CursorPagination):

@@ -45,6 +45,10 @@ class Product(models.Model):
     low_stock_threshold: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
         default=0
     )
+    # An order short of it waits for deliveries (BACKORDERED) instead of being rejected.
+    allow_backorder: models.BooleanField[bool, bool] = models.BooleanField(
+        default=False, db_default=False
+    )
     created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
     updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now=True)
 

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from catalogue.models import Category, Product
-from stock.models import StockLevel
+from stock.models import Backorder, StockLevel
 
 
 def category_list() -> QuerySet[Category]:
@@ -14,13 +15,16 @@ def category_list() -> QuerySet[Category]:
 
 def product_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Product]:
     """Products with their stock in each warehouse (``stock_levels``, in allocation order, one
-    statement for a whole page); ``filters`` may hold ``category``, ``active`` and ``sku``."""
+    statement for a whole page) and ``backordered``, the units their waiting orders still
+    miss (a subquery of the page's statement); ``filters`` may hold ``category``, ``active``
+    and ``sku``."""
     filters = filters or {}
     levels = StockLevel.objects.select_related("warehouse").order_by(
         "-warehouse__priority", "warehouse_id"
     )
     products = (
         Product.objects.select_related("category")
+        .annotate(backordered=_backordered())
         .prefetch_related(Prefetch("stock_levels", queryset=levels))
         .order_by("id")
     )
@@ -31,6 +35,17 @@ def product_list(*, filters: dict[str, Any] | None = None) -> QuerySet[Product]:
     if "sku" in filters:
         products = products.filter(sku=filters["sku"])
     return products
+
+
+def _backordered() -> Coalesce:
+    missing = (
+        Backorder.objects.filter(product_id=OuterRef("pk"))
+        .order_by()
+        .values("product_id")
+        .annotate(total=Sum("missing"))
+        .values("total")
+    )
+    return Coalesce(Subquery(missing), Value(0), output_field=IntegerField())
 
 
 def product_get(*, product_id: int) -> Product | None:

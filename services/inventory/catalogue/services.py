@@ -21,6 +21,7 @@ PRODUCT_FIELDS = (
     "category",
     "active",
     "low_stock_threshold",
+    "allow_backorder",
 )
 
 
@@ -66,6 +67,7 @@ def product_create(
     category: Category | None = None,
     active: bool = True,
     low_stock_threshold: int = 0,
+    allow_backorder: bool = False,
 ) -> Product:
     _ensure_sku_free(sku)
     product = Product.objects.create(
@@ -76,6 +78,7 @@ def product_create(
         category=category,
         active=active,
         low_stock_threshold=low_stock_threshold,
+        allow_backorder=allow_backorder,
     )
     stock_level_create(product_id=product.pk)
     product_announce(product=product, correlation_id=correlation_id)

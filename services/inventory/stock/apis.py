@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import MethodNotAllowed
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,7 +15,14 @@ from service_runtime.openapi import cursor_parameters, errors, page_parameters, 
 from service_runtime.pagination import CursorPagination, Pagination, paginated_response
 from service_runtime.request_context import correlation_id
 from stock.models import StockLevel, Warehouse
-from stock.selectors import Totals, stock_ledger_list, stock_levels_of, warehouse_list
+from stock.selectors import (
+    Totals,
+    backorder_of_order,
+    backorder_waiting_list,
+    stock_ledger_list,
+    stock_levels_of,
+    warehouse_list,
+)
 from stock.services import stock_adjust, stock_transfer
 from stock.warehouses import warehouse_create, warehouse_named, warehouse_update
 
@@ -276,6 +284,60 @@ class WarehouseDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         warehouse = warehouse_update(warehouse=warehouse, data=serializer.validated_data)
         return Response(self.OutputSerializer(warehouse).data)
+
+
+class BackorderPlaceOutputSerializer(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    place = serializers.IntegerField(help_text="1-based, in serving order.")
+    quantity = serializers.IntegerField(help_text="Units of this product it still misses.")
+    waiting_since = serializers.DateTimeField()
+    overdue = serializers.BooleanField(help_text="Waited long enough to be served first.")
+
+
+class ProductBackorderListApi(APIView):
+    """Staff see a product's waiting list in the order deliveries serve it: the overdue
+    orders first, then the others, each in arrival order."""
+
+    permission_classes = [IsStaff]
+    OutputSerializer = BackorderPlaceOutputSerializer
+
+    @extend_schema(
+        operation_id="product_backorders_list",
+        responses={200: BackorderPlaceOutputSerializer(many=True), **errors(401, 403, 404)},
+    )
+    def get(self, request: Request, product_id: int) -> Response:
+        _product_stock(product_id)
+        places = backorder_waiting_list(product_id=product_id)
+        return Response(self.OutputSerializer(places, many=True).data)
+
+
+class BackorderDetailApi(APIView):
+    """An order's places in the waiting lists: its owner's or staff's; a 404 for anyone else,
+    as for an order inventory has not seen."""
+
+    permission_classes = [IsAuthenticated]
+
+    class OutputSerializer(serializers.Serializer):
+        class LineSerializer(serializers.Serializer):
+            product_id = serializers.IntegerField()
+            missing = serializers.IntegerField(help_text="Units of it the order still misses.")
+            place = serializers.IntegerField(help_text="In the product's waiting list, 1-based.")
+
+        order_id = serializers.UUIDField()
+        status = serializers.CharField(help_text="Its reservation's; lines only if BACKORDERED.")
+        lines = LineSerializer(many=True)
+
+    @extend_schema(
+        operation_id="backorder_retrieve", responses={200: OutputSerializer, **errors(401, 404)}
+    )
+    def get(self, request: Request, order_id: str) -> Response:
+        found = backorder_of_order(order_id=order_id)
+        user = request.user
+        if found is None or not (
+            getattr(user, "is_staff", False) or found.user_id == getattr(user, "id", None)
+        ):
+            raise Http404("No backorder matches the given query.")
+        return Response(self.OutputSerializer(found).data)
 
 
 def _product_stock(product_id: int) -> list[StockLevel]:

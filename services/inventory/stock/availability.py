@@ -23,6 +23,7 @@ class Offer(NamedTuple):
 
     active: bool  # the product's
     shelves: tuple[Shelf, ...] = ()
+    allow_backorder: bool = False  # the product's: an order short of it may wait for it
 
     @property
     def available(self) -> int:
@@ -93,10 +94,16 @@ class Allocation:
     available_before: dict[int, int]  # of its known products, what the orders ahead of it left
     # Units taken per (product id, warehouse id), in that order; empty when rejected.
     taken: dict[Key, int] = field(default_factory=dict)
+    # Backordered: the units still missing per product (it holds ``taken``); else empty.
+    waiting: dict[int, int] = field(default_factory=dict)
 
     @property
     def reserved(self) -> bool:
         return not self.shortfalls
+
+    @property
+    def backordered(self) -> bool:
+        return bool(self.waiting)
 
 
 def allocate_in_turn(
@@ -104,19 +111,53 @@ def allocate_in_turn(
 ) -> list[Allocation]:
     """Each order in turn, all of it or nothing, against what the orders ahead of it left:
     what reserving them one at a time, in this order, would decide. Where the units of an
-    order come from: :func:`choose_warehouses`."""
+    order come from: :func:`choose_warehouses`.
+
+    An order short only of products that are active and allow backorders is not rejected
+    but backordered: it takes what there is of each line (:func:`take_available`) and waits
+    for the rest.
+    """
     left = dict(offers)
     allocations: list[Allocation] = []
     for wanted in orders:
         found = shortfalls(wanted, left)
         before = {pid: left[pid].available for pid in wanted if pid in left}
         taken: dict[Key, int] = {}
+        waiting: dict[int, int] = {}
         if not found:
             taken = choose_warehouses(wanted, left)
-            for (pid, warehouse_id), quantity in taken.items():
-                left[pid] = left[pid].taken(warehouse_id, quantity)
-        allocations.append(Allocation(found, before, taken))
+        elif backorderable(found, left):
+            taken = take_available(wanted, left)
+            waiting = {s.product_id: s.requested - s.available for s in found}
+        for (pid, warehouse_id), quantity in taken.items():
+            left[pid] = left[pid].taken(warehouse_id, quantity)
+        allocations.append(Allocation(found, before, taken, waiting))
     return allocations
+
+
+def backorderable(found: Iterable[Shortfall], offers: Mapping[int, Offer]) -> bool:
+    """Whether every product an order is short of is known, active and allows backorders."""
+    for shortfall in found:
+        offer = offers.get(shortfall.product_id)
+        if offer is None or not offer.active or not offer.allow_backorder:
+            return False
+    return True
+
+
+def take_available(wanted: Mapping[int, int], offers: Mapping[int, Offer]) -> dict[Key, int]:
+    """What an order that cannot have everything takes now: each line in turn as much as its
+    active warehouses hold, in allocation order (as a split allocation does), up to what it
+    wants. Returns the units per (product id, warehouse id), in that order."""
+    taken: dict[Key, int] = {}
+    for pid, quantity in wanted.items():
+        shelves = {s.warehouse_id: s.available for s in offers[pid].shelves if s.active}
+        missing = quantity
+        for warehouse_id in allocation_order(offers[pid].shelves):
+            units = min(missing, max(shelves[warehouse_id], 0))
+            if units > 0:
+                taken[pid, warehouse_id] = units
+                missing -= units
+    return dict(sorted(taken.items()))
 
 
 def choose_warehouses(wanted: Mapping[int, int], offers: Mapping[int, Offer]) -> dict[Key, int]:

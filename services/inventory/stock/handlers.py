@@ -12,7 +12,9 @@ from stock.metrics import reservation_decided
 from stock.services import (
     OrderToReserve,
     ReservationMissing,
+    ReturnUnknownProduct,
     Shipment,
+    stock_receive_return,
     stock_release,
     stock_reserve_many,
     stock_ship,
@@ -67,8 +69,25 @@ def on_order_shipped(envelope: Envelope) -> None:
         raise RejectMessage(str(exc)) from exc
 
 
+def on_return_received(envelope: Envelope) -> None:
+    """Returned units arrived: restocked ones back on hand, damaged ones written off."""
+    data = envelope.data
+    try:
+        stock_receive_return(
+            return_id=data["return_id"],
+            order_id=data["order_id"],
+            warehouse=data["warehouse"],
+            lines=data["lines"],
+            causation=envelope,
+        )
+    except ReturnUnknownProduct as exc:
+        # Only products sold here are returned: an operator must look.
+        raise RejectMessage(str(exc)) from exc
+
+
 HANDLERS: dict[str, Handler] = {
     "order.created": BatchHandler(one=on_order_created, many=on_order_created_batch),
     "order.cancelled": on_order_cancelled,
     "order.shipped": on_order_shipped,
+    "return.received": on_return_received,
 }

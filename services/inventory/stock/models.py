@@ -96,6 +96,9 @@ class StockLedgerEntry(models.Model):
         SHIP = "ship"
         # One entry out of the source warehouse (negative), one into the destination.
         TRANSFER = "transfer"
+        # Returned units back on hand; damaged returned units, written off (no stock change).
+        RETURN = "return"
+        WRITE_OFF = "write_off"
 
     product: models.ForeignKey[models.Model, models.Model] = models.ForeignKey(
         "catalogue.Product", on_delete=models.PROTECT, related_name="stock_ledger"
@@ -152,6 +155,9 @@ class Reservation(models.Model):
         # Some of its units shipped, the others still held.
         PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"
         REJECTED = "REJECTED"
+        # Short of products that allow backorders: it holds what there was and waits for the
+        # rest (its ``Backorder`` rows), then becomes RESERVED.
+        BACKORDERED = "BACKORDERED"
         RELEASED = "RELEASED"
         SHIPPED = "SHIPPED"
         CANCELLED = "CANCELLED"
@@ -165,10 +171,11 @@ class Reservation(models.Model):
     lines: models.JSONField[list[dict[str, int]], list[dict[str, int]]] = models.JSONField(
         default=list
     )
-    # Where the units of ``lines`` are held: [{"product_id": 1, "warehouse_id": 2,
-    # "quantity": 2, "shipped": 1}, ...] in (product id, warehouse id) order; what release and
-    # shipment give back, warehouse by warehouse. ``shipped`` (absent: 0) counts the units of
-    # the entry that have left. Empty unless the order was reserved.
+    # Where the units of ``lines`` are held (a BACKORDERED one: what it holds so far):
+    # [{"product_id": 1, "warehouse_id": 2, "quantity": 2, "shipped": 1}, ...] in (product id,
+    # warehouse id) order; what release and shipment give back, warehouse by warehouse.
+    # ``shipped`` (absent: 0) counts the units of the entry that have left. Empty unless the
+    # order was reserved (or backordered).
     allocations: models.JSONField[list[dict[str, int]], list[dict[str, int]]] = models.JSONField(
         default=list
     )
@@ -198,6 +205,59 @@ class Reservation(models.Model):
     def active(self) -> bool:
         """Whether it still holds units for its order (reserved, maybe partly shipped)."""
         return self.status in (self.Status.RESERVED, self.Status.PARTIALLY_SHIPPED)
+
+
+class Backorder(models.Model):
+    """Units of one product a BACKORDERED reservation still misses: its place in that
+    product's waiting list. Arrival order is the reservation's id, waiting since its creation;
+    the row goes when the order is complete or cancelled."""
+
+    reservation: models.ForeignKey[Reservation, Reservation] = models.ForeignKey(
+        Reservation, on_delete=models.CASCADE, related_name="backorders", db_index=False
+    )
+    reservation_id: int
+    # No index of its own: ``backorder_by_product`` serves it.
+    product: models.ForeignKey[models.Model, models.Model] = models.ForeignKey(
+        "catalogue.Product", on_delete=models.PROTECT, related_name="backorders", db_index=False
+    )
+    product_id: int
+    missing: models.PositiveIntegerField[int, int] = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["reservation_id", "product_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reservation", "product"], name="backorder_one_row_per_product"
+            ),
+            models.CheckConstraint(condition=Q(missing__gte=1), name="backorder_missing_positive"),
+        ]
+        indexes = [models.Index(fields=["product", "reservation"], name="backorder_by_product")]
+
+    def __str__(self) -> str:
+        return f"reservation {self.reservation_id} misses {self.missing} of {self.product_id}"
+
+
+class BackorderWake(models.Model):
+    """A product whose waiting list needs another pass: a pass met a waiting order naming a
+    product it had not locked. The inventory worker's backorder job serves it and deletes it."""
+
+    product_id: models.BigIntegerField[int, int] = models.BigIntegerField(unique=True)
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"wake product {self.product_id}"
+
+
+class ReturnReceipt(models.Model):
+    """A return (by its id in the orders service) whose received units are already on hand:
+    the same return delivered again, under another message id, moves nothing."""
+
+    return_id: models.BigIntegerField[int, int] = models.BigIntegerField(unique=True)
+    order_id: models.UUIDField[uuid.UUID | str, uuid.UUID] = models.UUIDField()
+    created_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"return {self.return_id} of order {self.order_id}"
 
 
 def unshipped(allocations: list[dict[str, int]]) -> dict[tuple[int, int], int]:

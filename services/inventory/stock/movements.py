@@ -45,7 +45,8 @@ _RESERVATIONS = Reservation._meta.db_table
 # warehouse deactivated meanwhile only stops the allocations that start after it).
 _LOCK_SQL = (
     "SELECT s.product_id, s.warehouse_id, s.on_hand, s.reserved,"  # noqa: S608 (table names)
-    " p.active, p.sku, p.name, p.low_stock_threshold, w.active, w.priority, w.code"
+    " p.active, p.sku, p.name, p.low_stock_threshold, w.active, w.priority, w.code,"
+    " p.allow_backorder"
     f" FROM {_LEVELS} AS s JOIN {_PRODUCTS} AS p ON p.id = s.product_id"
     f" JOIN {_WAREHOUSES} AS w ON w.id = s.warehouse_id"
     " WHERE s.product_id = ANY(%s::bigint[])"
@@ -142,6 +143,7 @@ class Level:
     warehouse_active: bool
     priority: int
     warehouse_code: str  # what events name the warehouse by
+    allow_backorder: bool = False  # the product's
 
     @property
     def available(self) -> int:
@@ -197,6 +199,7 @@ def lock_levels(product_ids: Iterable[int]) -> dict[Key, Level]:
                 "warehouse__active",
                 "warehouse__priority",
                 "warehouse__code",
+                "product__allow_backorder",
             )
         )
     levels = (Level(*row) for row in rows)
@@ -212,7 +215,7 @@ def offers(levels: Levels) -> dict[int, Offer]:
     """What can be sold of each product of the locked rows, warehouse by warehouse."""
     found: dict[int, Offer] = {}
     for level in levels.values():
-        offer = found.get(level.product_id) or Offer(level.active)
+        offer = found.get(level.product_id) or Offer(level.active, (), level.allow_backorder)
         shelf = Shelf(level.warehouse_id, level.available, level.priority, level.warehouse_active)
         found[level.product_id] = offer._replace(shelves=(*offer.shelves, shelf))
     return found
@@ -270,19 +273,23 @@ def apply(
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What to write for one order: the reservation of ``wanted``, taking ``taken`` from each
-    warehouse, or its rejection."""
+    warehouse, or its rejection; backordered when it takes ``taken`` and waits for
+    ``waiting``."""
 
     order_id: str
     user_id: int
     wanted: Mapping[int, int]
     taken: Mapping[Key, int] = field(default_factory=dict)  # units per (product, warehouse)
     rejection: str | None = None  # why it is rejected; None: reserve ``wanted``
+    waiting: Mapping[int, int] = field(default_factory=dict)  # units missing per product
 
     @property
     def status(self) -> str:
-        if self.rejection is None:
-            return Reservation.Status.RESERVED
-        return Reservation.Status.REJECTED
+        if self.rejection is not None:
+            return Reservation.Status.REJECTED
+        if self.waiting:
+            return Reservation.Status.BACKORDERED
+        return Reservation.Status.RESERVED
 
 
 def reserve(levels: Levels, decisions: Sequence[Decision]) -> dict[str, Reservation]:

@@ -2,11 +2,21 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from stock.models import Reservation, StockLedgerEntry, StockLevel, Warehouse, unshipped
+from stock.backorders import priority_after
+from stock.models import (
+    Backorder,
+    Reservation,
+    StockLedgerEntry,
+    StockLevel,
+    Warehouse,
+    unshipped,
+)
 
 
 def warehouse_list() -> QuerySet[Warehouse]:
@@ -103,10 +113,14 @@ def stock_ledger_mismatches() -> list[Mismatch]:
 
 
 def reserved_units() -> Counter[tuple[int, int]]:
-    """Units held by RESERVED (or partly shipped) reservations and not shipped yet, per
-    (product id, warehouse id)."""
+    """Units held by RESERVED (or partly shipped) reservations and by BACKORDERED ones (what
+    they hold so far) and not shipped yet, per (product id, warehouse id)."""
     units: Counter[tuple[int, int]] = Counter()
-    statuses = [Reservation.Status.RESERVED, Reservation.Status.PARTIALLY_SHIPPED]
+    statuses = [
+        Reservation.Status.RESERVED,
+        Reservation.Status.PARTIALLY_SHIPPED,
+        Reservation.Status.BACKORDERED,
+    ]
     reserved = Reservation.objects.filter(status__in=statuses)
     for allocations in reserved.values_list("allocations", flat=True).iterator(chunk_size=2000):
         units.update(unshipped(allocations))
@@ -124,3 +138,63 @@ def _ledger_sum(field: str) -> Coalesce:
         .values("total")
     )
     return Coalesce(Subquery(total), Value(0), output_field=IntegerField())
+
+
+@dataclass(frozen=True)
+class Place:
+    """One order in a product's waiting list."""
+
+    order_id: str
+    user_id: int | None
+    place: int  # 1-based, in serving order
+    quantity: int  # units of the product it still misses
+    waiting_since: datetime
+    overdue: bool
+
+
+def backorder_waiting_list(*, product_id: int, now: datetime | None = None) -> list[Place]:
+    """A product's waiting orders in the order a pass serves them: those waiting longer than
+    ``INVENTORY_BACKORDER_PRIORITY_AFTER_SECONDS`` first, then the others, each in arrival
+    order (stock.backorders)."""
+    cutoff = (now or timezone.now()) - priority_after()
+    rows = (
+        Backorder.objects.filter(
+            product_id=product_id, reservation__status=Reservation.Status.BACKORDERED
+        )
+        .order_by("reservation_id")
+        .values_list(
+            "reservation__order_id", "reservation__user_id", "missing", "reservation__created_at"
+        )
+    )
+    waiting = [(str(o), user, missing, since, since <= cutoff) for o, user, missing, since in rows]
+    waiting.sort(key=lambda row: not row[4])  # stable: arrival order within each group
+    return [
+        Place(o, user, i, missing, since, overdue)
+        for i, (o, user, missing, since, overdue) in enumerate(waiting, 1)
+    ]
+
+
+@dataclass(frozen=True)
+class OrderBackorder:
+    """What an order waits for: per product, the units it misses and its place."""
+
+    order_id: str
+    user_id: int | None
+    status: str
+    lines: list[dict[str, int]]
+
+
+def backorder_of_order(*, order_id: str) -> OrderBackorder | None:
+    """An order's reservation status and its places in the waiting lists (none once it is no
+    longer BACKORDERED); None for an order inventory has not seen."""
+    reservation = Reservation.objects.filter(order_id=order_id).first()
+    if reservation is None:
+        return None
+    order_id = str(reservation.order_id)
+    lines = []
+    if reservation.status == Reservation.Status.BACKORDERED:
+        for row in Backorder.objects.filter(reservation=reservation).order_by("product_id"):
+            places = backorder_waiting_list(product_id=row.product_id)
+            place = next(p.place for p in places if p.order_id == order_id)
+            lines.append({"product_id": row.product_id, "missing": row.missing, "place": place})
+    return OrderBackorder(order_id, reservation.user_id, reservation.status, lines)

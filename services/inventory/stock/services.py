@@ -12,14 +12,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from errors import ErrorCode
 from messaging.consumer import handling
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
 from service_runtime.errors import refused
-from stock import movements
+from stock import backorders, movements
 from stock.availability import (
     Allocation,
     ShipmentRefused,
@@ -29,7 +30,15 @@ from stock.availability import (
     rejection_reason,
     shipment_units,
 )
-from stock.models import Reservation, StockLedgerEntry, StockLevel
+from stock.models import (
+    DEFAULT_WAREHOUSE_CODE,
+    Backorder,
+    Reservation,
+    ReturnReceipt,
+    StockLedgerEntry,
+    StockLevel,
+    Warehouse,
+)
 from stock.warehouses import warehouse_default, warehouse_named
 
 logger = logging.getLogger(__name__)
@@ -106,8 +115,9 @@ def stock_reserve_many(*, orders: Sequence[OrderToReserve]) -> list[Reservation]
             wanted=quantities,
             taken=allocation.taken,
             rejection=None
-            if allocation.reserved
+            if allocation.reserved or allocation.backordered
             else rejection_reason(allocation.shortfalls, len(quantities)),
+            waiting=allocation.waiting,
         )
         for order, quantities, allocation in zip(unique, wanted, allocations, strict=True)
     ]
@@ -117,6 +127,7 @@ def stock_reserve_many(*, orders: Sequence[OrderToReserve]) -> list[Reservation]
             missing = [d.order_id for d in decisions if d.order_id not in written]
             raise OrderSeenBefore(f"orders {missing} already have a reservation")
         return [_already_seen(unique[0].order_id)] * len(orders)
+    backorders.record_waiting(decisions, written)
     for order, decision, allocation in zip(unique, decisions, allocations, strict=True):
         with handling(order.causation):
             _announce(written[order.order_id], decision, allocation, levels, order.causation)
@@ -130,8 +141,12 @@ def _announce(
     levels: movements.Levels,
     causation: Envelope,
 ) -> None:
-    """The events of one order's reservation: reserved (and stock now low), or rejected."""
+    """The events of one order's reservation: reserved (and stock now low), backordered, or
+    rejected."""
     order_id, correlation_id = decision.order_id, causation.correlation_id
+    if allocation.backordered:
+        _announce_backordered(reservation, decision, levels, causation)
+        return
     if not allocation.reserved:
         data: dict[str, Any] = {
             "order_id": order_id,
@@ -158,6 +173,24 @@ def _announce(
     _announce_low_stock(levels, before, after, correlation_id=correlation_id, causation=causation)
 
 
+def _announce_backordered(
+    reservation: Reservation,
+    decision: movements.Decision,
+    levels: movements.Levels,
+    causation: Envelope,
+) -> None:
+    """``stock.backordered``: what the order holds now and what it waits for."""
+    data = {
+        "order_id": decision.order_id,
+        "lines": reservation.lines,
+        "allocations": backorders.event_allocations(levels, reservation.allocations),
+        "waiting": movements.as_lines(decision.waiting),
+    }
+    correlation_id = causation.correlation_id
+    publish_event("stock.backordered", data, correlation_id=correlation_id, causation=causation)
+    logger.info("order %s backordered: waits for %s", decision.order_id, dict(decision.waiting))
+
+
 def _already_seen(order_id: str) -> Reservation:
     existing = Reservation.objects.get(order_id=order_id)
     logger.info("order %s already has a %s reservation", order_id, existing.status)
@@ -166,33 +199,47 @@ def _already_seen(order_id: str) -> Reservation:
 
 @transaction.atomic(savepoint=False)
 def stock_release(*, order_id: str, user_id: int, reason: str, causation: Envelope) -> Reservation:
-    """Give back what an order reserved; remember a cancel that came before its order."""
-    reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
-    if reservation is None:
+    """Give back what an order reserved, or what a backordered one holds so far (it stops
+    waiting), and serve the orders waiting on the units given back; remember a cancel that came
+    before its order."""
+    seen = Reservation.objects.filter(order_id=order_id).first()
+    if seen is None:
         # order.cancelled overtook order.created: this tombstone makes the late one a no-op.
         logger.info("order %s cancelled before it was seen here; nothing to release", order_id)
         return Reservation.objects.create(
             order_id=order_id, user_id=user_id, status=Reservation.Status.CANCELLED, reason=reason
         )
-    if not reservation.active:
+    levels = None
+    if seen.status == Reservation.Status.BACKORDERED:
+        # The levels of its products before its row: the order every writer of a backordered
+        # reservation takes them in (stock.backorders).
+        levels = backorders.lock_for_increase(seen.quantities())
+    reservation = Reservation.objects.select_for_update().get(pk=seen.pk)
+    backordered = reservation.status == Reservation.Status.BACKORDERED
+    if not reservation.active and not backordered:
         logger.info("order %s cancelled; its reservation is %s", order_id, reservation.status)
         return reservation
     held = reservation.held()  # what has not shipped: what shipped stays gone
     if held:
+        levels = levels or backorders.lock_for_increase(pid for pid, _ in held)
         movements.apply(
-            movements.lock_levels(pid for pid, _ in held),
+            levels,
             {key: (0, -quantity) for key, quantity in held.items()},
             kind=StockLedgerEntry.Kind.RELEASE,
             reason="released: order cancelled",
             order_id=order_id,
         )
-    status = Reservation.Status.RELEASED if held else Reservation.Status.SHIPPED
+    if backordered:
+        Backorder.objects.filter(reservation_id=reservation.pk).delete()
+    status = Reservation.Status.RELEASED if held or backordered else Reservation.Status.SHIPPED
     _set_status(reservation, status, reason=reason)
     data = {"order_id": order_id, "reason": reason}
     publish_event(
         "stock.released", data, correlation_id=causation.correlation_id, causation=causation
     )
     logger.info("order %s released: %s (%s)", order_id, _describe(held), reason)
+    if levels is not None and held:
+        backorders.serve(levels, {pid for pid, _ in held}, causation=causation)
     return reservation
 
 
@@ -293,7 +340,7 @@ def stock_adjust(
         message = "reason is required."
         raise refused(message, code=ErrorCode.ADJUSTMENT_REASON_MISSING, field="reason")
     key = (product_id, warehouse_named(warehouse, field="warehouse").pk)
-    levels = _lock_product(product_id, creating=key)
+    levels = _lock_product(product_id, creating=key, serving=delta > 0)
     level = levels[key]
     if level.on_hand + delta < 0:
         problem = f"only {level.on_hand} on hand, it cannot go below 0."
@@ -321,6 +368,8 @@ def stock_adjust(
         key[1],
         reason.strip(),
     )
+    if delta > 0:
+        backorders.serve(levels, {product_id})
     return entry
 
 
@@ -349,8 +398,10 @@ def stock_transfer(
         message = f"no product has the id {product_id}."
         raise refused(message, code=ErrorCode.PRODUCT_UNKNOWN, field="product")
     out = (product_id, warehouse_named(source, field="from_warehouse").pk)
-    into = (product_id, warehouse_named(destination, field="to_warehouse").pk)
-    levels = _lock_product(product_id, creating=into)
+    arriving = warehouse_named(destination, field="to_warehouse")
+    into = (product_id, arriving.pk)
+    # Units arriving in an active warehouse can be sold: the waiting orders come first.
+    levels = _lock_product(product_id, creating=into, serving=arriving.active)
     level = levels.get(out)
     available = level.available if level else 0
     if quantity > available:
@@ -375,12 +426,115 @@ def stock_transfer(
         destination,
         reason.strip(),
     )
+    if arriving.active:
+        backorders.serve(levels, {product_id})
     return entry_out, entry_in
 
 
-def _lock_product(product_id: int, *, creating: movements.Key) -> movements.Levels:
-    """Every warehouse's row of one product, locked; the row ``creating`` made first if new."""
+class ReturnUnknownProduct(Exception):
+    """A received return names a product inventory does not know."""
+
+
+# Remembers a return once: the row comes back only to the first to write it.
+_RECEIPT_SQL = (
+    f"INSERT INTO {ReturnReceipt._meta.db_table} (return_id, order_id, created_at)"  # noqa: S608
+    " VALUES (%s, %s, %s) ON CONFLICT (return_id) DO NOTHING RETURNING id"
+)
+
+
+@transaction.atomic(savepoint=False)
+def stock_receive_return(
+    *,
+    return_id: int,
+    order_id: str,
+    warehouse: str,
+    lines: Iterable[Mapping[str, int]],
+    causation: Envelope,
+) -> bool:
+    """Put the restocked units of a received return back on hand in ``warehouse`` (ledger
+    ``return``) and write off the damaged ones (ledger ``write_off``, no stock change); then
+    serve the orders waiting on the restocked products. Returns False, moving nothing, for a
+    return already received here (the same return under another message id).
+
+    An unknown warehouse code restocks into the default warehouse, and says so: the goods are
+    there, so the return is never refused for it. A product inventory does not know raises
+    :class:`ReturnUnknownProduct` before anything is written.
+    """
+    restocked: dict[int, int] = {}
+    damaged: dict[int, int] = {}
+    for line in lines:
+        pid = int(line["product_id"])
+        restocked[pid] = restocked.get(pid, 0) + int(line["restocked"])
+        damaged[pid] = damaged.get(pid, 0) + int(line["damaged"])
+    products = sorted(restocked)
+    known = set(
+        StockLevel.objects.filter(product_id__in=products).values_list("product_id", flat=True)
+    )
+    if set(products) - known:
+        unknown = sorted(set(products) - known)
+        raise ReturnUnknownProduct(f"return {return_id}: no product has the ids {unknown}")
+    with connection.cursor() as cursor:
+        cursor.execute(_RECEIPT_SQL, [return_id, order_id, timezone.now()])
+        if cursor.fetchone() is None:
+            logger.info("return %s of order %s already received here", return_id, order_id)
+            return False
+    into, note = _return_warehouse(warehouse, return_id)
+    movements.ensure_levels((pid, into.pk) for pid in products)
+    levels = backorders.lock_for_increase(products)
+    back = {(pid, into.pk): (units, 0) for pid, units in restocked.items() if units > 0}
+    if back:
+        reason = f"return {return_id} of order {order_id}: restocked{note}"
+        movements.apply(
+            levels, back, kind=StockLedgerEntry.Kind.RETURN, reason=reason, order_id=order_id
+        )
+    for pid, units in damaged.items():
+        if units > 0:
+            reason = (
+                f"return {return_id} of order {order_id}: {units} damaged units written off{note}"
+            )
+            movements.apply(
+                levels,
+                {(pid, into.pk): (0, 0)},
+                kind=StockLedgerEntry.Kind.WRITE_OFF,
+                reason=reason,
+                order_id=order_id,
+            )
+    logger.info(
+        "return %s of order %s received in warehouse %s: %s restocked, %s damaged",
+        return_id,
+        order_id,
+        into.code,
+        restocked,
+        damaged,
+    )
+    if back and into.active:
+        backorders.serve(levels, {pid for pid, _ in back}, causation=causation)
+    return True
+
+
+def _return_warehouse(code: str, return_id: int) -> tuple[Warehouse, str]:
+    """The warehouse a return is received into, and what the ledger says of it: the one of
+    this code, else the default one."""
+    found = Warehouse.objects.filter(code=code).first()
+    if found is not None:
+        return found, ""
+    logger.warning(
+        "return %s received into unknown warehouse %r: restocked into %r instead",
+        return_id,
+        code,
+        DEFAULT_WAREHOUSE_CODE,
+    )
+    return warehouse_default(), f" (warehouse {code!r} unknown: into {DEFAULT_WAREHOUSE_CODE!r})"
+
+
+def _lock_product(
+    product_id: int, *, creating: movements.Key, serving: bool = False
+) -> movements.Levels:
+    """Every warehouse's row of one product, locked; the row ``creating`` made first if new.
+    ``serving``: its stock grows, so the products of the orders waiting on it too."""
     movements.ensure_levels([creating])
+    if serving:
+        return backorders.lock_for_increase([product_id])
     return movements.lock_levels([product_id])
 
 

@@ -1,6 +1,8 @@
 from django.urls import path
 
 from stock.apis import (
+    BackorderDetailApi,
+    ProductBackorderListApi,
     StockAdjustmentApi,
     StockLedgerApi,
     StockTransferApi,
@@ -15,6 +17,12 @@ urlpatterns = [
         name="stock-adjustment",
     ),
     path("products/<int:product_id>/ledger/", StockLedgerApi.as_view(), name="stock-ledger"),
+    path(
+        "products/<int:product_id>/backorders/",
+        ProductBackorderListApi.as_view(),
+        name="product-backorders",
+    ),
+    path("backorders/<uuid:order_id>/", BackorderDetailApi.as_view(), name="backorder-detail"),
     path("stock-transfers/", StockTransferApi.as_view(), name="stock-transfer"),
     path("warehouses/", WarehouseListApi.as_view(), name="warehouse-list"),
     path("warehouses/<int:warehouse_id>/", WarehouseDetailApi.as_view(), name="warehouse-detail"),

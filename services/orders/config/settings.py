@@ -19,3 +19,8 @@ WORKER_JOBS = (
 ORDER_PENDING_DEADLINE_SECONDS = env_int("ORDER_PENDING_DEADLINE_SECONDS", 900)
 # How often the worker's deadline job looks for PENDING orders past their deadline.
 ORDER_DEADLINE_SCAN_SECONDS = env_int("ORDER_DEADLINE_SCAN_SECONDS", 15)
+# A BACKORDERED order placed longer ago than this is cancelled by the same job and what it
+# holds released; empty or 0: backordered orders wait as long as it takes.
+ORDERS_BACKORDER_DEADLINE_SECONDS = env_int("ORDERS_BACKORDER_DEADLINE_SECONDS", 0)
+# Shipped units can be returned for this many days after the order's last shipment.
+ORDERS_RETURN_WINDOW_DAYS = env_int("ORDERS_RETURN_WINDOW_DAYS", 30)

@@ -76,6 +76,9 @@ class OrderLineOutputSerializer(serializers.Serializer):
     cancelled_quantity = serializers.IntegerField(
         help_text="Units that never will: the order was cancelled or rejected before they shipped."
     )
+    returned_quantity = serializers.IntegerField(
+        help_text="Shipped units that came back in a received return."
+    )
 
 
 class OrderOutputSerializer(serializers.Serializer):
@@ -83,6 +86,9 @@ class OrderOutputSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
     status = serializers.CharField()
     total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    refunded_total = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="The refunds of its received returns, summed."
+    )
     lines = OrderLineOutputSerializer(many=True)
     rejection_reason = serializers.CharField()
     rejected_lines = serializers.JSONField()
@@ -193,6 +199,7 @@ def _order_body(detail: OrderDetail) -> dict[str, Any]:
         "user_id": detail.user_id,
         "status": str(detail.status),
         "total": money(detail.total),
+        "refunded_total": money(detail.refunded_total),
         "lines": [
             {
                 "product_id": line.product_id,
@@ -203,6 +210,7 @@ def _order_body(detail: OrderDetail) -> dict[str, Any]:
                 "line_total": money(line.line_total),
                 "shipped_quantity": line.shipped_quantity,
                 "cancelled_quantity": line.cancelled_quantity,
+                "returned_quantity": line.returned_quantity,
             }
             for line in detail.lines
         ],

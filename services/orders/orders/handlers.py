@@ -23,6 +23,7 @@ from orders.services import (
     Held,
     StockAnswer,
     held_units,
+    order_backorder,
     order_confirm_reservation,
     order_note_stock_released,
     order_reject_reservation,
@@ -43,7 +44,8 @@ def _unknown(envelope: Envelope) -> RejectMessage:
 
 
 def _held(envelope: Envelope) -> tuple[Held, ...]:
-    """Where stock.reserved says the units are held: () when not known (version 1)."""
+    """Where stock.reserved (or stock.backordered) says the units are held: () when not
+    known (stock.reserved version 1)."""
     return held_units(envelope.data.get("allocations", ()))
 
 
@@ -100,6 +102,18 @@ def on_stock_answer_batch(envelopes: Sequence[Envelope]) -> Rejections:
     return rejected
 
 
+def on_stock_backordered(envelope: Envelope) -> None:
+    try:
+        order_backorder(
+            order_id=_order_id(envelope),
+            allocations=_held(envelope),
+            waiting=envelope.data["waiting"],
+            causation=envelope,
+        )
+    except Order.DoesNotExist as exc:
+        raise _unknown(envelope) from exc
+
+
 def on_stock_released(envelope: Envelope) -> None:
     try:
         order_note_stock_released(
@@ -130,5 +144,6 @@ HANDLERS: dict[str, Handler] = {
     "stock.reserved": BatchHandler(one=on_stock_reserved, many=on_stock_answer_batch),
     "stock.rejected": BatchHandler(one=on_stock_rejected, many=on_stock_answer_batch),
     "stock.released": on_stock_released,
+    "stock.backordered": on_stock_backordered,
     "product.upserted": on_product_upserted,
 }

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 class OrderStatus(models.TextChoices):
     PENDING = "PENDING"
+    BACKORDERED = "BACKORDERED"  # waits for stock inventory does not have yet, holding the rest
     CONFIRMED = "CONFIRMED"
     PARTIALLY_SHIPPED = "PARTIALLY_SHIPPED"  # some units shipped, others still to ship
     REJECTED = "REJECTED"
@@ -26,8 +27,16 @@ STATUS_LENGTH = 20
 # The only moves an order can make; anything else is refused (API) or ignored (late events).
 TRANSITIONS: dict[str, frozenset[str]] = {
     OrderStatus.PENDING: frozenset(
-        {OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.CANCELLED}
+        {
+            OrderStatus.BACKORDERED,
+            OrderStatus.CONFIRMED,
+            OrderStatus.REJECTED,
+            OrderStatus.CANCELLED,
+        }
     ),
+    # The missing units arrived and were allocated (stock.reserved), or the customer, or the
+    # backorder deadline, gave up on them.
+    OrderStatus.BACKORDERED: frozenset({OrderStatus.CONFIRMED, OrderStatus.CANCELLED}),
     OrderStatus.CONFIRMED: frozenset(
         {OrderStatus.CANCELLED, OrderStatus.PARTIALLY_SHIPPED, OrderStatus.SHIPPED}
     ),
@@ -44,6 +53,7 @@ class Order(models.Model):
     status_changes: RelatedManager[OrderStatusChange]
     allocations: RelatedManager[OrderAllocation]
     shipments: RelatedManager[Shipment]
+    returns: RelatedManager[Return]
 
     id: models.UUIDField[uuid.UUID, uuid.UUID] = models.UUIDField(
         primary_key=True, default=uuid.uuid4, editable=False
@@ -60,6 +70,10 @@ class Order(models.Model):
     # The lines inventory could not reserve, as stock.rejected reported them.
     rejected_lines: models.JSONField[Any, Any] = models.JSONField(blank=True, default=list)
     cancellation_reason: models.TextField[str, str] = models.TextField(blank=True, default="")
+    # The refunds of its received returns, summed (placing an order does not name it).
+    refunded_total: models.DecimalField[Decimal, Decimal] = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal("0.00"), db_default=Decimal("0.00")
+    )
     idempotency_key: models.CharField[str, str] = models.CharField(max_length=255)
     # sha256 of the normalised request, to tell a replay from a reuse of the key.
     request_fingerprint: models.CharField[str, str] = models.CharField(max_length=64)
@@ -76,6 +90,10 @@ class Order(models.Model):
                 condition=Q(status__in=OrderStatus.values), name="order_status_known"
             ),
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_gte_0"),
+            models.CheckConstraint(
+                condition=Q(refunded_total__gte=0, refunded_total__lte=F("total")),
+                name="order_refunded_within_total",
+            ),
         ]
         # The lists, newest first: everyone's (staff), one customer's, one status's, one
         # customer's in one status.
@@ -91,6 +109,12 @@ class Order(models.Model):
                 fields=["deadline"],
                 name="order_pending_deadline",
                 condition=Q(status=OrderStatus.PENDING),
+            ),
+            # The backorder deadline's scan: only the orders waiting, oldest first.
+            models.Index(
+                fields=["created_at"],
+                name="order_backordered_age",
+                condition=Q(status=OrderStatus.BACKORDERED),
             ),
         ]
 
@@ -124,6 +148,10 @@ class OrderLine(models.Model):
     cancelled_quantity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
         default=0, db_default=0
     )
+    # Shipped units that came back in a received return (restocked or written off).
+    returned_quantity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
+        default=0, db_default=0
+    )
 
     class Meta:
         constraints = [
@@ -132,6 +160,10 @@ class OrderLine(models.Model):
             models.CheckConstraint(
                 condition=Q(quantity__gte=F("shipped_quantity") + F("cancelled_quantity")),
                 name="order_line_shipped_and_cancelled_within_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(returned_quantity__lte=F("shipped_quantity")),
+                name="order_line_returned_within_shipped",
             ),
             models.CheckConstraint(
                 condition=Q(line_total=F("unit_price") * F("quantity")),
@@ -246,6 +278,113 @@ class ShipmentLine(models.Model):
             models.UniqueConstraint(fields=["shipment", "product_id"], name="shipment_line_once"),
             models.CheckConstraint(
                 condition=Q(quantity__gte=1), name="shipment_line_quantity_gte_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x product {self.product_id}"
+
+
+class ReturnStatus(models.TextChoices):
+    REQUESTED = "REQUESTED"  # the customer asked; the units are on their way back
+    RECEIVED = "RECEIVED"  # staff received them and the refund was recorded
+
+
+class Return(models.Model):
+    """Shipped units of an order that its customer sends back, and, once staff received them
+    into a warehouse, the refund they are worth (recorded and announced, not paid here)."""
+
+    lines: RelatedManager[ReturnLine]
+
+    order: models.ForeignKey[Order, Order] = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="returns"
+    )
+    order_id: uuid.UUID  # the column behind ``order``, set by Django
+    user_id: models.BigIntegerField[int, int] = models.BigIntegerField()  # the order's owner
+    status: models.CharField[str, str] = models.CharField(
+        max_length=STATUS_LENGTH, choices=ReturnStatus.choices, default=ReturnStatus.REQUESTED
+    )
+    reason: models.TextField[str, str] = models.TextField(blank=True, default="")
+    # Inventory's code of the warehouse the units were received into; NULL until received.
+    warehouse: models.CharField[str | None, str | None] = models.CharField(  # noqa: DJ001
+        max_length=32, null=True, blank=True
+    )
+    refund_amount: models.DecimalField[Decimal | None, Decimal | None] = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    requested_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now_add=True)
+    received_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True
+    )
+    requested_by: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(
+        null=True, blank=True
+    )
+    received_by: models.BigIntegerField[int | None, int | None] = models.BigIntegerField(
+        null=True, blank=True
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ReturnStatus.values), name="return_status_known"
+            ),
+            # Received: where, when and for how much, all known; requested: none of them.
+            models.CheckConstraint(
+                condition=(
+                    Q(
+                        status=ReturnStatus.REQUESTED,
+                        warehouse__isnull=True,
+                        refund_amount__isnull=True,
+                        received_at__isnull=True,
+                    )
+                    | Q(
+                        status=ReturnStatus.RECEIVED,
+                        warehouse__isnull=False,
+                        refund_amount__gte=0,
+                        received_at__isnull=False,
+                    )
+                ),
+                name="return_received_is_complete",
+            ),
+        ]
+        # Staff's lists, newest first: every return, and the ones still to receive; an order's.
+        indexes = [
+            models.Index(fields=["-requested_at", "-id"], name="return_newest"),
+            models.Index(fields=["status", "-requested_at", "-id"], name="return_status_newest"),
+            models.Index(fields=["order", "id"], name="return_of_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"return {self.pk} of {self.order_id} ({self.status})"
+
+
+class ReturnLine(models.Model):
+    """Units of one product of a return, priced as the order's line was (the refund's basis),
+    and, once received, how many went back on hand and how many were written off."""
+
+    return_request: models.ForeignKey[Return, Return] = models.ForeignKey(
+        Return, on_delete=models.CASCADE, related_name="lines", db_column="return_id"
+    )
+    return_request_id: int  # the column behind ``return_request``, set by Django
+    product_id: models.BigIntegerField[int, int] = models.BigIntegerField()
+    sku: models.CharField[str, str] = models.CharField(max_length=64)
+    name: models.CharField[str, str] = models.CharField(max_length=200)
+    unit_price: models.DecimalField[Decimal, Decimal] = models.DecimalField(
+        max_digits=12, decimal_places=2
+    )
+    quantity: models.PositiveIntegerField[int, int] = models.PositiveIntegerField()  # requested
+    restocked: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+    damaged: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["return_request", "product_id"], name="return_line_per_product"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="return_line_quantity_gte_1"),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=F("restocked") + F("damaged")),
+                name="return_line_received_within_requested",
             ),
         ]
 

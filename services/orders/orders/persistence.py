@@ -41,8 +41,8 @@ from orders.models import (
 class PricedLine(NamedTuple):
     """The values of an ``OrderLine`` row (all but its ids), in the order the API shows them.
 
-    A new line has shipped and cancelled nothing (what :func:`order_insert` leaves to the
-    columns' defaults)."""
+    A new line has shipped, cancelled and returned nothing (what :func:`order_insert` leaves
+    to the columns' defaults)."""
 
     product_id: int
     sku: str
@@ -52,6 +52,7 @@ class PricedLine(NamedTuple):
     line_total: Decimal
     shipped_quantity: int = 0
     cancelled_quantity: int = 0
+    returned_quantity: int = 0
 
 
 class AllocationEntry(NamedTuple):
@@ -97,6 +98,7 @@ class OrderDetail(NamedTuple):
     user_id: int
     status: str
     total: Decimal
+    refunded_total: Decimal
     lines: tuple[PricedLine, ...]
     rejection_reason: str
     rejected_lines: Any
@@ -117,6 +119,7 @@ class OrderDetail(NamedTuple):
             user_id=order.user_id,
             status=order.status,
             total=order.total,
+            refunded_total=order.refunded_total,
             lines=tuple(lines),
             rejection_reason=order.rejection_reason,
             rejected_lines=order.rejected_lines,
@@ -246,8 +249,8 @@ def order_detail_get(*, order_id: uuid.UUID, owner_id: int | None) -> OrderDetai
         row = cursor.fetchone()
     if row is None:
         return None
-    (order_id, user_id, status, total, rejection_reason, rejected_lines, cancellation_reason,
-     created_at, updated_at, deadline, *columns) = row  # fmt: skip
+    (order_id, user_id, status, total, refunded_total, rejection_reason, rejected_lines,
+     cancellation_reason, created_at, updated_at, deadline, *columns) = row  # fmt: skip
     # array_agg over no rows is NULL: no lines, no history, no allocation or no shipment.
     arrays = iter([c or () for c in columns])
 
@@ -264,6 +267,7 @@ def order_detail_get(*, order_id: uuid.UUID, owner_id: int | None) -> OrderDetai
         user_id=user_id,
         status=status,
         total=total,
+        refunded_total=refunded_total,
         lines=lines,
         rejection_reason=rejection_reason,
         # jsonb arrives as text on Django's connections (its JSONField decodes it).

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from identity.authentication import TokenUser
 from orders import persistence
-from orders.models import Order
+from orders.models import Order, Return, ReturnLine
 from orders.persistence import OrderDetail, ShipmentEntry
 
 
@@ -57,3 +57,40 @@ def order_page(orders: QuerySet[Order]) -> list[OrderDetail]:
 def order_shipments(order: Order, shipment_id: int | None = None) -> list[ShipmentEntry]:
     """The order's shipments with their lines, oldest first (only ``shipment_id`` if given)."""
     return persistence.shipments_of(order.id, shipment_id)
+
+
+def returns_visible_to(viewer: TokenUser) -> QuerySet[Return]:
+    """Returns with their lines (by id); a customer's are those of their own orders."""
+    returns = Return.objects.prefetch_related(
+        Prefetch("lines", queryset=ReturnLine.objects.order_by("id"))
+    )
+    return returns if viewer.is_staff else returns.filter(user_id=viewer.id)
+
+
+def return_list(*, viewer: TokenUser, status: str | None = None) -> QuerySet[Return]:
+    """Newest first (indexes ``return_newest`` and ``return_status_newest``)."""
+    returns = returns_visible_to(viewer)
+    if status:
+        returns = returns.filter(status=status)
+    return returns.order_by("-requested_at", "-id")
+
+
+def order_returns(order: Order) -> list[Return]:
+    """The order's returns with their lines, oldest first."""
+    return list(
+        Return.objects.filter(order=order)
+        .prefetch_related(Prefetch("lines", queryset=ReturnLine.objects.order_by("id")))
+        .order_by("id")
+    )
+
+
+def return_get(*, viewer: TokenUser, return_id: int) -> Return | None:
+    """The return with its lines, or None when it is missing or not of the viewer's orders."""
+    return returns_visible_to(viewer).filter(pk=return_id).first()
+
+
+def return_with_lines(return_id: int) -> Return:
+    """The return with its lines (by id) as stored now."""
+    return Return.objects.prefetch_related(
+        Prefetch("lines", queryset=ReturnLine.objects.order_by("id"))
+    ).get(pk=return_id)

@@ -16,12 +16,12 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from django.db import connection, models, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from messaging.consumer import handling
@@ -49,6 +49,7 @@ from orders.placement import (  # noqa: F401 - the placing API, re-exported
 logger = logging.getLogger(__name__)
 
 DEADLINE_REASON = "deadline exceeded"
+BACKORDER_DEADLINE_REASON = "backorder deadline passed"
 
 
 class TransitionNotAllowed(Exception):
@@ -295,13 +296,14 @@ def _publish_cancelled(order: Order, reason: str, causation: Envelope | None = N
 
 
 def _cancel(order: Order, *, reason: str, actor_user_id: int | None = None) -> None:
-    """PENDING or CONFIRMED → CANCELLED; PARTIALLY_SHIPPED → SHIPPED, what has shipped kept.
+    """PENDING, BACKORDERED or CONFIRMED → CANCELLED; PARTIALLY_SHIPPED → SHIPPED, what has
+    shipped kept.
     Every unit not shipped is cancelled, and ``order.cancelled`` tells inventory to release
     what it holds for the order."""
     partly_shipped = order.status == OrderStatus.PARTIALLY_SHIPPED
     if OrderStatus.CANCELLED not in TRANSITIONS[order.status] and not partly_shipped:
         raise TransitionNotAllowed(
-            "Only PENDING, CONFIRMED or PARTIALLY_SHIPPED orders can be cancelled; "
+            "Only PENDING, BACKORDERED, CONFIRMED or PARTIALLY_SHIPPED orders can be cancelled; "
             f"this one is {order.status}."
         )
     order.cancellation_reason = reason
@@ -325,7 +327,8 @@ def _cancel(order: Order, *, reason: str, actor_user_id: int | None = None) -> N
 
 @transaction.atomic
 def order_cancel(*, order_id: uuid.UUID, reason: str, actor_user_id: int | None = None) -> Order:
-    """PENDING or CONFIRMED → CANCELLED, PARTIALLY_SHIPPED → SHIPPED (the rest cancelled),
+    """PENDING, BACKORDERED or CONFIRMED → CANCELLED, PARTIALLY_SHIPPED → SHIPPED (the rest
+    cancelled),
     and ``order.cancelled`` so inventory releases what it holds."""
     with order_log_context(order_id):
         order = _lock(order_id)
@@ -408,22 +411,98 @@ def _announce_settled(answer: StockAnswer, moved: _Moved) -> None:
 
 
 def _late_answer(answer: StockAnswer) -> bool:
-    """An answer for an order that was not PENDING: the stock of a dead order is released,
-    anything else is ignored. False for an unknown order."""
+    """An answer for an order that was not PENDING: a BACKORDERED order whose stock is now
+    all reserved is confirmed, the stock of a dead order is released, anything else is
+    ignored. False for an unknown order."""
     try:
         order = _lock(answer.order_id)
     except Order.DoesNotExist:
         return False
     stock_reserved = answer.rejection is None
-    if stock_reserved and order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
-        reason = f"stock reserved after the order was {order.status.lower()}; releasing it"
-        _record(order, from_status=order.status, reason=reason, causation=answer.causation)
-        _publish_cancelled(order, reason, answer.causation)
-        logger.info("order %s: %s", order.id, reason)
+    if stock_reserved and order.status == OrderStatus.BACKORDERED:
+        _confirm_backordered(order, answer)
+    elif stock_reserved and order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+        _release_for_dead_order(order, "stock reserved", answer.causation)
     else:
         event = "stock.reserved" if stock_reserved else "stock.rejected"
         logger.info("order %s is already %s; %s ignored", order.id, order.status, event)
     return True
+
+
+def _release_for_dead_order(order: Order, what: str, causation: Envelope) -> None:
+    """Inventory holds stock for an order that is CANCELLED or REJECTED (its answer raced
+    the end): ``order.cancelled`` again, so inventory releases it (idempotently)."""
+    reason = f"{what} after the order was {order.status.lower()}; releasing it"
+    _record(order, from_status=order.status, reason=reason, causation=causation)
+    _publish_cancelled(order, reason, causation)
+    logger.info("order %s: %s", order.id, reason)
+
+
+def _store_allocations(order: Order, allocations: Sequence[Held]) -> None:
+    """Replace what the order knows of where its units are held (() when not known)."""
+    order.allocations.all().delete()
+    OrderAllocation.objects.bulk_create(
+        [OrderAllocation(order=order, **held._asdict()) for held in allocations]
+    )
+
+
+def _confirm_backordered(order: Order, answer: StockAnswer) -> None:
+    """BACKORDERED → CONFIRMED: the missing units arrived; the allocations are now the full
+    ones, and ``order.confirmed`` is published as for an order confirmed at once."""
+    _store_allocations(order, answer.allocations)
+    _move(order, OrderStatus.CONFIRMED, reason="stock reserved", causation=answer.causation)
+    _announce_settled(
+        answer, _Moved(user_id=order.user_id, total=order.total, created_at=order.created_at)
+    )
+
+
+def _units(lines: Sequence[dict[str, Any]]) -> str:
+    """``[{product_id, quantity}]`` in words: "2 units of product 1, 1 unit of product 4"."""
+    return ", ".join(
+        f"{line['quantity']} unit{'' if line['quantity'] == 1 else 's'} of product "
+        f"{line['product_id']}"
+        for line in lines
+    )
+
+
+@transaction.atomic(savepoint=False)  # inside the consumer's transaction
+def order_backorder(
+    *,
+    order_id: uuid.UUID,
+    allocations: Sequence[Held],
+    waiting: Sequence[dict[str, Any]],
+    causation: Envelope,
+) -> None:
+    """``stock.backordered``: PENDING → BACKORDERED, with what inventory holds for it now
+    (``allocations``) and a history entry naming the units still missing (``waiting``), and
+    ``order.backordered``.
+
+    Any other status is a late or repeated fact and never moves the order: a CANCELLED or
+    REJECTED order's held stock is released again (``order.cancelled``); BACKORDERED or later
+    is ignored. ``Order.DoesNotExist`` for an unknown order."""
+    order = _lock(order_id)
+    if order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+        _release_for_dead_order(order, "stock backordered", causation)
+        return
+    if order.status != OrderStatus.PENDING:
+        logger.info("order %s is already %s; stock.backordered ignored", order.id, order.status)
+        return
+    _store_allocations(order, allocations)
+    missing = [{"product_id": w["product_id"], "quantity": w["quantity"]} for w in waiting]
+    _move(
+        order,
+        OrderStatus.BACKORDERED,
+        reason=f"waiting on backorder for {_units(missing)}",
+        causation=causation,
+    )
+    publish_event(
+        "order.backordered",
+        {"order_id": str(order.id), "user_id": order.user_id, "lines": missing},
+        correlation_id=str(order.id),
+        causation=causation,
+    )
+    with order_log_context(order.id):
+        logger.info("order %s backordered: waiting for %s", order.id, _units(missing))
 
 
 @transaction.atomic(savepoint=False)  # inside the consumer's transaction
@@ -444,16 +523,42 @@ def orders_expire_pending(*, now: datetime | None = None, batch_size: int = 100)
     now) are skipped and looked at again on the next run.
     """
     now = now or timezone.now()
-    expired = 0
+    return _cancel_in_batches(
+        Order.objects.filter(status=OrderStatus.PENDING, deadline__lt=now).order_by(
+            "deadline", "id"
+        ),
+        reason=DEADLINE_REASON,
+        batch_size=batch_size,
+    )
+
+
+def orders_expire_backordered(
+    *, older_than: timedelta | None, now: datetime | None = None, batch_size: int = 100
+) -> int:
+    """Cancel BACKORDERED orders placed more than ``older_than`` ago (None: they wait as long
+    as it takes) and release what they hold; how many. Batches as :func:`orders_expire_pending`
+    (index ``order_backordered_age``)."""
+    if older_than is None:
+        return 0
+    placed_before = (now or timezone.now()) - older_than
+    return _cancel_in_batches(
+        Order.objects.filter(status=OrderStatus.BACKORDERED, created_at__lt=placed_before).order_by(
+            "created_at", "id"
+        ),
+        reason=BACKORDER_DEADLINE_REASON,
+        batch_size=batch_size,
+    )
+
+
+def _cancel_in_batches(orders: QuerySet[Order], *, reason: str, batch_size: int) -> int:
+    """Cancel every order of ``orders`` (filtered and ordered), ``batch_size`` a transaction,
+    skipping rows another worker holds (they are looked at again on the next run)."""
+    cancelled = 0
     while True:
         with transaction.atomic():
-            batch = list(
-                Order.objects.select_for_update(skip_locked=True)
-                .filter(status=OrderStatus.PENDING, deadline__lt=now)
-                .order_by("deadline", "id")[:batch_size]
-            )
+            batch = list(orders.select_for_update(skip_locked=True)[:batch_size])
             for order in batch:
-                _cancel(order, reason=DEADLINE_REASON)
-        expired += len(batch)
+                _cancel(order, reason=reason)
+        cancelled += len(batch)
         if len(batch) < batch_size:
-            return expired
+            return cancelled

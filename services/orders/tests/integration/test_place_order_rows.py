@@ -78,6 +78,7 @@ class TestStoredRows:
             "user_id": CUSTOMER_ID,
             "status": "PENDING",
             "total": Decimal("34.75"),  # 3 x 3.25 + 2 x 12.50
+            "refunded_total": Decimal("0.00"),  # nothing returned
             "rejection_reason": "",
             "rejected_lines": [],
             "cancellation_reason": "",
@@ -89,8 +90,13 @@ class TestStoredRows:
             "updated_at": placed_at,
             "deadline": placed_at + DEADLINE,
         }
-        # Nothing of a new order has shipped or been cancelled.
-        line = {"order_id": uuid.UUID(order_id), "shipped_quantity": 0, "cancelled_quantity": 0}
+        # Nothing of a new order has shipped, been cancelled or come back.
+        line = {
+            "order_id": uuid.UUID(order_id),
+            "shipped_quantity": 0,
+            "cancelled_quantity": 0,
+            "returned_quantity": 0,
+        }
         assert [without(x, "id") for x in stored["lines"]] == [  # in the request's order
             {
                 **line,
