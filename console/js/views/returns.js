@@ -10,7 +10,7 @@ export const RETURNABLE = ["PARTIALLY_SHIPPED", "SHIPPED"];
 const RETURN_STATUSES = ["REQUESTED", "RECEIVED"];
 
 export function returnShortId(id) {
-  return String(id).slice(0, 8);
+  return /^\d+$/.test(String(id)) ? `#${id}` : String(id).slice(0, 8);
 }
 
 export async function orderReturns(orderId) {
@@ -46,7 +46,7 @@ function returnsTable(returns, { staff }) {
       h("td", { class: "number", dataset: { role: "refund" } }, ret.refund_amount === null || ret.refund_amount === undefined ? "—" : money(ret.refund_amount)),
     ),
   );
-  return table(["Return", "Requested", "Status", "Units", "Reason", "Refund"], rows, "Returns");
+  return table(["Return", "Requested", "Status", "Units", "Reason", "Refund"], rows, "The order's returns");
 }
 
 function requestForm(order, returnable, summary, done) {
@@ -104,7 +104,6 @@ export function returnsPanel(order, returns, done, message) {
     h("h2", { id: "returns-heading" }, "Returns"),
     summary,
     returns.length ? returnsTable(returns, { staff }) : h("p", { class: "muted" }, "Nothing returned yet."),
-    Number(order.refunded_total) > 0 ? h("p", { class: "refunded" }, "Refunded so far: ", h("strong", {}, money(order.refunded_total))) : null,
     returnable.length ? [h("div", { class: "actions" }, open), slot] : null,
   );
 }
