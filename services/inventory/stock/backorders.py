@@ -39,12 +39,20 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from messaging import crash_points
 from messaging.envelope import Envelope
 from messaging.outbox import publish_event
 from messaging.worker import Job
 from stock import movements
 from stock.availability import Key, Offer, take_available
-from stock.models import Backorder, BackorderWake, Reservation, StockLedgerEntry, StockLevel
+from stock.models import (
+    Backorder,
+    BackorderWake,
+    Reservation,
+    StockLedgerEntry,
+    StockLevel,
+    Warehouse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -154,9 +162,9 @@ def serve(
         ):
             _take(order, left, take_available(order.missing, left))
     completed = [order for order in ready if order.taken and order.complete]
-    for order in ready:
-        if order.taken:
-            _write(levels, order, causation)
+    for order in (order for order in ready if order.taken):
+        _write(levels, order, causation)
+        crash_points.reach(crash_points.BACKORDER_MID_SERVE)  # tests only: kill -9 mid-pass
     return [str(order.reservation.order_id) for order in completed]
 
 
@@ -200,7 +208,8 @@ def _write(levels: movements.Levels, order: Waiting, causation: Envelope | None)
         data = {
             "order_id": order_id,
             "lines": reservation.lines,
-            "allocations": event_allocations(levels, reservation.allocations),
+            # Its units of products it never waited on are held in rows this pass did not lock.
+            "allocations": event_allocations(warehouse_codes(), reservation.allocations),
         }
         publish_event("stock.reserved", data, correlation_id=order_id, causation=causation)
         logger.info("backordered order %s is complete: reserved", order_id)
@@ -221,14 +230,21 @@ def merge_allocations(
     return [merged[key] for key in sorted(merged)]
 
 
+def warehouse_codes(levels: movements.Levels | None = None) -> dict[int, str]:
+    """Warehouse codes by id: those of the locked ``levels`` (no query), else all of them."""
+    if levels is not None:
+        return {level.warehouse_id: level.warehouse_code for level in levels.values()}
+    return dict(Warehouse.objects.values_list("id", "code"))
+
+
 def event_allocations(
-    levels: movements.Levels, allocations: Iterable[Mapping[str, int]]
+    codes: Mapping[int, str], allocations: Iterable[Mapping[str, int]]
 ) -> list[dict[str, Any]]:
-    """Allocations as events name them: by warehouse code (from the locked rows)."""
+    """Allocations as events name them: by warehouse code."""
     return [
         {
             "product_id": int(a["product_id"]),
-            "warehouse": levels[int(a["product_id"]), int(a["warehouse_id"])].warehouse_code,
+            "warehouse": codes[int(a["warehouse_id"])],
             "quantity": int(a["quantity"]),
         }
         for a in allocations

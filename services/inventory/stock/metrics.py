@@ -8,7 +8,8 @@ from prometheus_client import Histogram
 
 RESERVATION_DURATION = Histogram(
     "inventory_reservation_duration_seconds",
-    "Time to reserve (or reject) the stock of one order, by outcome: reserved or rejected.",
+    "Time to reserve (or reject) the stock of one order, by outcome: reserved, backordered or"
+    " rejected.",
     ["outcome"],
 )
 

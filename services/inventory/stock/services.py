@@ -144,8 +144,13 @@ def _announce(
     """The events of one order's reservation: reserved (and stock now low), backordered, or
     rejected."""
     order_id, correlation_id = decision.order_id, causation.correlation_id
+    before = allocation.available_before
     if allocation.backordered:
         _announce_backordered(reservation, decision, levels, causation)
+        after = {pid: before[pid] - units for pid, units in _per_product(decision.taken).items()}
+        _announce_low_stock(
+            levels, before, after, correlation_id=correlation_id, causation=causation
+        )
         return
     if not allocation.reserved:
         data: dict[str, Any] = {
@@ -168,7 +173,6 @@ def _announce(
     }
     publish_event("stock.reserved", data, correlation_id=correlation_id, causation=causation)
     logger.info("order %s reserved: %s", order_id, _describe(decision.taken))
-    before = allocation.available_before
     after = {pid: before[pid] - quantity for pid, quantity in decision.wanted.items()}
     _announce_low_stock(levels, before, after, correlation_id=correlation_id, causation=causation)
 
@@ -183,12 +187,21 @@ def _announce_backordered(
     data = {
         "order_id": decision.order_id,
         "lines": reservation.lines,
-        "allocations": backorders.event_allocations(levels, reservation.allocations),
+        "allocations": backorders.event_allocations(
+            backorders.warehouse_codes(levels), reservation.allocations
+        ),
         "waiting": movements.as_lines(decision.waiting),
     }
     correlation_id = causation.correlation_id
     publish_event("stock.backordered", data, correlation_id=correlation_id, causation=causation)
     logger.info("order %s backordered: waits for %s", decision.order_id, dict(decision.waiting))
+
+
+def _per_product(taken: Mapping[movements.Key, int]) -> dict[int, int]:
+    units: dict[int, int] = {}
+    for (pid, _), quantity in taken.items():
+        units[pid] = units.get(pid, 0) + quantity
+    return units
 
 
 def _already_seen(order_id: str) -> Reservation:
@@ -239,7 +252,7 @@ def stock_release(*, order_id: str, user_id: int, reason: str, causation: Envelo
     )
     logger.info("order %s released: %s (%s)", order_id, _describe(held), reason)
     if levels is not None and held:
-        backorders.serve(levels, {pid for pid, _ in held}, causation=causation)
+        _serve_waiting(levels, {pid for pid, _ in held}, causation.correlation_id, causation)
     return reservation
 
 
@@ -369,7 +382,7 @@ def stock_adjust(
         reason.strip(),
     )
     if delta > 0:
-        backorders.serve(levels, {product_id})
+        _serve_waiting(levels, {product_id}, correlation_id)
     return entry
 
 
@@ -427,7 +440,7 @@ def stock_transfer(
         reason.strip(),
     )
     if arriving.active:
-        backorders.serve(levels, {product_id})
+        _serve_waiting(levels, {product_id}, correlation_id)
     return entry_out, entry_in
 
 
@@ -508,7 +521,7 @@ def stock_receive_return(
         damaged,
     )
     if back and into.active:
-        backorders.serve(levels, {pid for pid, _ in back}, causation=causation)
+        _serve_waiting(levels, {pid for pid, _ in back}, causation.correlation_id, causation)
     return True
 
 
@@ -525,6 +538,22 @@ def _return_warehouse(code: str, return_id: int) -> tuple[Warehouse, str]:
         DEFAULT_WAREHOUSE_CODE,
     )
     return warehouse_default(), f" (warehouse {code!r} unknown: into {DEFAULT_WAREHOUSE_CODE!r})"
+
+
+def _serve_waiting(
+    levels: movements.Levels,
+    product_ids: set[int],
+    correlation_id: str,
+    causation: Envelope | None = None,
+) -> None:
+    """Serve the waiting lists of products whose stock just grew (:func:`stock.backorders.serve`);
+    ``stock.low`` for each product the orders served left low."""
+    before = {pid: offer.available for pid, offer in movements.offers(levels).items()}
+    completed = backorders.serve(levels, product_ids, causation=causation)
+    after = {pid: offer.available for pid, offer in movements.offers(levels).items()}
+    _announce_low_stock(levels, before, after, correlation_id=correlation_id, causation=causation)
+    if completed:
+        logger.info("backordered orders completed: %s", ", ".join(completed))
 
 
 def _lock_product(

@@ -65,6 +65,30 @@ def order_shipment(
     return decode(as_body(sent))
 
 
+def return_received(
+    order_id: str,
+    return_id: int,
+    warehouse: str,
+    lines: list[tuple[int, int, int]],
+    refund_amount: str = "10.00",
+) -> Envelope:
+    """Staff received a return: ``lines`` of (product id, restocked, damaged), checked against
+    the event's schema as the consumer reads it."""
+    data = {
+        "order_id": order_id,
+        "user_id": CUSTOMER_ID,
+        "return_id": return_id,
+        "warehouse": warehouse,
+        "lines": [
+            {"product_id": pid, "restocked": restocked, "damaged": damaged}
+            for pid, restocked, damaged in lines
+        ],
+        "refund_amount": refund_amount,
+    }
+    sent = Envelope.new("return.received", data, source="orders", correlation_id=order_id)
+    return decode(as_body(sent))
+
+
 def add_stock(product_id: int, units: int, warehouse: str | None = None) -> None:
     """Units delivered to a warehouse (by its code; None: the default one), as staff adjust."""
     stock_adjust(

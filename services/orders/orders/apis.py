@@ -397,7 +397,8 @@ class OrderDetailApi(APIView):
 
 
 class OrderCancelApi(APIView):
-    """The owner or staff: PENDING or CONFIRMED → CANCELLED; anything else is a 409."""
+    """The owner or staff: PENDING, BACKORDERED or CONFIRMED → CANCELLED, PARTIALLY_SHIPPED →
+    SHIPPED (the rest cancelled); anything else is a 409."""
 
     @extend_schema(
         request=None, responses={200: OrderDetailOutputSerializer, **errors(401, 404, 409)}

@@ -19,7 +19,7 @@ from orders.models import OrderStatus
 ORDERS_PLACED = Counter("orders_placed_total", "Orders accepted as PENDING.")
 ORDER_OUTCOMES = Counter(
     "orders_outcomes_total",
-    "Orders that reached a status: confirmed, rejected, cancelled or shipped.",
+    "Orders that reached a status: backordered, confirmed, rejected, cancelled or shipped.",
     ["outcome"],
 )
 RESERVATION_LATENCY = Histogram(

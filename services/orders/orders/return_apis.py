@@ -134,7 +134,7 @@ class ReturnPagination(CursorPagination):
 
 
 class ReturnListApi(APIView):
-    """Staff: every return, newest first; ``?status=REQUESTED``: those still to receive."""
+    """Staff: every return, newest first; `?status=REQUESTED`: those still to receive."""
 
     permission_classes = [IsStaff]
 

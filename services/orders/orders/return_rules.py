@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from errors import ErrorCode
+from orders.line_rules import each_product_once, units_of_the_order
 from orders.placement import LineRequest
 from service_runtime.errors import refused
 
@@ -62,17 +63,7 @@ def requested_units(lines: Sequence[LineRequest], left: Mapping[int, int]) -> di
     if not lines:
         raise refused("A return needs at least one line.", code=ErrorCode.NOTHING_RETURNED)
     wanted: dict[int, int] = {}
-    for position, line in enumerate(lines):
-        where = f"lines[{position}]"
-        if line.product_id in wanted:
-            problem = f"{where}: product {line.product_id} appears twice; name it once."
-            raise refused(problem, code=ErrorCode.DUPLICATE_PRODUCT, field="lines")
-        if line.quantity < 1:
-            problem = f"{where}: the quantity must be at least 1."
-            raise refused(problem, code=ErrorCode.QUANTITY_TOO_SMALL, field="lines")
-        if line.product_id not in left:
-            problem = f"{where}: product {line.product_id} is not in this order."
-            raise refused(problem, code=ErrorCode.PRODUCT_NOT_IN_ORDER, field="lines")
+    for where, line in units_of_the_order(lines, left):
         if line.quantity > left[line.product_id]:
             problem = (
                 f"{where}: {line.quantity} units of product {line.product_id} to return, "
@@ -89,17 +80,13 @@ def received_units(
     """What staff received, by product of the return (a line not named: nothing of it came
     back), each within the units ``requested``; at least one unit in all."""
     received: dict[int, ReceivedLine] = {}
-    for position, line in enumerate(lines):
-        where = f"lines[{position}]"
-        if line.product_id in received:
-            problem = f"{where}: product {line.product_id} appears twice; name it once."
-            raise refused(problem, code=ErrorCode.DUPLICATE_PRODUCT, field="lines")
+    in_return = each_product_once(
+        lines, requested, of="return", missing=ErrorCode.PRODUCT_NOT_IN_RETURN
+    )
+    for where, line in in_return:
         if line.restocked < 0 or line.damaged < 0:
             problem = f"{where}: restocked and damaged cannot be negative."
             raise refused(problem, code=ErrorCode.QUANTITY_TOO_SMALL, field="lines")
-        if line.product_id not in requested:
-            problem = f"{where}: product {line.product_id} is not in this return."
-            raise refused(problem, code=ErrorCode.PRODUCT_NOT_IN_RETURN, field="lines")
         asked = requested[line.product_id]
         if line.restocked + line.damaged > asked:
             problem = (

@@ -340,8 +340,9 @@ def order_cancel(*, order_id: uuid.UUID, reason: str, actor_user_id: int | None 
 def order_confirm_reservation(
     *, order_id: uuid.UUID, causation: Envelope, allocations: Sequence[Held] = ()
 ) -> None:
-    """``stock.reserved``: PENDING → CONFIRMED, with where its units are held
-    (``allocations``, () when not known); a reservation for a dead order is released.
+    """``stock.reserved``: PENDING or BACKORDERED → CONFIRMED, with where its units are held
+    (``allocations``, () when not known; a BACKORDERED order's replace what it held so far);
+    a reservation for a dead order is released.
 
     CANCELLED (cancel or deadline raced the reservation) or REJECTED: ``order.cancelled`` is
     published again so inventory releases the stock (its release is idempotent). CONFIRMED,

@@ -21,6 +21,7 @@ from errors import ErrorCode
 from messaging.config import get_config
 from messaging.outbox import publish_event
 from messaging.versions import NotExpressible, version_to_publish
+from orders.line_rules import units_of_the_order
 from orders.models import Order, OrderAllocation, OrderLine, OrderStatus, Shipment, ShipmentLine
 from orders.placement import LineRequest, order_log_context
 from orders.services import TransitionNotAllowed, _lock, _move, _record
@@ -89,17 +90,7 @@ def _wanted(
 ) -> dict[int, int]:
     """The units asked for, by product, each checked against what is left in the warehouse."""
     wanted: dict[int, int] = {}
-    for position, line in enumerate(lines):
-        where = f"lines[{position}]"
-        if line.product_id in wanted:
-            problem = f"{where}: product {line.product_id} appears twice; name it once."
-            raise refused(problem, code=ErrorCode.DUPLICATE_PRODUCT, field="lines")
-        if line.quantity < 1:
-            problem = f"{where}: the quantity must be at least 1."
-            raise refused(problem, code=ErrorCode.QUANTITY_TOO_SMALL, field="lines")
-        if line.product_id not in in_order:
-            problem = f"{where}: product {line.product_id} is not in this order."
-            raise refused(problem, code=ErrorCode.PRODUCT_NOT_IN_ORDER, field="lines")
+    for where, line in units_of_the_order(lines, in_order):
         available = left.get(line.product_id, 0)
         if line.quantity > available:
             problem = (

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from stock.handlers import on_order_created
+from stock.handlers import on_order_created, on_order_created_batch
 from stock.models import Reservation
 from tests import factories
 
@@ -97,3 +97,34 @@ def test_each_low_stock_alert_adds_its_event(make_product):
     envelope = factories.order_created([(product.pk, 6)])
 
     assert len(statements(lambda: on_order_created(envelope))) == RESERVE_STATEMENTS + 1
+
+
+def test_a_backordered_order_adds_one_insert_of_its_waiting_rows(make_product):
+    """Short of products that allow backorders: the same lock and write (it holds what there
+    is), then one INSERT of its waiting rows, then its event (stock.backordered)."""
+    hammer = make_product(on_hand=1, allow_backorder=True)
+    nails = make_product(on_hand=0, allow_backorder=True)
+    envelope = factories.order_created([(hammer.pk, 3), (nails.pk, 2)])
+
+    sql = statements(lambda: on_order_created(envelope))
+
+    assert len(sql) == RESERVE_STATEMENTS + 1, sql
+    lock, write, waiting, outbox = sql
+    assert "FOR UPDATE" in lock
+    assert write.startswith("WITH reservation AS (INSERT INTO")
+    assert waiting.startswith('INSERT INTO "stock_backorder"')
+    assert outbox.startswith("INSERT INTO") and "outbox" in outbox
+    reservation = Reservation.objects.get(order_id=envelope.data["order_id"])
+    assert reservation.status == Reservation.Status.BACKORDERED
+
+
+def test_a_batch_pays_the_waiting_rows_insert_once(make_product):
+    """Several orders of one batch backorder: still one INSERT of all their waiting rows."""
+    hammer = make_product(on_hand=0, allow_backorder=True)
+    envelopes = [factories.order_created([(hammer.pk, 1)]) for _ in range(4)]
+
+    sql = statements(lambda: on_order_created_batch(envelopes))
+
+    # lock, write, waiting rows, one outbox row per order
+    assert len(sql) == 3 + len(envelopes), sql
+    assert Reservation.objects.filter(status=Reservation.Status.BACKORDERED).count() == 4

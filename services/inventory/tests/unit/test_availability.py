@@ -240,3 +240,48 @@ class TestShipmentUnits:
     def test_refuses_a_shipment_of_nothing(self):
         with pytest.raises(ShipmentRefused, match="nothing is left to ship there"):
             shipment_units(self.LEFT, {}, WEST)
+
+
+def waits(*shelves: Shelf) -> Offer:
+    """A product that allows backorders."""
+    return Offer(True, shelves, allow_backorder=True)
+
+
+class TestBackordering:
+    def test_an_order_short_only_of_backorderable_products_takes_what_there_is_and_waits(self):
+        offers = {1: waits(Shelf(MAIN, 1), Shelf(EAST, 2, priority=5)), 2: stocked(10)}
+
+        [allocation] = allocate_in_turn([{1: 5, 2: 4}], offers)
+
+        assert allocation.backordered and not allocation.reserved
+        assert allocation.waiting == {1: 2}
+        assert allocation.taken == {(1, MAIN): 1, (1, EAST): 2, (2, MAIN): 4}
+
+    def test_short_of_one_product_without_backorders_is_rejected(self):
+        offers = {1: waits(Shelf(MAIN, 0)), 2: stocked(1)}
+
+        [allocation] = allocate_in_turn([{1: 1, 2: 2}], offers)
+
+        assert not allocation.backordered and not allocation.reserved
+        assert allocation.taken == {}
+
+    def test_an_inactive_or_unknown_product_is_never_backordered(self):
+        inactive = Offer(False, (Shelf(MAIN, 0),), allow_backorder=True)
+
+        assert not allocate_in_turn([{1: 1}], {1: inactive})[0].backordered
+        assert not allocate_in_turn([{9: 1}], {})[0].backordered
+
+    def test_the_orders_after_a_backordered_one_see_what_it_took(self):
+        offers = {1: waits(Shelf(MAIN, 3))}
+
+        first, second = allocate_in_turn([{1: 5}, {1: 1}], offers)
+
+        assert (first.taken, first.waiting) == ({(1, MAIN): 3}, {1: 2})
+        assert (second.taken, second.waiting) == ({}, {1: 1})
+
+    def test_an_inactive_warehouse_is_not_taken_from(self):
+        offers = {1: waits(Shelf(MAIN, 1), Shelf(EAST, 5, active=False))}
+
+        [allocation] = allocate_in_turn([{1: 3}], offers)
+
+        assert (allocation.taken, allocation.waiting) == ({(1, MAIN): 1}, {1: 2})

@@ -120,7 +120,7 @@ class TestBackordered:
         other = place("other")
         lines = [{"product_id": 1, "quantity": 5}]
         with transaction.atomic():
-            rejected = HANDLERS["stock.reserved"].many(  # type: ignore[union-attr]
+            rejected = HANDLERS["stock.reserved"].many(
                 [stock_event("stock.reserved", other.id, lines=lines), reserved(waiting)]
             )
 

@@ -13,7 +13,7 @@ from django.test import override_settings
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
-from orders import persistence, services, shipments
+from orders import persistence, returns, services, shipments
 from orders.apis import OrderDetailOutputSerializer, OrderOutputSerializer, _detail_body
 from orders.handlers import HANDLERS
 from orders.models import (
@@ -55,7 +55,34 @@ def orders(products: dict) -> list[Order]:
     cancelled = place("cancelled")
     services.order_cancel(order_id=cancelled.id, reason="changed my mind", actor_user_id=7)
     handle("stock.released", cancelled, reason="order cancelled")
-    return [pending, confirmed, rejected, cancelled, partly_shipped()]
+    backordered = place("backordered")
+    handle(
+        "stock.backordered",
+        backordered,
+        lines=[{"product_id": 2, "quantity": 3}, {"product_id": 1, "quantity": 1}],
+        allocations=[{"product_id": 1, "warehouse": "wh-east", "quantity": 1}],
+        waiting=[{"product_id": 2, "quantity": 3}],
+    )
+    return [pending, confirmed, rejected, cancelled, backordered, returned(), partly_shipped()]
+
+
+def returned() -> Order:
+    """Shipped whole, then two units of product 2 returned and received (a refund)."""
+    order = place("returned")
+    held = [
+        {"product_id": 2, "warehouse": "wh-east", "quantity": 3},
+        {"product_id": 1, "warehouse": "wh-east", "quantity": 1},
+    ]
+    handle("stock.reserved", order, lines=[{"product_id": 2, "quantity": 3}], allocations=held)
+    with override_settings(MESSAGING_EVENT_VERSIONS="latest"):
+        shipments.order_ship(order_id=order.id)
+    sent_back = returns.return_request(order_id=order.id, lines=[services.LineRequest(2, 2)])
+    returns.return_receive(
+        return_id=sent_back.pk,
+        warehouse="wh-east",
+        lines=[returns.ReceivedLine(product_id=2, restocked=1, damaged=1)],
+    )
+    return order
 
 
 def partly_shipped() -> Order:

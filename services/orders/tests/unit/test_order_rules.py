@@ -42,6 +42,16 @@ class TestTransitions:
         # The last shipment, or a cancellation of the rest: what has shipped stays shipped.
         assert TRANSITIONS[OrderStatus.PARTIALLY_SHIPPED] == {OrderStatus.SHIPPED}
 
+    def test_pending_may_wait_on_backorder(self) -> None:
+        assert OrderStatus.BACKORDERED in TRANSITIONS[OrderStatus.PENDING]
+
+    def test_backordered_only_confirms_or_cancels(self) -> None:
+        # Never back to PENDING, never shipped before its stock is all reserved.
+        assert TRANSITIONS[OrderStatus.BACKORDERED] == {
+            OrderStatus.CONFIRMED,
+            OrderStatus.CANCELLED,
+        }
+
     def test_every_status_fits_its_column(self) -> None:
         assert max(len(status) for status in OrderStatus.values) <= STATUS_LENGTH
 
