@@ -264,7 +264,7 @@ def _order(
         order = _move_on(admin, order, seed, products)
     if order["status"] != target:
         raise SeedError(f"the {seed.state} order {order_id} is {order['status']}, not {target}")
-    say(f"order {order_id[:8]} {seed.state.replace('_', ' ')}")
+    say(f"order {order_id[:8]} {order['status']} (the {seed.state.replace('_', ' ')} one)")
     return order_id
 
 
