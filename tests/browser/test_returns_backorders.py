@@ -189,6 +189,12 @@ class TestBackorders:
         expect(orders.locator(f'tr[data-order-id="{late["id"]}"] .badge')).to_have_text(
             "BACKORDERED"
         )
+        orders.goto("/#/shop")  # none available, and still for sale: it waits for stock
+        card = orders.locator(f'li.product[data-sku="{sku}"]')
+        expect(card.locator(".stock")).to_have_text(
+            "Out of stock: order now, it ships when stock arrives"
+        )
+        expect(card.get_by_role("button", name="Add to cart")).to_be_enabled()
 
         staff = new_page()
         sign_in(staff, STAFF_USERNAME, STAFF_PASSWORD)
