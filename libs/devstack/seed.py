@@ -3,8 +3,9 @@ gateway's address), as staff and a customer would: warehouses, a small catalogue
 the customer's orders in every state.
 
 Running it again adds nothing: warehouses are looked up by code, categories by name, products
-by SKU, the customer by username, orders by their idempotency key, and each order is only
-moved on from where it stands (a return is asked for only when the order has none).
+by SKU, a product's first stock delivery to each warehouse by its reason in the ledger, the
+customer by username, orders by their idempotency key, and each order is only moved on from
+where it stands (a return is asked for only when the order has none).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.2
 REPLICA_WAIT_SECONDS = 30.0  # until the orders service has heard of a new product
+DELIVERY_REASON = "demo: first delivery"  # how the ledger tells a product's stock was seeded
 
 
 class SeedError(RuntimeError):
@@ -177,7 +180,35 @@ def _category(admin: Client, name: str) -> int:
 def _product(admin: Client, product: Product, category: int, say: Say) -> int:
     found = _results(admin.call("GET", "/api/products/", params={"sku": product.sku}))
     if found:
-        return int(found[0]["id"])
+        product_id = int(found[0]["id"])
+    else:
+        product_id = _new_product(admin, product, category)
+        say(f"product {product.sku} ({product.name}) created")
+    for code, units in product.stock.items():
+        if not _delivered(admin, product_id, code):
+            admin.call(
+                "POST",
+                f"/api/products/{product_id}/stock-adjustments/",
+                json={"delta": units, "reason": DELIVERY_REASON, "warehouse": code},
+            )
+            say(f"product {product.sku}: {units} units delivered to {code}")
+    return product_id
+
+
+def _delivered(admin: Client, product_id: int, warehouse: str) -> bool:
+    """Whether the product's first delivery to the warehouse is in its ledger (read to the
+    oldest entry: the ledger is listed newest first)."""
+    params = {"warehouse": warehouse, "page_size": 200}
+    while True:
+        page = admin.call("GET", f"/api/products/{product_id}/ledger/", params=params)
+        if any(entry["reason"] == DELIVERY_REASON for entry in page["results"]):
+            return True
+        if not page.get("next"):
+            return False
+        params["cursor"] = parse_qs(urlsplit(page["next"]).query)["cursor"][0]
+
+
+def _new_product(admin: Client, product: Product, category: int) -> int:
     created = admin.call(
         "POST",
         "/api/products/",
@@ -190,13 +221,6 @@ def _product(admin: Client, product: Product, category: int, say: Say) -> int:
             "low_stock_threshold": product.low_stock_threshold,
         },
     )
-    for code, units in product.stock.items():
-        admin.call(
-            "POST",
-            f"/api/products/{created['id']}/stock-adjustments/",
-            json={"delta": units, "reason": "demo: first delivery", "warehouse": code},
-        )
-    say(f"product {product.sku} ({product.name}) created with {sum(product.stock.values())} units")
     return int(created["id"])
 
 

@@ -93,6 +93,8 @@ class TestDemoSeeding:
         first = seed(url, accounts.staff, accounts.customer, say=said.append)
         print(summary(url, accounts, first))
         assert sum("created" in line for line in said) == len(WAREHOUSES) + len(PRODUCTS)
+        deliveries = sum(len(product.stock) for product in PRODUCTS)
+        assert sum("delivered" in line for line in said) == deliveries
         assert settled(url) == SETTLED
         out = capsys.readouterr().out
         assert printed_accounts(out) == {
