@@ -5,7 +5,8 @@ running until Ctrl-C.
 No public API makes a staff account, so the staff account comes from the mechanism ``make up``
 uses: ``DJANGO_SUPERUSER_*`` when they are set, otherwise a generated username and password
 handed to it the same way. The generated accounts are kept in ``var/demo-accounts.json``, so a
-second run signs in with the same ones (``make clean`` forgets them with the databases).
+second run signs in with the same ones (and after ``make clean``, which deletes the databases,
+makes them again with the same passwords).
 """
 
 from __future__ import annotations
