@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SERVICES := inventory orders user-notification
 PYTEST_ARGS ?=
 
-.PHONY: up test lint format typecheck test-libs test-services test-e2e install clean
+.PHONY: up demo test lint format typecheck test-libs test-services test-e2e install clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(BIN)/.installed
 
 up: install
 	$(BIN)/python -m devstack.local_run
+
+# `make up`, seeded through the public APIs: warehouses, products, accounts, orders in every state.
+demo: install
+	$(BIN)/python -m devstack.demo
 
 test: install lint test-libs test-services test-e2e
 

@@ -8,7 +8,9 @@ const SERVICE_BY_PREFIX = {
   categories: "inventory",
   warehouses: "inventory",
   "stock-transfers": "inventory",
+  backorders: "inventory",
   orders: "orders",
+  returns: "orders",
   users: "accounts",
   notifications: "notifications",
 };

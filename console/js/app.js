@@ -7,6 +7,7 @@ import { loginView, registerView } from "./views/auth.js";
 import { deadLettersView } from "./views/dead-letters.js";
 import { notificationsView, unreadCount } from "./views/notifications.js";
 import { myOrdersView, orderView } from "./views/orders.js";
+import { staffReturnsView, staffReturnView } from "./views/returns.js";
 import { cartView, catalogueView } from "./views/shop.js";
 import { staffOrdersView } from "./views/staff-orders.js";
 import { newProductView, staffProductsView, staffProductView } from "./views/staff-products.js";
@@ -25,6 +26,8 @@ const ROUTES = [
   { path: /^\/staff\/products\/(\d+)$/, view: staffProductView, title: "Product", staff: true },
   { path: /^\/staff\/warehouses$/, view: warehousesView, title: "Warehouses", staff: true },
   { path: /^\/staff\/orders$/, view: staffOrdersView, title: "All orders", staff: true },
+  { path: /^\/staff\/returns$/, view: staffReturnsView, title: "Returns", staff: true },
+  { path: /^\/staff\/returns\/([0-9A-Za-z-]+)$/, view: staffReturnView, title: "Return", staff: true },
   { path: /^\/staff\/dead-letters$/, view: deadLettersView, title: "Dead letters", staff: true },
 ];
 
@@ -36,6 +39,7 @@ const NAV = [
   { href: "#/staff/products", label: "Products", staff: true },
   { href: "#/staff/warehouses", label: "Warehouses", staff: true },
   { href: "#/staff/orders", label: "All orders", staff: true },
+  { href: "#/staff/returns", label: "Returns", staff: true },
   { href: "#/staff/dead-letters", label: "Dead letters", staff: true },
 ];
 

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from devstack.system import (
@@ -29,21 +30,39 @@ DEFAULT_BROKER = "amqp://guest:guest@localhost:5672/%2F"
 RESTART_PAUSE_SECONDS = 2.0
 
 
-def _pump(managed: ManagedProcess, lock: threading.Lock) -> None:
+# Held while a line is printed, so that the processes' lines and ours never mix.
+OUTPUT = threading.Lock()
+
+
+def _pump(managed: ManagedProcess) -> None:
     assert managed.process is not None and managed.process.stdout is not None
     width = max(len(f"{s.name}:{role}") for s in SERVICES for role in ("web", *s.workers))
     for line in managed.process.stdout:
-        with lock:
+        with OUTPUT:
             sys.stdout.write(f"{managed.label:<{width}} | {line}")
             sys.stdout.flush()
 
 
-def _start(managed: ManagedProcess, lock: threading.Lock) -> None:
+def _start(managed: ManagedProcess) -> None:
     managed.start()
-    threading.Thread(target=_pump, args=(managed, lock), daemon=True).start()
+    if managed.log is None:  # written to its log file otherwise
+        threading.Thread(target=_pump, args=(managed,), daemon=True).start()
 
 
-def main() -> int:
+def announce(system: LocalSystem) -> None:
+    """Where everything answers, once the system is up."""
+    with OUTPUT:
+        print("\nThe system is up:")
+        for service in SERVICES:
+            print(f"  {service.name:<18} {system.url(service.name)}/api/")
+        print(f"\nOpen the web console: {system.url(GATEWAY.name)}/")
+        print("Press Ctrl-C to stop.\n", flush=True)
+
+
+def main(on_ready: Callable[[LocalSystem], None] = announce, log_dir: Path | None = None) -> int:
+    """Run the system until Ctrl-C. ``on_ready`` runs once every web server answers (``make
+    demo`` seeds the system there); with ``log_dir`` each process writes its output to a file
+    of its own there instead of this terminal."""
     broker_url = os.environ.get("AMQP_URL", DEFAULT_BROKER)
     problem = broker_problem(broker_url)
     if problem:
@@ -62,7 +81,9 @@ def main() -> int:
         print(f"created a JWT signing key pair in {keys}")
 
     # Every service runs this checkout (unless the environment pins versions to try one out).
-    system = LocalSystem(env={VERSIONS_ENV: os.environ.get(VERSIONS_ENV, ONE_RELEASE_VERSIONS)})
+    system = LocalSystem(
+        env={VERSIONS_ENV: os.environ.get(VERSIONS_ENV, ONE_RELEASE_VERSIONS)}, log_dir=log_dir
+    )
     busy = system.ports_in_use()
     if busy:
         print(
@@ -78,9 +99,20 @@ def main() -> int:
         return 1
     system.build_processes()
     system.reset_metrics()
-    lock = threading.Lock()
     for managed in system.processes:
-        _start(managed, lock)
+        _start(managed)
+
+    try:
+        system.wait_ready(timeout=60)
+        on_ready(system)
+    except KeyboardInterrupt:
+        print("stopping …", flush=True)
+        system.stop()
+        return 130
+    except Exception as exc:  # whatever failed on the way up: say it in one line and stop
+        print(f"start-up failed: {exc}", file=sys.stderr)
+        system.stop()
+        return 1
 
     stopping = threading.Event()
 
@@ -90,30 +122,17 @@ def main() -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
 
-    try:
-        system.wait_ready(timeout=60)
-    except RuntimeError as exc:
-        print(f"start-up failed: {exc}", file=sys.stderr)
-        system.stop()
-        return 1
-    with lock:
-        print("\nThe system is up:")
-        for service in SERVICES:
-            print(f"  {service.name:<18} {system.url(service.name)}/api/")
-        print(f"\nOpen the web console: {system.url(GATEWAY.name)}/")
-        print("Press Ctrl-C to stop.\n", flush=True)
-
     while not stopping.wait(1.0):
         for managed in system.processes:
             if not managed.running():
-                with lock:
+                with OUTPUT:
                     print(
                         f"{managed.label} exited "
                         f"({managed.process and managed.process.returncode}); restarting"
                     )
                 time.sleep(RESTART_PAUSE_SECONDS)
                 managed.restarts += 1
-                _start(managed, lock)
+                _start(managed)
     print("stopping …", flush=True)
     system.stop()
     return 0

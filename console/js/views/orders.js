@@ -2,12 +2,16 @@
 
 import { api, query, session } from "../api.js";
 import { actionButton, errorBox, h, money, notice, pager, replace, statusBadge, table, when } from "../dom.js";
+import { backorderPanel } from "./backorders.js";
+import { orderReturns, RETURNABLE, returnsPanel } from "./returns.js";
 import { shippingPanel } from "./shipments.js";
 
 const POLL_MS = 300;
 const SLOW_POLL_MS = 2000;
 const SLOW_AFTER_MS = 30000;
-export const STATUSES = ["PENDING", "CONFIRMED", "PARTIALLY_SHIPPED", "REJECTED", "CANCELLED", "SHIPPED"];
+export const STATUSES = ["PENDING", "BACKORDERED", "CONFIRMED", "PARTIALLY_SHIPPED", "REJECTED", "CANCELLED", "SHIPPED"];
+// Still changing without anyone acting on it: the page keeps asking (a backorder slowly).
+const WAITING = ["PENDING", "BACKORDERED"];
 
 export function shortId(id) {
   return String(id).slice(0, 8);
@@ -23,6 +27,8 @@ export function outcome(order) {
   switch (order.status) {
     case "PENDING":
       return { title: "Waiting for the stock to be reserved…", text: "This page updates by itself." };
+    case "BACKORDERED":
+      return { title: "Backordered", text: "Some units are out of stock: the order waits for them and is confirmed when they arrive." };
     case "CONFIRMED":
       return { title: "Confirmed", text: "The stock is reserved for this order." };
     case "PARTIALLY_SHIPPED":
@@ -76,7 +82,7 @@ export function orderActions(order, onChange, { ship = true } = {}) {
     }
   };
   const buttons = [];
-  if (["PENDING", "CONFIRMED", "PARTIALLY_SHIPPED"].includes(order.status)) {
+  if (["PENDING", "BACKORDERED", "CONFIRMED", "PARTIALLY_SHIPPED"].includes(order.status)) {
     buttons.push(actionButton("Cancel order", run("cancel"), { class: "danger" }));
   }
   if (ship && user && user.is_staff && ["CONFIRMED", "PARTIALLY_SHIPPED"].includes(order.status)) {
@@ -100,9 +106,25 @@ export async function orderView(root, ctx) {
   const details = h("div");
   const actions = h("div", { class: "actions" });
   const shipping = h("div");
+  const backorder = h("div");
+  const returns = h("div");
   const staff = Boolean(session.user()?.is_staff);
+  let drawn = 0;
 
-  function show(order, shippedMessage) {
+  // What other calls tell about the order: its places in the waiting lists while it is
+  // backordered, its returns once something has shipped. Only the latest drawing lands.
+  async function showExtras(order, returnsMessage) {
+    const turn = ++drawn;
+    const waiting = order.status === "BACKORDERED" ? await backorderPanel(order) : null;
+    const returnsSection = RETURNABLE.includes(order.status)
+      ? returnsPanel(order, await orderReturns(order.id), async (message) => show((await api(`/api/orders/${id}/`)).data, null, message), returnsMessage)
+      : null;
+    if (stopped || turn !== drawn) return;
+    replace(backorder, waiting);
+    replace(returns, returnsSection);
+  }
+
+  function show(order, shippedMessage, returnsMessage) {
     if (order.status !== lastStatus) {
       const result = outcome(order);
       replace(
@@ -121,7 +143,7 @@ export async function orderView(root, ctx) {
     replace(
       details,
       table(
-        ["Product", "Unit price", "Ordered", "Shipped", "Cancelled", "Line total"],
+        ["Product", "Unit price", "Ordered", "Shipped", "Cancelled", "Returned", "Line total"],
         order.lines.map((line) =>
           h(
             "tr",
@@ -131,16 +153,21 @@ export async function orderView(root, ctx) {
             h("td", { class: "number", dataset: { units: "ordered" } }, line.quantity),
             h("td", { class: "number", dataset: { units: "shipped" } }, line.shipped_quantity ?? 0),
             h("td", { class: "number", dataset: { units: "cancelled" } }, line.cancelled_quantity ?? 0),
+            h("td", { class: "number", dataset: { units: "returned" } }, line.returned_quantity ?? 0),
             h("td", { class: "number" }, money(line.line_total)),
           ),
         ),
         "Order lines",
       ),
       h("p", { class: "total" }, "Total: ", h("strong", {}, money(order.total))),
+      Number(order.refunded_total) > 0 ? h("p", { class: "total refunded" }, "Refunded: ", h("strong", { dataset: { role: "refunded-total" } }, money(order.refunded_total))) : null,
       h("p", { class: "muted" }, `Placed ${when(order.created_at)}`, session.user()?.is_staff ? ` by customer #${order.user_id}` : ""),
       h("h2", {}, "Status history"),
       timeline(order.history),
     );
+    showExtras(order, returnsMessage).catch((error) => {
+      if (!stopped && error.code !== "session_expired") replace(returns, errorBox(error.message));
+    });
   }
 
   async function poll() {
@@ -150,12 +177,13 @@ export async function orderView(root, ctx) {
       if (stopped) return;
       replace(problem);
       show(data);
-      if (data.status !== "PENDING") return;
+      if (!WAITING.includes(data.status)) return;
     } catch (error) {
       if (stopped || error.code === "session_expired") return;
       replace(problem, errorBox(`Could not check the order just now: ${error.message} Retrying…`));
     }
-    timer = setTimeout(poll, Date.now() - started > SLOW_AFTER_MS ? SLOW_POLL_MS : POLL_MS);
+    const slow = lastStatus === "BACKORDERED" || Date.now() - started > SLOW_AFTER_MS;
+    timer = setTimeout(poll, slow ? SLOW_POLL_MS : POLL_MS);
   }
 
   const { data: order } = await api(`/api/orders/${id}/`);
@@ -166,11 +194,13 @@ export async function orderView(root, ctx) {
     statusBox,
     problem,
     actions,
+    backorder,
     details,
+    returns,
     shipping,
   );
   show(order);
-  if (order.status === "PENDING") timer = setTimeout(poll, POLL_MS);
+  if (WAITING.includes(order.status)) timer = setTimeout(poll, order.status === "PENDING" ? POLL_MS : SLOW_POLL_MS);
 }
 
 export function ordersTable(orders, { staff = false, onChange } = {}) {

@@ -9,7 +9,11 @@ const PAGE_SIZE = 48;
 
 export function availability(product) {
   if (!product.active) return { text: "No longer sold", kind: "out" };
-  if (product.available <= 0) return { text: "Out of stock", kind: "out" };
+  if (product.available <= 0) {
+    // Ordered anyway, it waits for the next delivery in a first-come, first-served list.
+    if (product.allow_backorder) return { text: "Out of stock: order now, it ships when stock arrives", kind: "backorder" };
+    return { text: "Out of stock", kind: "out" };
+  }
   if (product.low_stock_threshold && product.available < product.low_stock_threshold) {
     return { text: `Only ${product.available} left`, kind: "low" };
   }
@@ -121,7 +125,9 @@ export async function cartView(root, ctx) {
     });
     const level = levels[index];
     const warning = level && line.quantity > level.available
-      ? h("small", { class: "stock low" }, level.available > 0 ? `Only ${level.available} available now` : "Out of stock now")
+      ? h("small", { class: "stock low" }, level.allow_backorder
+          ? `${Math.max(level.available, 0)} available now: the rest is backordered until stock arrives`
+          : level.available > 0 ? `Only ${level.available} available now` : "Out of stock now")
       : null;
     return h(
       "tr",

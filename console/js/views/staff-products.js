@@ -3,6 +3,7 @@
 
 import { api, query } from "../api.js";
 import { actionButton, errorBox, field, h, money, notice, onSubmit, pager, replace, showFormErrors, table, when } from "../dom.js";
+import { waitingListSection } from "./backorders.js";
 import { warehouseLabel, warehouses } from "./warehouses.js";
 
 const DEFAULT_WAREHOUSE = "default";
@@ -47,6 +48,7 @@ export async function staffProductsView(root, ctx) {
       h("td", { class: "number" }, p.on_hand),
       h("td", { class: "number" }, p.reserved),
       h("td", { class: "number available" }, p.available, isLow(p) ? h("span", { class: "tag low" }, "Low stock") : null),
+      h("td", { class: "number", dataset: { level: "backordered" } }, p.allow_backorder ? p.backordered ?? 0 : "not taken"),
       h("td", { class: "number" }, p.low_stock_threshold),
       h("td", {}, h("a", { class: "button small secondary", href: `#/staff/products/${p.id}` }, "Manage")),
     ),
@@ -56,7 +58,7 @@ export async function staffProductsView(root, ctx) {
     h("div", { class: "heading-row" }, h("h1", { tabindex: "-1" }, "Products and stock"), h("a", { class: "button", href: "#/staff/products/new" }, "New product")),
     lowCount ? notice(`${lowCount} product(s) below their low-stock threshold are highlighted.`, "warning") : null,
     rows.length
-      ? table(["SKU", "Name", "Category", "Price", "On hand", "Reserved", "Available", "Low below", ""], rows, "Products")
+      ? table(["SKU", "Name", "Category", "Price", "On hand", "Reserved", "Available", "Backordered", "Low below", ""], rows, "Products")
       : notice("No products yet. Create the first one."),
     pager(data, (to) => ctx.navigate(`#/staff/products${query({ cursor: to })}`)),
     h("section", { class: "card" },
@@ -80,6 +82,7 @@ function productForm(product, cats, onSaved) {
   );
   const threshold = h("input", { name: "low_stock_threshold", type: "number", min: "0", step: "1", value: value("low_stock_threshold", "0") });
   const active = h("input", { name: "active", type: "checkbox", checked: product ? product.active : true });
+  const backorders = h("input", { name: "allow_backorder", type: "checkbox", checked: product ? Boolean(product.allow_backorder) : false });
   const summary = h("div");
   const form = h(
     "form",
@@ -95,6 +98,7 @@ function productForm(product, cats, onSaved) {
     ),
     field("Description", description),
     h("div", { class: "field checkbox" }, active, h("label", { for: (active.id = `active-${product ? product.id : "new"}`) }, "For sale (active)")),
+    h("div", { class: "field checkbox" }, backorders, h("label", { for: (backorders.id = `allow-backorder-${product ? product.id : "new"}`) }, "Take backorders (orders wait for stock instead of being rejected)")),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, product ? "Save changes" : "Create product")),
   );
   form.addEventListener("submit", async (event) => {
@@ -107,6 +111,7 @@ function productForm(product, cats, onSaved) {
       category: category.value ? Number(category.value) : null,
       low_stock_threshold: Number(threshold.value || 0),
       active: active.checked,
+      allow_backorder: backorders.checked,
     };
     try {
       const { data } = await api(product ? `/api/products/${product.id}/` : "/api/products/", { method: product ? "PATCH" : "POST", body });
@@ -233,6 +238,7 @@ function levels(product) {
     h("div", {}, h("dt", {}, "On hand"), h("dd", { dataset: { level: "on_hand" } }, product.on_hand)),
     h("div", {}, h("dt", {}, "Reserved"), h("dd", { dataset: { level: "reserved" } }, product.reserved)),
     h("div", {}, h("dt", {}, "Available"), h("dd", { dataset: { level: "available" } }, product.available)),
+    h("div", {}, h("dt", {}, "Backordered"), h("dd", { dataset: { level: "backordered" } }, product.backordered ?? 0)),
     h("div", {}, h("dt", {}, "Low below"), h("dd", {}, product.low_stock_threshold)),
   );
 }
@@ -245,6 +251,7 @@ export async function staffProductView(root, ctx) {
     categories(),
     warehouses(),
   ]);
+  const waiting = await waitingListSection(product);
   const levelsByCode = Object.fromEntries(product.warehouses.map((level) => [level.warehouse, level]));
   const reload = () => ctx.reload();
   const entries = ledger.results.map((e) =>
@@ -266,7 +273,9 @@ export async function staffProductView(root, ctx) {
     h("h1", { tabindex: "-1" }, `${product.name} `, h("small", { class: "muted" }, product.sku)),
     isLow(product) ? notice(`Low stock: ${product.available} available, threshold ${product.low_stock_threshold}.`, "warning") : null,
     levels(product),
+    product.allow_backorder ? h("p", { class: "tag-line" }, h("span", { class: "badge status-backordered" }, "Takes backorders")) : null,
     warehouseLevels(product, known),
+    waiting,
     adjustmentForm(product, known, (result) => {
       ctx.flash(`Stock adjusted in ${result.warehouse.warehouse}: ${result.on_hand} on hand, ${result.available} available in all.`, "success");
       reload();
