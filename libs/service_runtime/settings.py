@@ -99,6 +99,7 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             *apps,
         ],
         "MIDDLEWARE": [
+            "service_runtime.request_limits.RequestBodyLimitMiddleware",  # a 413 before anything
             "service_runtime.operational.OperationalPathsMiddleware",  # before the Host check
             "service_runtime.metrics.HttpMetricsMiddleware",
             "service_runtime.request_context.RequestContextMiddleware",
@@ -106,6 +107,8 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             "django.middleware.common.CommonMiddleware",
         ],
         "ROOT_URLCONF": urlconf,
+        # The largest request body accepted (413 above it), as the gateways' (1 MiB).
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("REQUEST_BODY_MAX_BYTES", 1024 * 1024),
         "TEMPLATES": [
             {
                 "BACKEND": "django.template.backends.django.DjangoTemplates",
