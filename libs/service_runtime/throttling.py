@@ -13,14 +13,20 @@ shape (``code`` ``throttled``) with ``Retry-After``, the seconds until the windo
 Cost: with Redis, counting is one round trip (``INCR`` and ``EXPIRE`` in one pipeline) and a
 check without counting one ``MGET``. The other backends count with a read and a write that
 are not atomic: concurrent requests may each be counted once less (the local default only).
+
+A cache that cannot be reached lets the request through, with a warning in the log: the limits
+protect the service, and a cache outage must not stop sign-ins and order placement. Each such
+request waits at most the cache's socket timeouts (1 s for Redis, ``settings.caches``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import caches
@@ -32,6 +38,8 @@ from rest_framework.exceptions import Throttled
 from service_runtime.rates import Rate
 
 CACHE_ALIAS = "default"
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,9 @@ def hit(*limits: Limit) -> None:
     """Count one more request under each limit, refused (429) when that is over one of them."""
     now = time.time()
     active = [limit for limit in limits if limit.rate is not None]
-    counts = _increment(active, now) if active else []
-    _refuse_over(active, counts, now, slack=0)
+    counts = _unless_unreachable(lambda: _increment(active, now)) if active else None
+    if counts is not None:
+        _refuse_over(active, counts, now, slack=0)
 
 
 def check(*limits: Limit) -> None:
@@ -65,16 +74,27 @@ def check(*limits: Limit) -> None:
     if not active:
         return
     keys = [limit.key(now) for limit in active]
-    found = caches[CACHE_ALIAS].get_many(keys)
-    counts = [int(found.get(key) or 0) for key in keys]
-    _refuse_over(active, counts, now, slack=1)  # the next one would be over
+    found = _unless_unreachable(lambda: caches[CACHE_ALIAS].get_many(keys))
+    if found is not None:
+        counts = [int(found.get(key) or 0) for key in keys]
+        _refuse_over(active, counts, now, slack=1)  # the next one would be over
 
 
 def count(*limits: Limit) -> None:
     """Count one more under each limit, refusing nothing (this request is answered anyway)."""
     active = [limit for limit in limits if limit.rate is not None]
     if active:
-        _increment(active, time.time())
+        now = time.time()
+        _unless_unreachable(lambda: _increment(active, now))
+
+
+def _unless_unreachable(operation: Callable[[], T]) -> T | None:
+    """The operation's result; None when the cache cannot be reached (logged)."""
+    try:
+        return operation()
+    except Exception as exc:  # the backend's own errors: redis.RedisError, OSError...
+        logger.warning("abuse limits not applied: the cache is unreachable (%s)", exc)
+        return None
 
 
 def client_address(request: HttpRequest) -> str:
