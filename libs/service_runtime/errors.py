@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions
@@ -54,6 +56,34 @@ def _summary(errors: Any) -> str:
             break
     where = ".".join(p for p in path if p != "non_field_errors")
     return f"{where}: {node}" if where else str(node)
+
+
+def too_large() -> JsonResponse:
+    """413: a request body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``REQUEST_BODY_MAX_BYTES``)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return JsonResponse(
+        {"detail": f"The request body is larger than {limit} bytes.", "code": "too_large"},
+        status=413,
+    )
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """``handler400``: what Django refuses before any view (a Host not allowed, a body too large
+    that came without a length, too many fields...) in the API's error shape, not HTML."""
+    if isinstance(exception, RequestDataTooBig):
+        return too_large()
+    return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """``handler403``: a refusal outside DRF's views (which answer their own) as JSON."""
+    return JsonResponse(
+        {
+            "detail": "You do not have permission to perform this action.",
+            "code": "permission_denied",
+        },
+        status=403,
+    )
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

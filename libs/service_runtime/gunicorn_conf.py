@@ -15,6 +15,12 @@ formatter (``service_runtime.logging``): one JSON object per line with the servi
 (``SERVICE_NAME``, else the folder gunicorn runs in), or text with ``LOG_FORMAT=text``. An
 access line takes the request's correlation id and trace id from the ``X-Request-ID`` and
 ``traceresponse`` response headers that the request middleware set.
+
+Control socket: gunicorn 25.1+ opens one for ``gunicornc`` at a single fixed path per user
+(``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl``), so every master on a
+machine (three services, a benchmark's, a test's) replaces the one before it and commands
+reach the wrong server. Nothing here uses it: it is off, unless ``GUNICORN_CONTROL_SOCKET``
+names a path for this master alone.
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ if not os.environ.get(ENV):
     # Without one shared directory each worker would answer /metrics with its own counts only.
     os.environ[ENV] = tempfile.mkdtemp(prefix="prometheus-")
 prepare_multiprocess_dir()
+
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET")
+if _control_socket:
+    control_socket = _control_socket
+else:
+    control_socket_disable = True
 
 
 def post_worker_init(worker: Any) -> None:

@@ -26,6 +26,7 @@ ERROR_DESCRIPTIONS = {
     404: "No such resource, or not the caller's.",
     409: "The resource's state does not allow this.",
     422: "The request conflicts with an earlier one (an Idempotency-Key reused).",
+    429: "Too many requests (an abuse limit): `Retry-After` says in how many seconds to retry.",
     503: "A dependency (the message broker) cannot be reached; try again shortly.",
 }
 

@@ -74,6 +74,32 @@ def database(service: str) -> dict[str, Any]:
     }
 
 
+def caches(service: str) -> dict[str, Any]:
+    """The cache every process of a service shares (the abuse limits' counts live there):
+    Redis at ``CACHE_URL`` (``redis://host:6379/0``) in production; with none, files under
+    ``var/cache/<service>``, which a laptop's processes share with nothing else running."""
+    url = os.environ.get("CACHE_URL")
+    if url:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"CACHE_URL must be a Redis URL (redis://...), not {url!r}")
+        return {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+                "KEY_PREFIX": service,
+                # A cache that does not answer fails the request after this long, not never.
+                "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+            }
+        }
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache" / service),
+            "KEY_PREFIX": service,
+        }
+    }
+
+
 def private_test_database(database: dict[str, Any]) -> dict[str, Any]:
     """Give a test run its own test database, so concurrent runs on one server never collide."""
     return {**database, "TEST": {"NAME": f"test_{database['NAME']}_{os.getpid()}"}}
@@ -99,6 +125,7 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             *apps,
         ],
         "MIDDLEWARE": [
+            "service_runtime.request_limits.RequestBodyLimitMiddleware",  # a 413 before anything
             "service_runtime.operational.OperationalPathsMiddleware",  # before the Host check
             "service_runtime.metrics.HttpMetricsMiddleware",
             "service_runtime.request_context.RequestContextMiddleware",
@@ -106,6 +133,8 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             "django.middleware.common.CommonMiddleware",
         ],
         "ROOT_URLCONF": urlconf,
+        # The largest request body accepted (413 above it), as the gateways' (1 MiB).
+        "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("REQUEST_BODY_MAX_BYTES", 1024 * 1024),
         "TEMPLATES": [
             {
                 "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -115,6 +144,10 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             }
         ],
         "DATABASES": {"default": database(service)},
+        "CACHES": caches(service),
+        # Abuse limits (service_runtime.throttling): the proxies in front of the web server
+        # that each append the caller's address to X-Forwarded-For (0: REMOTE_ADDR is the caller).
+        "THROTTLE_PROXY_COUNT": env_int("THROTTLE_PROXY_COUNT", 0),
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "USE_TZ": True,
         "TIME_ZONE": "UTC",

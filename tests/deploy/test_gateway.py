@@ -5,6 +5,7 @@ Compose and local gateways' paths is the web console."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -163,6 +164,31 @@ class TestComposeGateway:
         assert {"directive": "text/javascript", "args": ["js"]} in [
             {"directive": d["directive"], "args": d["args"]} for d in types
         ]
+
+    def test_every_error_nginx_answers_itself_is_a_json_error(self) -> None:
+        """A body over client_max_body_size, a service down or slow, a refused path, an unknown
+        API path: the API's ``{"detail", "code"}``, never nginx's HTML page."""
+        parsed = crossplane.parse(str(NGINX_CONF), comments=False)
+        (http,) = (d for d in parsed["config"][0]["parsed"] if d["directive"] == "http")
+        (server,) = (d for d in http["block"] if d["directive"] == "server")
+        pages = {
+            int(status): d["args"][-1]
+            for d in server["block"]
+            if d["directive"] == "error_page"
+            for status in d["args"][:-1]
+            if status.isdigit()
+        }
+        assert {403, 413, 502, 503, 504} <= set(pages)
+        locations = {loc.pattern: loc for loc in nginx_locations()}
+        answers = {status: locations[page.lstrip("=")] for status, page in pages.items()}
+        answers[404] = nginx_route("/api/unknown/", nginx_locations())
+        for status, location in answers.items():
+            returned_status, body = location.directive("return") or []
+            assert location.directive("default_type") == ["application/json"], status
+            error = json.loads(body.removesuffix("\\n"))  # nginx writes the escape itself
+            assert set(error) == {"detail", "code"} and error["detail"], status
+            # a 502 is reported as the 503 the local gateway answers for a service it cannot reach
+            assert int(returned_status) == (503 if status == 502 else status)
 
     def test_metrics_health_and_api_docs_are_refused(self) -> None:
         locations = nginx_locations()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.test import RequestFactory
 from rest_framework import exceptions
 from rest_framework.serializers import as_serializer_error
 
-from service_runtime.errors import _summary, exception_handler, refused
+from service_runtime.errors import _summary, bad_request, exception_handler, refused
+from service_runtime.request_limits import RequestBodyLimitMiddleware
 
 
 @pytest.mark.parametrize(
@@ -114,3 +119,34 @@ def test_single_detail_errors(exc: Exception, status: int, detail: str, code: st
 
 def test_unexpected_exceptions_are_left_to_django() -> None:
     assert exception_handler(RuntimeError("boom"), {}) is None
+
+
+def test_django_refusing_a_body_too_large_is_a_413_in_the_error_shape() -> None:
+    # A body sent without a length passes the middleware's check and is refused when read.
+    response = bad_request(RequestFactory().post("/"), RequestDataTooBig("too big"))
+    assert response.status_code == 413
+    assert json.loads(response.content)["code"] == "too_large"
+
+
+def test_django_refusing_a_request_before_any_view_is_json() -> None:
+    response = bad_request(RequestFactory().get("/"), DisallowedHost("evil.example"))
+    assert response.status_code == 400
+    assert json.loads(response.content) == {"detail": "Bad request.", "code": "bad_request"}
+
+
+def test_the_middleware_refuses_a_body_whose_announced_length_is_over_the_limit() -> None:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    reached: list[HttpRequest] = []
+
+    def view(request: HttpRequest) -> HttpResponse:
+        reached.append(request)
+        return HttpResponse()
+
+    middleware = RequestBodyLimitMiddleware(view)
+    factory = RequestFactory()
+    assert middleware(factory.post("/", b"x" * limit, content_type="text/plain")).status_code == 200
+    response = middleware(factory.post("/", b"x" * (limit + 1), content_type="text/plain"))
+    assert response.status_code == 413 and len(reached) == 1
+    assert (
+        isinstance(response, JsonResponse) and json.loads(response.content)["code"] == "too_large"
+    )

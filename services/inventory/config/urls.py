@@ -8,5 +8,7 @@ urlpatterns = [
 ]
 
 # Answers in the API's error shape for paths no pattern matches (and for crashes), not HTML.
+handler400 = "service_runtime.errors.bad_request"
+handler403 = "service_runtime.errors.permission_denied"
 handler404 = "service_runtime.errors.not_found"
 handler500 = "service_runtime.errors.server_error"

@@ -3,7 +3,8 @@
 Every value comes from the environment; with none set the service runs on a laptop.
 """
 
-from service_runtime.settings import build, env_int
+from service_runtime.rates import parse_rate
+from service_runtime.settings import build, env_int, env_str
 
 globals().update(build("orders", apps=["product_replica", "orders"], urlconf="config.urls"))
 
@@ -24,3 +25,9 @@ ORDER_DEADLINE_SCAN_SECONDS = env_int("ORDER_DEADLINE_SCAN_SECONDS", 15)
 ORDERS_BACKORDER_DEADLINE_SECONDS = env_int("ORDERS_BACKORDER_DEADLINE_SECONDS", 0)
 # Shipped units can be returned for this many days after the order's last shipment.
 ORDERS_RETURN_WINDOW_DAYS = env_int("ORDERS_RETURN_WINDOW_DAYS", 30)
+
+# Orders a user may place per window ("N/[k]unit", unit s, m, h or d; "off": no limit): a bound
+# on a runaway or abusive client, well above what a person or a shop's integration places.
+THROTTLE_ORDERS_PER_USER = parse_rate(
+    env_str("THROTTLE_ORDERS_PER_USER", "120/m"), name="THROTTLE_ORDERS_PER_USER"
+)

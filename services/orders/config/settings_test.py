@@ -16,6 +16,11 @@ ensure_keypair(Path(JWT_PRIVATE_KEY_FILE), Path(JWT_PUBLIC_KEY_FILE))
 
 ORDER_PENDING_DEADLINE_SECONDS = 900
 
+# One process, one test at a time: the cache in memory; the abuse limits off, except where a test
+# sets one (a suite places far more than a person would).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+THROTTLE_ORDERS_PER_USER = None
+
 # Events stay in the outbox at commit: no test reaches a broker unless it runs a relay.
 MESSAGING_PUBLISH_AFTER_COMMIT = False
 

@@ -6,6 +6,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
@@ -23,6 +24,7 @@ from messaging.versions import NotExpressible
 from orders import selectors, services, shipments
 from orders.models import Order, OrderStatus
 from orders.persistence import OrderDetail, ShipmentEntry
+from service_runtime import throttling
 from service_runtime.openapi import cursor_parameters, errors, paginated
 from service_runtime.pagination import CursorPagination
 from service_runtime.representation import money, timestamp
@@ -357,11 +359,19 @@ class OrderListCreateApi(APIView):
             200: OpenApiResponse(
                 OrderDetailOutputSerializer, "The order this Idempotency-Key already placed."
             ),
-            **errors(400, 401, 422),
+            **errors(400, 401, 422, 429),
         },
     )
     def post(self, request: Request) -> Response:
-        """202 with a new PENDING order; 200 with the earlier order when the key replays."""
+        """202 with a new PENDING order; 200 with the earlier order when the key replays.
+
+        Each request counts against the user's THROTTLE_ORDERS_PER_USER first (one cache
+        round trip), so a refused one writes nothing."""
+        throttling.hit(
+            throttling.Limit(
+                "orders.place", str(_viewer(request).id), settings.THROTTLE_ORDERS_PER_USER
+            )
+        )
         key = _idempotency_key(request)
         lines = plain_lines(request.data)
         if lines is None:  # anything unusual: the serializer decides, and words the errors

@@ -1,6 +1,7 @@
 from collections.abc import Mapping
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -16,6 +17,7 @@ from accounts.services import user_register, user_update
 from accounts.tokens import token_access_refresh, token_pair_obtain
 from errors import ErrorCode
 from identity.authentication import TokenUser
+from service_runtime import throttling
 from service_runtime.openapi import errors
 from service_runtime.request_context import correlation_id
 
@@ -58,8 +60,19 @@ class UserRegisterApi(PublicApi):
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(max_length=1024, write_only=True, trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer, **errors(400)})
+    @extend_schema(
+        request=InputSerializer, responses={201: UserOutputSerializer, **errors(400, 429)}
+    )
     def post(self, request: Request) -> Response:
+        """Every attempt counts against the caller's address, valid or not: a flood of sign-ups
+        is refused before it costs a password hash each."""
+        throttling.hit(
+            throttling.Limit(
+                "register.address",
+                throttling.client_address(request),
+                settings.THROTTLE_REGISTRATIONS_PER_ADDRESS,
+            )
+        )
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = user_register(**serializer.validated_data, correlation_id=correlation_id(request))
@@ -73,12 +86,33 @@ class TokenObtainApi(PublicApi):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: TokenPairOutputSerializer, **errors(400, 401)},
+        responses={200: TokenPairOutputSerializer, **errors(400, 401, 429)},
     )
     def post(self, request: Request) -> Response:
+        """Only failed attempts count, per username and per address: once either has spent
+        its limit, even the right password is refused until the window ends, so guessing
+        gains nothing; a successful sign-in spends nothing."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(token_pair_obtain(**serializer.validated_data))
+        limits = (
+            throttling.Limit(
+                "token.username",
+                serializer.validated_data["username"].casefold(),
+                settings.THROTTLE_LOGIN_FAILURES_PER_USERNAME,
+            ),
+            throttling.Limit(
+                "token.address",
+                throttling.client_address(request),
+                settings.THROTTLE_LOGIN_FAILURES_PER_ADDRESS,
+            ),
+        )
+        throttling.check(*limits)
+        try:
+            pair = token_pair_obtain(**serializer.validated_data)
+        except AuthenticationFailed:
+            throttling.count(*limits)
+            raise
+        return Response(pair)
 
 
 class TokenRefreshApi(PublicApi):

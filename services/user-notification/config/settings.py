@@ -17,6 +17,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from identity.keys import ensure_keypair, read_key
+from service_runtime.rates import parse_rate
 from service_runtime.settings import VAR_DIR, build, env_bool, env_int, env_str
 
 _base = build("user-notification", apps=["accounts", "notifications"], urlconf="config.urls")
@@ -64,6 +65,22 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": False,
     "UPDATE_LAST_LOGIN": False,
 }
+
+# Abuse limits ("N/[k]unit", unit s, m, h or d; "off": no limit). Failed token requests per
+# username (whatever the address: guessing one account's password) and per client address
+# (whatever the username: trying many accounts); registrations per client address.
+THROTTLE_LOGIN_FAILURES_PER_USERNAME = parse_rate(
+    env_str("THROTTLE_LOGIN_FAILURES_PER_USERNAME", "10/15m"),
+    name="THROTTLE_LOGIN_FAILURES_PER_USERNAME",
+)
+THROTTLE_LOGIN_FAILURES_PER_ADDRESS = parse_rate(
+    env_str("THROTTLE_LOGIN_FAILURES_PER_ADDRESS", "50/15m"),
+    name="THROTTLE_LOGIN_FAILURES_PER_ADDRESS",
+)
+THROTTLE_REGISTRATIONS_PER_ADDRESS = parse_rate(
+    env_str("THROTTLE_REGISTRATIONS_PER_ADDRESS", "20/h"),
+    name="THROTTLE_REGISTRATIONS_PER_ADDRESS",
+)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

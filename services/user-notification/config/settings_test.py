@@ -22,6 +22,13 @@ from config.settings import *  # noqa: E402, F403
 # Hashing strength is not under test; the default hasher costs half a second per password.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# One process, one test at a time: the cache in memory; the abuse limits off, except where a test
+# sets one (a suite registers far more than a person would).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+THROTTLE_LOGIN_FAILURES_PER_USERNAME = None
+THROTTLE_LOGIN_FAILURES_PER_ADDRESS = None
+THROTTLE_REGISTRATIONS_PER_ADDRESS = None
+
 # Events stay in the outbox at commit: no test reaches a broker unless it runs a relay.
 MESSAGING_PUBLISH_AFTER_COMMIT = False
 
