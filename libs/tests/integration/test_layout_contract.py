@@ -74,13 +74,15 @@ def test_declare_topology_declares_the_whole_layout_under_the_prefix(
     for service in topology.CONSUMES:
         channel.queue_declare(names.queue(service), durable=True)
         channel.queue_declare(names.dead_letter_queue(service), durable=True)
+        for exchange in (names.retry_exchange(service), names.dead_letter_exchange(service)):
+            channel.exchange_declare(exchange, exchange_type="direct", durable=True)
         for delay in RETRY_DELAYS_MS:
             channel.queue_declare(
                 names.retry_queue(service, delay),
                 durable=True,
                 arguments={
                     "x-message-ttl": delay,
-                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-exchange": names.retry_exchange(service),
                     "x-dead-letter-routing-key": names.queue(service),
                 },
             )
