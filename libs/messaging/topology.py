@@ -168,11 +168,15 @@ def _declare_retry_queue(
     return channel
 
 
-def declare_all(channel: BlockingChannel, names: Names, retry_delays_ms: tuple[int, ...]) -> None:
-    """Declare the whole system's layout, so no event is ever published before its queue."""
+def declare_all(
+    channel: BlockingChannel, names: Names, retry_delays_ms: tuple[int, ...]
+) -> BlockingChannel:
+    """Declare the whole system's layout, so no event is ever published before its queue;
+    return the channel to go on with (see :func:`declare_consumer_queues`)."""
     declare_exchanges(channel, names)
     for service in CONSUMES:
-        declare_consumer_queues(channel, names, service, retry_delays_ms)
+        channel = declare_consumer_queues(channel, names, service, retry_delays_ms)
+    return channel
 
 
 def delete_all(channel: BlockingChannel, names: Names, retry_delays_ms: tuple[int, ...]) -> None:
