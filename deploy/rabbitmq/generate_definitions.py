@@ -93,21 +93,39 @@ def any_of(patterns: list[str]) -> str:
     return "^(" + "|".join(patterns) + ")$"
 
 
+def own_exchange_names(names: topology.Names, service: str) -> list[str]:
+    """A consumer's retry and dead-letter exchanges (its queues are bound to them)."""
+    if service not in topology.CONSUMES:
+        return []
+    return [
+        regex_literal(names.retry_exchange(service)),
+        regex_literal(names.dead_letter_exchange(service)),
+    ]
+
+
 def permissions(names: topology.Names, service: str) -> dict[str, str]:
     """What one service may do, by resource name (RabbitMQ matches these regexes by search).
 
-    configure: declare its own exchange and queues. write: publish to its own exchange; bind its
-    own queues; and ``amq.default`` (the default exchange), because the consumer copies failed
-    deliveries to its retry and dead-letter queues through it and the retry queues dead-letter
-    back through it. read: consume its own queues; bind them to the exchanges it consumes from.
+    configure: declare its own exchanges and queues. write: publish to its own exchanges (its
+    events; retry and dead-letter copies go through its retry and dead-letter exchanges, never
+    the default exchange); bind its own queues; name its retry exchange as a retry queue's
+    dead-letter exchange. read: consume its own queues; bind them to the exchanges they are
+    bound to (the publishers' it consumes from, its own retry and dead-letter exchanges).
     """
-    own_exchange = regex_literal(names.exchange(service))
+    events = [regex_literal(names.exchange(service))] if service in topology.PUBLISHES else []
+    consumer_exchanges = own_exchange_names(names, service)
     own_queues = own_queue_names(names, service) if service in topology.CONSUMES else []
     sources = sorted({topology.publisher_of(event) for event in topology.CONSUMES.get(service, ())})
     return {
-        "configure": any_of([own_exchange, *own_queues]),
-        "write": any_of([own_exchange, *own_queues, "amq\\.default"]),
-        "read": any_of([*own_queues, *(regex_literal(names.exchange(s)) for s in sources)]),
+        "configure": any_of([*events, *consumer_exchanges, *own_queues]),
+        "write": any_of([*events, *consumer_exchanges, *own_queues]),
+        "read": any_of(
+            [
+                *own_queues,
+                *consumer_exchanges,
+                *(regex_literal(names.exchange(s)) for s in sources),
+            ]
+        ),
     }
 
 
@@ -125,7 +143,7 @@ def policies(names: topology.Names) -> list[dict[str, Any]]:
                 "priority": 10,
                 "definition": {
                     "delivery-limit": DELIVERY_LIMIT,
-                    "dead-letter-exchange": "",
+                    "dead-letter-exchange": names.dead_letter_exchange(service),
                     "dead-letter-routing-key": names.dead_letter_queue(service),
                     "dead-letter-strategy": "at-least-once",
                     "overflow": "reject-publish",
@@ -171,7 +189,7 @@ def queues(names: topology.Names, retry_delays_ms: tuple[int, ...]) -> list[dict
                     names.retry_queue(service, delay),
                     {
                         "x-message-ttl": delay,
-                        "x-dead-letter-exchange": "",
+                        "x-dead-letter-exchange": names.retry_exchange(service),
                         "x-dead-letter-routing-key": main,
                     },
                 )
@@ -180,34 +198,58 @@ def queues(names: topology.Names, retry_delays_ms: tuple[int, ...]) -> list[dict
     return result
 
 
+def exchange(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "vhost": VHOST,
+        "type": "direct",
+        "durable": True,
+        "auto_delete": False,
+        "internal": False,
+        "arguments": {},
+    }
+
+
 def exchanges(names: topology.Names) -> list[dict[str, Any]]:
+    """Each publisher's events exchange; each consumer's retry and dead-letter exchanges."""
     return [
-        {
-            "name": names.exchange(service),
-            "vhost": VHOST,
-            "type": "direct",
-            "durable": True,
-            "auto_delete": False,
-            "internal": False,
-            "arguments": {},
-        }
-        for service in sorted(topology.PUBLISHES)
+        *(exchange(names.exchange(service)) for service in sorted(topology.PUBLISHES)),
+        *(
+            exchange(name)
+            for service in sorted(topology.CONSUMES)
+            for name in (names.retry_exchange(service), names.dead_letter_exchange(service))
+        ),
     ]
 
 
-def bindings(names: topology.Names) -> list[dict[str, Any]]:
-    return [
-        {
-            "source": names.exchange(topology.publisher_of(event)),
-            "vhost": VHOST,
-            "destination": names.queue(service),
-            "destination_type": "queue",
-            "routing_key": event,
-            "arguments": {},
-        }
-        for service in sorted(topology.CONSUMES)
-        for event in topology.CONSUMES[service]
-    ]
+def binding(source: str, queue: str, routing_key: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "vhost": VHOST,
+        "destination": queue,
+        "destination_type": "queue",
+        "routing_key": routing_key,
+        "arguments": {},
+    }
+
+
+def bindings(names: topology.Names, retry_delays_ms: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Exactly what ``topology.declare_consumer_queues`` binds."""
+    result = []
+    for service in sorted(topology.CONSUMES):
+        queue, dlq = names.queue(service), names.dead_letter_queue(service)
+        retry, dead = names.retry_exchange(service), names.dead_letter_exchange(service)
+        result += [
+            binding(names.exchange(topology.publisher_of(event)), queue, event)
+            for event in topology.CONSUMES[service]
+        ]
+        result.append(binding(retry, queue, queue))
+        result += [
+            binding(retry, names.retry_queue(service, delay), names.retry_queue(service, delay))
+            for delay in retry_delays_ms
+        ]
+        result.append(binding(dead, dlq, dlq))
+    return result
 
 
 def users(env: dict[str, str], previous: dict[str, str]) -> list[dict[str, Any]]:
@@ -266,7 +308,7 @@ def definitions(
         "policies": policies(names),
         "queues": queues(names, retry_delays_ms),
         "exchanges": exchanges(names),
-        "bindings": bindings(names),
+        "bindings": bindings(names, retry_delays_ms),
     }
 
 

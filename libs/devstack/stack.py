@@ -108,6 +108,8 @@ class StackSpec:
     adapt_process: Callable[[ManagedProcess], None] | None = None
     # Services run from another source tree (another version), by service name.
     sources: Mapping[str, Path] = field(default_factory=dict)
+    # False: the broker already holds the layout (loaded from its definitions file).
+    declare_broker_layout: bool = True
 
     @property
     def prefix(self) -> str:
@@ -167,6 +169,7 @@ class Stack:
             worker_processes=spec.worker_processes,
             log_dir=spec.work_dir / "logs",
             sources=dict(spec.sources),
+            declare_broker_layout=spec.declare_broker_layout,
         )
 
     @property

@@ -184,6 +184,9 @@ class LocalSystem:
     log_dir: Path | None = None
     sources: dict[str, Path] = field(default_factory=dict)
     processes: list[ManagedProcess] = field(default_factory=list)
+    # False when the broker was provisioned from its definitions file (per-service accounts,
+    # each allowed to declare only its own names, as in the containers).
+    declare_broker_layout: bool = True
 
     def port(self, service: ServiceSpec) -> int:
         return self.ports.get(service.name, service.port)
@@ -234,7 +237,8 @@ class LocalSystem:
 
         Raises with the command's output when one fails.
         """
-        self._run_commands(SERVICES[0], BROKER_LAYOUT_COMMAND)
+        if self.declare_broker_layout:
+            self._run_commands(SERVICES[0], BROKER_LAYOUT_COMMAND)
         pool = ThreadPoolExecutor(len(SERVICES) if side_by_side else 1)
         try:
             futures = [
@@ -302,7 +306,8 @@ class LocalSystem:
             self.sources.pop(name, None)
         else:
             self.sources[name] = source
-        self._run_commands(service, BROKER_LAYOUT_COMMAND, ("migrate", "--noinput"), *service.setup)
+        layout = (BROKER_LAYOUT_COMMAND,) if self.declare_broker_layout else ()
+        self._run_commands(service, *layout, ("migrate", "--noinput"), *service.setup)
         new = self._service_processes(service)
         self.processes = [p for p in self.processes if p.service.name != name] + new
         for managed in new:

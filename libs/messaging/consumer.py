@@ -379,7 +379,7 @@ class Consumer(Job):
         channel = self.broker.channel()
         # Its own queues and bindings only; the exchanges are their publishers' (a missing one
         # fails the bind, and the consumer retries until its publisher declared it).
-        topology.declare_consumer_queues(
+        channel = topology.declare_consumer_queues(
             channel, self.names, self.config.service, self.config.retry_delays_ms
         )
         channel.confirm_delivery()
@@ -450,6 +450,7 @@ class Consumer(Job):
                 channel,
                 properties,
                 body,
+                self.names.retry_exchange(self.config.service),
                 self.names.retry_queue(self.config.service, delay),
                 {ATTEMPT_HEADER: attempt + 1, "x-last-error": outcome.reason[:1000]},
             )
@@ -459,6 +460,7 @@ class Consumer(Job):
                 channel,
                 properties,
                 body,
+                self.names.dead_letter_exchange(self.config.service),
                 self.names.dead_letter_queue(self.config.service),
                 {
                     ATTEMPT_HEADER: attempt,
@@ -489,12 +491,15 @@ class Consumer(Job):
         channel: BlockingChannel,
         properties: BasicProperties,
         body: bytes,
+        exchange: str,
         queue: str,
         extra_headers: dict[str, Any],
     ) -> None:
+        """Publish a copy to ``queue`` through the service's own ``exchange``, which routes by
+        queue name (never the default exchange: the service's account may not write there)."""
         headers = {**(properties.headers or {}), **extra_headers}
         channel.basic_publish(
-            exchange="",
+            exchange=exchange,
             routing_key=queue,
             body=body,
             properties=pika.BasicProperties(

@@ -4,13 +4,25 @@ Each publishing service owns one durable direct exchange, ``<prefix><service>.ev
 consuming service owns one durable queue, ``<prefix><service>``, bound by event type, plus its
 retry queues (one per back-off delay, dead-lettering back to the queue) and a dead-letter
 queue, ``<prefix><service>.dlq``. A prefix keeps test runs apart from a running system.
+
+Retry and dead-letter copies travel through two more exchanges of the consuming service,
+``<prefix><service>.retry`` (to its retry queues, and from them back to its queue) and
+``<prefix><service>.dead`` (to its dead-letter queue), each routing by queue name. Nothing goes
+through the default exchange, so a service's broker account needs write access only to its own
+names (``deploy/rabbitmq/generate_definitions.py``).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import ChannelClosedByBroker
+
+logger = logging.getLogger(__name__)
+
+PRECONDITION_FAILED = 406  # a queue already declared with other arguments
 
 # Events each service publishes (its exchange carries exactly these routing keys).
 PUBLISHES: dict[str, tuple[str, ...]] = {
@@ -85,6 +97,14 @@ class Names:
     def retry_queue(self, service: str, delay_ms: int) -> str:
         return f"{self.queue(service)}.retry.{delay_ms}ms"
 
+    def retry_exchange(self, service: str) -> str:
+        """Routes by queue name to the service's retry queues and back to its queue."""
+        return f"{self.prefix}{service}.retry"
+
+    def dead_letter_exchange(self, service: str) -> str:
+        """Routes by queue name to the service's dead-letter queue."""
+        return f"{self.prefix}{service}.dead"
+
 
 def declare_exchanges(channel: BlockingChannel, names: Names) -> None:
     for service in PUBLISHES:
@@ -97,30 +117,66 @@ def declare_own_exchange(channel: BlockingChannel, names: Names, service: str) -
 
 def declare_consumer_queues(
     channel: BlockingChannel, names: Names, service: str, retry_delays_ms: tuple[int, ...]
-) -> None:
-    """Declare a service's queue with its bindings, retry queues and dead-letter queue."""
-    queue = names.queue(service)
+) -> BlockingChannel:
+    """Declare a service's queue with its bindings, its retry and dead-letter exchanges, retry
+    queues and dead-letter queue; return the channel to go on with (a new one when a retry
+    queue of an earlier release had to be accepted as it is, see :func:`_declare_retry_queue`).
+    """
+    queue, dlq = names.queue(service), names.dead_letter_queue(service)
+    retry, dead = names.retry_exchange(service), names.dead_letter_exchange(service)
     channel.queue_declare(queue, durable=True)
     for event_type in CONSUMES[service]:
         channel.queue_bind(queue, names.exchange(publisher_of(event_type)), event_type)
+    channel.exchange_declare(retry, exchange_type="direct", durable=True)
+    channel.exchange_declare(dead, exchange_type="direct", durable=True)
+    channel.queue_bind(queue, retry, queue)  # the way back from a retry queue (and a replay)
     for delay in retry_delays_ms:
-        channel.queue_declare(
-            names.retry_queue(service, delay),
-            durable=True,
-            arguments={
+        retry_queue = names.retry_queue(service, delay)
+        channel = _declare_retry_queue(
+            channel,
+            retry_queue,
+            {
                 "x-message-ttl": delay,
-                "x-dead-letter-exchange": "",
+                "x-dead-letter-exchange": retry,
                 "x-dead-letter-routing-key": queue,
             },
         )
-    channel.queue_declare(names.dead_letter_queue(service), durable=True)
+        channel.queue_bind(retry_queue, retry, retry_queue)
+    channel.queue_declare(dlq, durable=True)
+    channel.queue_bind(dlq, dead, dlq)
+    return channel
 
 
-def declare_all(channel: BlockingChannel, names: Names, retry_delays_ms: tuple[int, ...]) -> None:
-    """Declare the whole system's layout, so no event is ever published before its queue."""
+def _declare_retry_queue(
+    channel: BlockingChannel, name: str, arguments: dict[str, object]
+) -> BlockingChannel:
+    """Declare a retry queue, or accept the one an earlier release declared.
+
+    Releases before the retry exchange declared retry queues dead-lettering through the default
+    exchange; the broker refuses a declaration with other arguments (and closes the channel), so
+    such a queue is kept as it is: it still sends its messages back to the service's queue (the
+    broker's own dead-lettering needs no permission). docs/operations.md says how to replace it.
+    """
+    try:
+        channel.queue_declare(name, durable=True, arguments=arguments)
+    except ChannelClosedByBroker as refusal:
+        if refusal.reply_code != PRECONDITION_FAILED:
+            raise
+        logger.warning("keeping retry queue %s of an earlier release: %s", name, refusal)
+        channel = channel.connection.channel()
+        channel.queue_declare(name, durable=True, passive=True)
+    return channel
+
+
+def declare_all(
+    channel: BlockingChannel, names: Names, retry_delays_ms: tuple[int, ...]
+) -> BlockingChannel:
+    """Declare the whole system's layout, so no event is ever published before its queue;
+    return the channel to go on with (see :func:`declare_consumer_queues`)."""
     declare_exchanges(channel, names)
     for service in CONSUMES:
-        declare_consumer_queues(channel, names, service, retry_delays_ms)
+        channel = declare_consumer_queues(channel, names, service, retry_delays_ms)
+    return channel
 
 
 def delete_all(channel: BlockingChannel, names: Names, retry_delays_ms: tuple[int, ...]) -> None:
@@ -130,5 +186,7 @@ def delete_all(channel: BlockingChannel, names: Names, retry_delays_ms: tuple[in
         channel.queue_delete(names.dead_letter_queue(service))
         for delay in retry_delays_ms:
             channel.queue_delete(names.retry_queue(service, delay))
+        channel.exchange_delete(names.retry_exchange(service))
+        channel.exchange_delete(names.dead_letter_exchange(service))
     for service in PUBLISHES:
         channel.exchange_delete(names.exchange(service))

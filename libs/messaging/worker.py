@@ -34,6 +34,7 @@ from django.db import DatabaseError, close_old_connections
 from django.db import connection as db_connection
 from django.utils.module_loading import import_string
 from pika.adapters.blocking_connection import BlockingConnection
+from prometheus_client import Gauge
 
 from messaging import notify
 from messaging.broker import CONNECTION_ERRORS, backoff_delays, connect
@@ -117,6 +118,18 @@ def heartbeat_age(path: Path) -> float | None:
         return None
 
 
+# The heartbeat as a metric, for the alert on a worker gone quiet (deploy/prometheus/alerts.yml):
+# the file's time, labelled by the file's name (``<service>.<command>`` under ``make up``). With
+# a multi-process directory the newest beat of that name wins, and a dead worker's last value
+# stays behind, so its age keeps growing.
+WORKER_HEARTBEAT = Gauge(
+    "messaging_worker_heartbeat_timestamp_seconds",
+    "When every job of the worker was last ready (Unix time), as in its heartbeat file.",
+    ["worker"],
+    multiprocess_mode="max",
+)
+
+
 class Heartbeat:
     """Touches ``path`` at most every ``every`` seconds; a ``path`` of None beats nowhere."""
 
@@ -144,6 +157,7 @@ class Heartbeat:
             partial.write_text(json.dumps({"pid": os.getpid(), "at": at}))
             os.utime(partial, (at, at))  # readers take the file's age for the worker's
             partial.replace(self.path)  # readers never see a half-written file
+            WORKER_HEARTBEAT.labels(self.path.name).set(at)
         except OSError:  # a full or read-only disk must not stop the work; the probe will tell
             self._last = float("-inf")
 

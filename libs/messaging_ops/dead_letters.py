@@ -117,7 +117,7 @@ def replay(
         }
         headers["x-replayed-at"] = datetime.now(UTC).isoformat()
         channel.basic_publish(
-            exchange="",
+            exchange=config.names.retry_exchange(config.service),  # routes by queue name
             routing_key=queue,
             body=letter.body,
             properties=pika.BasicProperties(

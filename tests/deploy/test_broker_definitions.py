@@ -43,12 +43,15 @@ class RecordingChannel:
         self.require("configure", exchange)
         self.exchanges[exchange] = exchange_type
 
-    def queue_declare(self, queue: str, arguments: dict[str, Any] | None = None, **_: Any) -> None:
+    def queue_declare(
+        self, queue: str, arguments: dict[str, Any] | None = None, **_: Any
+    ) -> RecordingChannel:
         self.require("configure", queue)
         if arguments and "x-dead-letter-exchange" in arguments:
             self.require("write", arguments["x-dead-letter-exchange"])
             self.require("read", queue)
         self.queues[queue] = dict(arguments or {})
+        return self
 
     def queue_bind(self, queue: str, exchange: str, routing_key: str) -> None:
         self.require("write", queue)
@@ -102,6 +105,7 @@ class TestLayout:
                 assert matching[0]["apply-to"] == "quorum_queues"
             (main,) = (p for p in policies if re.search(p["pattern"], NAMES.queue(service)))
             assert main["definition"]["dead-letter-routing-key"] == NAMES.dead_letter_queue(service)
+            assert main["definition"]["dead-letter-exchange"] == NAMES.dead_letter_exchange(service)
 
     def test_generated_files_are_up_to_date(
         self, generator: ModuleType, monkeypatch: pytest.MonkeyPatch
@@ -208,8 +212,40 @@ class TestPermissions:
         channel = RecordingChannel(permissions_of(service, definitions))
         topology.declare_consumer_queues(channel, NAMES, service, RETRY_DELAYS_MS)
         channel.exchange_declare(NAMES.exchange(service))
-        # The consumer's retry and dead-letter copies go through the default exchange.
-        channel.basic_publish("", NAMES.retry_queue(service, RETRY_DELAYS_MS[0]))
+        # The consumer's retry and dead-letter copies go through its own exchanges.
+        channel.basic_publish(NAMES.retry_exchange(service), NAMES.retry_queue(service, 1000))
+        channel.basic_publish(NAMES.dead_letter_exchange(service), NAMES.dead_letter_queue(service))
+
+    @pytest.mark.parametrize("service", SERVICE_NAMES)
+    def test_no_service_writes_through_the_default_exchange(
+        self, service: str, definitions: dict[str, Any]
+    ) -> None:
+        channel = RecordingChannel(permissions_of(service, definitions))
+        with pytest.raises(Refused):
+            channel.basic_publish("", NAMES.queue(service))
+
+    @pytest.mark.parametrize("service", SERVICE_NAMES)
+    def test_writes_into_no_other_services_queue_or_exchange(
+        self, service: str, definitions: dict[str, Any]
+    ) -> None:
+        channel = RecordingChannel(permissions_of(service, definitions))
+        for other in topology.CONSUMES:
+            if other == service:
+                continue
+            for exchange in (NAMES.retry_exchange(other), NAMES.dead_letter_exchange(other)):
+                with pytest.raises(Refused):
+                    channel.basic_publish(exchange, NAMES.queue(other))
+            with pytest.raises(Refused):  # binding its own exchange to the queue: write on it
+                channel.queue_bind(NAMES.queue(other), NAMES.exchange(service), "any")
+
+    def test_retry_queues_dead_letter_through_their_services_retry_exchange(
+        self, definitions: dict[str, Any]
+    ) -> None:
+        for queue in definitions["queues"]:
+            service = next(s for s in topology.CONSUMES if queue["name"].startswith(s))
+            if ".retry." in queue["name"]:
+                assert queue["arguments"]["x-dead-letter-exchange"] == NAMES.retry_exchange(service)
+                assert queue["arguments"]["x-dead-letter-routing-key"] == NAMES.queue(service)
 
     @pytest.mark.parametrize("service", SERVICE_NAMES)
     def test_cannot_declare_the_other_services_layout(

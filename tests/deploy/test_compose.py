@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
+import yaml
 
 from devstack.system import SERVICES, WORKER_COMMAND
+from tests.deploy import metric_names
 from tests.deploy.manifests import (
     COMPOSE_FILE,
     REPO_ROOT,
@@ -205,3 +207,101 @@ class TestCredentials:
                 source = re.sub(r"^\$\{\w+:-([^}]*)\}", r"\1", volume).split(":")[0]
                 if source.startswith("./"):
                     assert (REPO_ROOT / source).exists(), f"{name}: {source}"  # file or folder
+
+
+class TestObservabilityProfile:
+    """``docker compose --profile observability up``: Prometheus and Grafana, configured by
+    mounted files, watching series that exist."""
+
+    PROFILE = ["observability"]
+
+    @staticmethod
+    def mounts(spec: dict[str, Any]) -> dict[str, str]:
+        """Target → source of the service's bind mounts."""
+        pairs = (volume.split(":")[:2] for volume in spec.get("volumes", []))
+        return {target: source for source, target in pairs if source.startswith("./")}
+
+    @staticmethod
+    def dashboard() -> dict[str, Any]:
+        path = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "inventory-orders.json"
+        loaded: dict[str, Any] = json.loads(path.read_text())
+        return loaded
+
+    def test_only_prometheus_and_grafana_are_in_the_profile(self, compose: dict[str, Any]) -> None:
+        profiled = {n: s["profiles"] for n, s in compose["services"].items() if "profiles" in s}
+        assert profiled == {"prometheus": self.PROFILE, "grafana": self.PROFILE}
+        assert compose["services"]["prometheus"]["image"].startswith("prom/prometheus:")
+        assert compose["services"]["grafana"]["image"].startswith("grafana/grafana:")
+
+    def test_prometheus_gets_its_configuration_and_rules_mounted(
+        self, compose: dict[str, Any]
+    ) -> None:
+        prometheus = compose["services"]["prometheus"]
+        assert self.mounts(prometheus) == {
+            "/etc/prometheus/prometheus.yml": "./deploy/prometheus/prometheus.yml",
+            "/etc/prometheus/alerts.yml": "./deploy/prometheus/alerts.yml",
+        }
+        assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+        config = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+        assert config["rule_files"] == ["alerts.yml"]  # beside the configuration
+
+    def test_prometheus_scrapes_containers_that_exist_on_their_ports(
+        self, compose: dict[str, Any]
+    ) -> None:
+        services = compose["services"]
+        config = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+        jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+        web = {t for c in jobs["web"]["static_configs"] for t in c["targets"]}
+        assert web == {
+            f"{name}:{spec['environment']['PORT']}"
+            for name, spec in compose_containers("web").items()
+        }
+        for name, spec in compose_containers("web").items():
+            # Prometheus asks with the container's name as Host: Django must accept it.
+            assert spec["environment"]["DJANGO_ALLOWED_HOSTS"].endswith(f",{name}"), name
+        (workers,) = jobs["workers"]["dns_sd_configs"]
+        assert set(workers["names"]) == set(compose_containers(WORKER_COMMAND))
+        for spec in compose_containers(WORKER_COMMAND).values():
+            assert str(workers["port"]) == spec["environment"]["WORKER_METRICS_PORT"]
+        assert jobs["rabbitmq"]["static_configs"][0]["targets"] == ["rabbitmq:15692"]
+        plugins = self.mounts(services["rabbitmq"])["/etc/rabbitmq/enabled_plugins"]
+        assert "rabbitmq_prometheus" in (REPO_ROOT / plugins).read_text()
+
+    def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
+        self, compose: dict[str, Any]
+    ) -> None:
+        grafana = compose["services"]["grafana"]
+        mounts = self.mounts(grafana)
+        assert mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+        provisioning = REPO_ROOT / "deploy" / "grafana" / "provisioning"
+        (source,) = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())[
+            "datasources"
+        ]
+        assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+        (provider,) = yaml.safe_load((provisioning / "dashboards/dashboards.yml").read_text())[
+            "providers"
+        ]
+        assert mounts[provider["options"]["path"]] == "./deploy/grafana/dashboards"
+        for panel in self.dashboard()["panels"]:
+            assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+
+    def test_the_dashboard_shows_what_operators_look_at(self) -> None:
+        exprs = {
+            p["title"]: " ".join(t["expr"] for t in p["targets"])
+            for p in self.dashboard()["panels"]
+        }
+        shown = " ".join(exprs.values())
+        for series in (
+            "orders_outcomes_total",  # orders by outcome
+            "orders_reservation_latency_seconds_bucket",  # saga latency
+            "rabbitmq_detailed_queue_messages_ready",  # queue depths
+            "messaging_outbox_unsent_messages",  # outbox backlog
+            'rabbitmq_detailed_queue_messages{queue=~".*\\\\.dlq"}',  # dead-letter queues
+        ):
+            assert series in shown, series
+
+    def test_the_dashboard_queries_only_metrics_that_exist(self) -> None:
+        for panel in self.dashboard()["panels"]:
+            for target in panel["targets"]:
+                unknown = metric_names.read_by(target["expr"]) - metric_names.known()
+                assert not unknown, f"{panel['title']}: {sorted(unknown)} exported by nothing"

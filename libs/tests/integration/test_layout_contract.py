@@ -74,13 +74,15 @@ def test_declare_topology_declares_the_whole_layout_under_the_prefix(
     for service in topology.CONSUMES:
         channel.queue_declare(names.queue(service), durable=True)
         channel.queue_declare(names.dead_letter_queue(service), durable=True)
+        for exchange in (names.retry_exchange(service), names.dead_letter_exchange(service)):
+            channel.exchange_declare(exchange, exchange_type="direct", durable=True)
         for delay in RETRY_DELAYS_MS:
             channel.queue_declare(
                 names.retry_queue(service, delay),
                 durable=True,
                 arguments={
                     "x-message-ttl": delay,
-                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-exchange": names.retry_exchange(service),
                     "x-dead-letter-routing-key": names.queue(service),
                 },
             )
@@ -240,3 +242,38 @@ def test_delete_all_removes_what_declare_all_declared(broker: Broker) -> None:
     assert not any(
         broker.exchange_exists(broker.names.exchange(service)) for service in topology.PUBLISHES
     )
+
+
+def test_declaring_again_keeps_retry_queues_an_earlier_release_declared(broker: Broker) -> None:
+    # Before the retry exchanges, retry queues dead-lettered through the default exchange; the
+    # broker refuses those names with other arguments, and the closed channel must not stop
+    # the rest of the layout (declare_topology runs at every upgrade).
+    names = broker.names
+    for service in topology.CONSUMES:
+        for delay in RETRY_DELAYS_MS:
+            broker.channel.queue_declare(
+                names.retry_queue(service, delay),
+                durable=True,
+                arguments={
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": names.queue(service),
+                },
+            )
+
+    channel = topology.declare_all(broker._connection.channel(), names, RETRY_DELAYS_MS)
+
+    assert channel.is_open
+    channel.confirm_delivery()
+    for service in topology.CONSUMES:
+        assert broker.exchange_exists(names.retry_exchange(service)), service
+        assert broker.exchange_exists(names.dead_letter_exchange(service)), service
+        assert broker.queue_exists(names.dead_letter_queue(service)), service
+        # A retry copy through the new exchange still comes back to the service's queue.
+        channel.basic_publish(
+            names.retry_exchange(service),
+            names.retry_queue(service, RETRY_DELAYS_MS[0]),
+            b"{}",
+            mandatory=True,
+        )
+        assert len(broker.wait_for_messages(names.queue(service), 1)) == 1, service

@@ -104,7 +104,7 @@ def test_retry_is_copied_to_the_queue_for_its_attempt_before_the_ack(
     calls = _deliver(consumer, Outcome("retry", "boom", attempt), {ATTEMPT_HEADER: attempt})
     assert [name for name, _ in calls] == ["publish", "ack"]
     publish = calls[0][1]
-    assert publish["exchange"] == ""
+    assert publish["exchange"] == "unit.inventory.retry"  # its own, never the default exchange
     assert publish["routing_key"] == f"unit.inventory.retry.{queue}ms"
     assert publish["mandatory"] is True
     props: BasicProperties = publish["properties"]
@@ -119,6 +119,7 @@ def test_dead_letter_copy_says_why_and_where_from() -> None:
     calls = _deliver(consumer, Outcome("dead", "malformed: body is not JSON", 4), {"keep": "me"})
     assert [name for name, _ in calls] == ["publish", "ack"]
     publish = calls[0][1]
+    assert publish["exchange"] == "unit.inventory.dead"
     assert publish["routing_key"] == "unit.inventory.dlq"
     headers = publish["properties"].headers
     assert headers["x-death-reason"] == "malformed: body is not JSON"

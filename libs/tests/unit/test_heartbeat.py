@@ -38,6 +38,15 @@ class TestHeartbeat:
     def test_without_a_path_beats_nowhere(self) -> None:
         Heartbeat(None).beat()
 
+    def test_each_beat_sets_the_heartbeat_metric_to_its_time(self, tmp_path: Path) -> None:
+        # What the alert on a worker gone quiet reads (deploy/prometheus/alerts.yml).
+        heartbeat = Heartbeat(tmp_path / "orders.run_worker-2", every=0)
+        heartbeat.beat(1_700_000_000.0)
+        gauge = worker.WORKER_HEARTBEAT.labels("orders.run_worker-2")
+        assert gauge._value.get() == 1_700_000_000.0
+        heartbeat.beat(1_700_000_005.0)
+        assert gauge._value.get() == 1_700_000_005.0
+
 
 class TestWorkerHealthCommand:
     @pytest.fixture

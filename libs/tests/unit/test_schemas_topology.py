@@ -17,6 +17,8 @@ def test_names_with_and_without_prefix() -> None:
     assert plain.queue("inventory") == "inventory"
     assert plain.dead_letter_queue("inventory") == "inventory.dlq"
     assert plain.retry_queue("inventory", 5000) == "inventory.retry.5000ms"
+    assert plain.retry_exchange("inventory") == "inventory.retry"
+    assert plain.dead_letter_exchange("inventory") == "inventory.dead"
     test = Names("test-42.")
     assert test.exchange("orders") == "test-42.orders.events"
     assert test.queue("user-notification") == "test-42.user-notification"
