@@ -36,6 +36,7 @@ class Accepted:
     user_id: int
     lines: list[dict[str, int]]
     at: datetime
+    key: str = ""  # the Idempotency-Key every attempt of the request carried
 
 
 @dataclass
@@ -177,7 +178,7 @@ class OrderDriver:
             if outcome in ("202", "200") and body is not None:
                 order_id = str(body["id"])
                 self.stats.accepted[order_id] = Accepted(
-                    order_id, user_id, lines, datetime.now(UTC)
+                    order_id, user_id, lines, datetime.now(UTC), key
                 )
                 roll = self.random.random()
                 if roll < self.cancel_share:

@@ -8,6 +8,7 @@ settled (or the stated time after the fault has passed).
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from typing import Any
 
 from devstack.system import SERVICES, WORKER_COMMAND
 from messaging import crash_points, topology
+from service_runtime.settings import REPO_ROOT
 from tests.chaos import faults
 from tests.chaos.driver import OrderDriver
 from tests.chaos.infra import (
@@ -48,6 +50,37 @@ from tests.chaos.system import (
 # the last order was sent, when that is later).
 RECOVERY_LIMIT_SECONDS = 180.0
 QUORUM_VHOST = "chaos-quorum"
+# The suite's pace: half of the closed-loop capacity ``make bench`` measured on this machine (a
+# load the system carries with room to spare, so a fault's backlog drains), or this many orders
+# per second without a full benchmark report.
+BENCH_REPORT = REPO_ROOT / "reports" / "bench.json"
+FALLBACK_RATE = 8.0
+# The broker's heartbeat interval (``MESSAGING_HEARTBEAT``, seconds): the broker gives up on a
+# silent connection after two missed beats.
+BROKER_HEARTBEAT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Rate:
+    per_second: float
+    source: str  # where it comes from, for the report
+
+
+def default_rate(bench_report: Path = BENCH_REPORT) -> Rate:
+    """Half of the closed-loop throughput (scenario (a)) of the latest full ``make bench``."""
+    try:
+        bench = json.loads(bench_report.read_text())
+        closed = float(bench["scenarios"]["a"]["final_orders_per_second"])
+        quick = bool(bench.get("quick"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return Rate(FALLBACK_RATE, f"no closed-loop figure in {bench_report.name}: the fallback")
+    if quick or closed <= 0:
+        return Rate(FALLBACK_RATE, f"{bench_report.name} is not a full run: the fallback")
+    return Rate(
+        round(closed / 2, 1),
+        f"half of the {closed} orders/s closed-loop capacity `make bench` measured on "
+        f"{str(bench.get('date', '?'))[:10]} (reports/{bench_report.name}, scenario (a))",
+    )
 
 
 @dataclass(frozen=True)
@@ -60,11 +93,13 @@ class Scenario:
     needs: str = ""  # "netns" or "cluster": infrastructure beyond one broker and two clusters
     doubling_relays: bool = False
     poison: int = 0
+    worker_processes: int = 1  # of each service's worker, side by side (competing consumers)
 
 
-def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
-    """Every scenario. ``rate`` (orders per second) is kept below what two busy cores process,
-    so that the recovery measured is the fault's, not a backlog the load alone would build."""
+def full_suite(scale: float = 1.0, rate: float = FALLBACK_RATE) -> list[Scenario]:
+    """Every scenario. ``rate`` (orders per second; :func:`default_rate`) is kept below what
+    the machine processes, so that the recovery measured is the fault's, not a backlog the load
+    alone would build."""
 
     def n(orders: int) -> int:
         return max(50, int(orders * scale))
@@ -123,6 +158,27 @@ def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
             "the inventory PostgreSQL cluster crashed (immediate stop), restarted 5 s later, "
             "mid-run",
             n(1000), rate, faults.inventory_database_restarted(5),
+        ),
+        Scenario(
+            "orders-db-restarted",
+            "the orders PostgreSQL cluster (orders and user-notification) crashed (immediate "
+            "stop), restarted 5 s later, mid-run",
+            n(1000), rate, faults.database_restarted("main", 5),
+        ),
+        Scenario(
+            "freeze-inventory-consumer",
+            f"two inventory workers; one frozen (SIGSTOP) for {3 * BROKER_HEARTBEAT_SECONDS} s, "
+            f"longer than the broker's heartbeat timeout ({2 * BROKER_HEARTBEAT_SECONDS} s), "
+            "while the other takes over its messages, then resumed (SIGCONT)",
+            n(2000), rate,
+            faults.frozen(f"inventory:{WORKER_COMMAND}", 3 * BROKER_HEARTBEAT_SECONDS),
+            worker_processes=2,
+        ),
+        Scenario(
+            "kill-orders-web-mid-request",
+            "kill -9 the orders web server 12 times between committing an order and answering "
+            "(clients retry with the same Idempotency-Key: one order each)",
+            n(1500), rate, faults.crash_writers(crash_points.AFTER_COMMIT, ["orders:web"], 12),
         ),
         Scenario(
             "inventory-down",
@@ -497,7 +553,13 @@ def run_scenario(
         replace = {}
         if scenario.doubling_relays:
             replace = {f"{s.name}:{WORKER_COMMAND}": doubling_relay_argv() for s in SERVICES}
-        system = ChaosSystem(scenario.name, env.backend(scenario, cluster), work_dir, replace)
+        system = ChaosSystem(
+            scenario.name,
+            env.backend(scenario, cluster),
+            work_dir,
+            replace,
+            worker_processes=scenario.worker_processes,
+        )
         log("starting the system")
         system.start()
         driver = OrderDriver(
@@ -515,6 +577,7 @@ def run_scenario(
             rate=scenario.rate,
             broker=env.broker,
             inventory_db=env.inventory_db,
+            main_db=env.main_db,
             netns=env.netns,
             cluster=cluster,
         )

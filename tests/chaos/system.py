@@ -56,6 +56,7 @@ class ChaosSystem:
     work_dir: Path
     # role label ("orders:run_worker") -> argv replacing the process's own (same env and cwd)
     replace_argv: dict[str, list[str]] = field(default_factory=dict)
+    worker_processes: int = 1  # of each service's worker
     unexpected_exits: list[str] = field(default_factory=list)
     kills: dict[str, int] = field(default_factory=dict)
     _held_down: set[str] = field(default_factory=set)
@@ -84,6 +85,7 @@ class ChaosSystem:
                 },
                 service_env=service_env,
                 reserved_ports=SHARED_PORTS,
+                worker_processes=self.worker_processes,
                 adapt_process=self._adapt,
             )
         )
