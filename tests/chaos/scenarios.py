@@ -94,6 +94,8 @@ class Scenario:
     doubling_relays: bool = False
     poison: int = 0
     worker_processes: int = 1  # of each service's worker, side by side (competing consumers)
+    backorder_products: int = 0  # of the driver's products, with staff deliveries and transfers
+    env: dict[str, str] = field(default_factory=dict)  # more settings for every service
 
 
 def full_suite(scale: float = 1.0, rate: float = FALLBACK_RATE) -> list[Scenario]:
@@ -179,6 +181,23 @@ def full_suite(scale: float = 1.0, rate: float = FALLBACK_RATE) -> list[Scenario
             "kill -9 the orders web server 12 times between committing an order and answering "
             "(clients retry with the same Idempotency-Key: one order each)",
             n(1500), rate, faults.crash_writers(crash_points.AFTER_COMMIT, ["orders:web"], 12),
+        ),
+        Scenario(
+            "backorder-serve-killed",
+            "half the products allow backorders; staff deliver them and move stock between two "
+            "warehouses while orders reserve it; kill -9 the inventory worker 4 times inside a "
+            "pass serving a waiting list, before its commit",
+            n(1000), rate,
+            faults.crash_writers(
+                crash_points.BACKORDER_MID_SERVE, [f"inventory:{WORKER_COMMAND}"], 4
+            ),
+            backorder_products=4,
+            # Waiting orders soon take what they can, and the worker's pass looks often: the
+            # passes the crash point needs happen within the run.
+            env={
+                "INVENTORY_BACKORDER_PRIORITY_AFTER_SECONDS": "3",
+                "INVENTORY_BACKORDER_SCAN_SECONDS": "2",
+            },
         ),
         Scenario(
             "inventory-down",
@@ -559,6 +578,7 @@ def run_scenario(
             work_dir,
             replace,
             worker_processes=scenario.worker_processes,
+            extra_env=scenario.env,
         )
         log("starting the system")
         system.start()
@@ -567,6 +587,7 @@ def run_scenario(
             STAFF_USERNAME,
             STAFF_PASSWORD,
             seed=random.randrange(1 << 30),
+            backorder_products=scenario.backorder_products,
         )
         log("creating products and customers")
         driver.setup(scenario.orders, _replica_ready(system))
@@ -670,6 +691,8 @@ def run_scenario(
         result.notes.append(
             f"orders sent in {sent_in:.0f} s ({driver.stats.attempted / max(sent_in, 0.1):.1f}/s)"
         )
+        if driver.stats.staff:
+            result.notes.append(f"staff deliveries and transfers: {dict(driver.stats.staff)}")
         reconnects = _reconnects(work_dir / "logs")
         if reconnects:
             result.notes.append(f"workers that lost a connection and reconnected: {reconnects}")
@@ -681,6 +704,7 @@ def run_scenario(
             "http_outcomes": dict(driver.stats.outcomes),
             "cancels": dict(driver.stats.cancels),
             "ships": dict(driver.stats.ships),
+            "staff": dict(driver.stats.staff),
             "stock_given": driver.stock_given,
             "dead_letter_queues": {q: len(ids) for q, ids in found_dead.items()},
             "fault_started": ctx.fault_started.isoformat() if ctx.fault_started else None,
