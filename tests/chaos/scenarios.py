@@ -178,8 +178,9 @@ def full_suite(scale: float = 1.0, rate: float = FALLBACK_RATE) -> list[Scenario
         ),
         Scenario(
             "kill-orders-web-mid-request",
-            "kill -9 the orders web server 12 times between committing an order and answering "
-            "(clients retry with the same Idempotency-Key: one order each)",
+            "the orders web server started 12 times with a crash point: each of its workers "
+            "kill -9s itself between committing an order and answering the request (the "
+            "clients retry with the same Idempotency-Key: one order each)",
             n(1500), rate, faults.crash_writers(crash_points.AFTER_COMMIT, ["orders:web"], 12),
         ),
         Scenario(
