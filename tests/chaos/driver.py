@@ -285,6 +285,7 @@ class OrderDriver:
         while not self._placing_done.wait(every):
             self._deliver(self.random.choice(self.backorderable), self.random.randint(2, 12))
             self._transfer()
+            self._transfer()
         deadline = time.monotonic() + 120
         quiet = 0
         while quiet < 3 and time.monotonic() < deadline:  # three looks in a row find no list

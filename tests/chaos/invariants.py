@@ -162,10 +162,21 @@ QUERIES: dict[str, tuple[str, str]] = {
         "SELECT product_id, SUM(delta_on_hand), SUM(delta_reserved) "
         "FROM stock_stockledgerentry GROUP BY product_id",
     ),
+    # A move of one kind for an order, product and warehouse made twice; reserve moves by the
+    # units instead: a backordered order takes its units in several moves (and warehouses), so
+    # a reserve is a duplicate when they add up to more than the order's line.
     "ledger_repeats": (
         "inventory",
         "SELECT order_id, product_id, kind, COUNT(*) FROM stock_stockledgerentry "
-        "WHERE order_id IS NOT NULL GROUP BY 1, 2, 3 HAVING COUNT(*) > 1",
+        "WHERE order_id IS NOT NULL AND kind <> 'reserve' "
+        "GROUP BY order_id, product_id, kind, warehouse_id HAVING COUNT(*) > 1 "
+        "UNION ALL "
+        "SELECT e.order_id, e.product_id, e.kind, 2 FROM stock_stockledgerentry e "
+        "JOIN stock_reservation r ON r.order_id = e.order_id "
+        "CROSS JOIN LATERAL jsonb_array_elements(r.lines) line "
+        "WHERE e.kind = 'reserve' AND (line->>'product_id')::bigint = e.product_id "
+        "GROUP BY e.order_id, e.product_id, e.kind, line->>'quantity' "
+        "HAVING SUM(e.delta_reserved) > (line->>'quantity')::bigint",
     ),
     "notifications": (
         "user-notification",

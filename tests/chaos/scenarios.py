@@ -186,11 +186,11 @@ def full_suite(scale: float = 1.0, rate: float = FALLBACK_RATE) -> list[Scenario
         Scenario(
             "backorder-serve-killed",
             "half the products allow backorders; staff deliver them and move stock between two "
-            "warehouses while orders reserve it; kill -9 the inventory worker 4 times inside a "
+            "warehouses while orders reserve it; kill -9 the inventory worker 3 times inside a "
             "pass serving a waiting list, before its commit",
-            n(1000), rate,
+            n(1500), rate,
             faults.crash_writers(
-                crash_points.BACKORDER_MID_SERVE, [f"inventory:{WORKER_COMMAND}"], 4
+                crash_points.BACKORDER_MID_SERVE, [f"inventory:{WORKER_COMMAND}"], 3
             ),
             backorder_products=4,
             # Waiting orders soon take what they can, and the worker's pass looks often: the
