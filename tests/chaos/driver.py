@@ -95,6 +95,7 @@ class OrderDriver:
         self._threads: list[threading.Thread] = []
         self.started_at = 0.0
         self.finished_at = 0.0
+        self.placed_at = 0.0  # when the last order was sent (staff may work on after it)
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -163,6 +164,7 @@ class OrderDriver:
         for thread in self._threads:
             if thread.name.startswith("order-"):
                 thread.join()
+        self.placed_at = time.monotonic()
         self._placing_done.set()
 
     @property

@@ -688,7 +688,7 @@ def run_scenario(
                 f"injected {ctx.poison_injected_count} poison messages, planned {scenario.poison}"
             )
         result.notes += ctx.notes
-        sent_in = driver.finished_at - driver.started_at
+        sent_in = (driver.placed_at or driver.finished_at) - driver.started_at
         result.notes.append(
             f"orders sent in {sent_in:.0f} s ({driver.stats.attempted / max(sent_in, 0.1):.1f}/s)"
         )
@@ -712,7 +712,7 @@ def run_scenario(
             "fault_ended": fault_end.isoformat(),
             "kills": dict(system.kills),
             "logs": str(work_dir / "logs"),
-            "sending_seconds": round(driver.finished_at - driver.started_at, 1),
+            "sending_seconds": round(sent_in, 1),
         }
         result.status = "passed" if not result.violations else "failed"
     except Exception as exc:
