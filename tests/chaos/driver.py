@@ -105,15 +105,17 @@ class OrderDriver:
         per_product = max(5, int(normal_units / self.product_count * 0.55))
         for index in range(self.product_count):
             backorderable = index < self.backorder_products
+            # Less of those: their waiting lists form early in the run, not only near its end.
+            stock = max(5, per_product // 4) if backorderable else per_product
             product = self.staff.create_product(
                 price=f"{self.random.randint(1, 90)}.{self.random.randint(0, 99):02d}",
-                stock=per_product,
+                stock=stock,
                 sku=f"CHAOS-{uuid.uuid4().hex[:8]}-{index}",
                 low_stock_threshold=max(1, per_product // 10),
                 **({"allow_backorder": True} if backorderable else {}),
             )
             self.products.append(int(product["id"]))
-            self.stock_given[int(product["id"])] = per_product
+            self.stock_given[int(product["id"])] = stock
             if backorderable:
                 self.backorderable.append(int(product["id"]))
         if self.backorder_products:

@@ -186,8 +186,9 @@ def full_suite(scale: float = 1.0, rate: float = FALLBACK_RATE) -> list[Scenario
         Scenario(
             "backorder-serve-killed",
             "half the products allow backorders; staff deliver them and move stock between two "
-            "warehouses while orders reserve it; kill -9 the inventory worker 3 times inside a "
-            "pass serving a waiting list, before its commit",
+            "warehouses while orders reserve it; the inventory worker, armed 3 times, kill -9s "
+            "itself inside a pass serving a waiting list, before its commit (the notes say how "
+            "often a pass got there; never is a failure)",
             n(1500), rate,
             faults.crash_writers(
                 crash_points.BACKORDER_MID_SERVE, [f"inventory:{WORKER_COMMAND}"], 3
