@@ -28,7 +28,7 @@ from devstack.system import (
     VERSIONS_ENV,
     LocalSystem,
     ManagedProcess,
-    free_port,
+    hold_port,
     service_spec,
 )
 from identity.keys import ensure_keypair
@@ -136,6 +136,9 @@ class Stack:
             s.name: spec.database_server(s.name).url(spec.database_name(s.name)) for s in SERVICES
         }
         keys = spec.work_dir / "keys"
+        # Held from now until stop(): no other program takes a port while the databases are
+        # migrated, nor while a killed server is started again (``hold_port``).
+        self.port_holds = {s.name: hold_port(spec.reserved_ports) for s in (*SERVICES, GATEWAY)}
         self.private_key, self.public_key = keys / "jwt_private.pem", keys / "jwt_public.pem"
         self.system = LocalSystem(
             env={
@@ -164,7 +167,7 @@ class Stack:
                 name: {"DATABASE_URL": url, **spec.service_env.get(name, {})}
                 for name, url in self.database_urls.items()
             },
-            ports={s.name: free_port(spec.reserved_ports) for s in (*SERVICES, GATEWAY)},
+            ports={name: int(sock.getsockname()[1]) for name, sock in self.port_holds.items()},
             web_workers=spec.web_workers,
             worker_processes=spec.worker_processes,
             log_dir=spec.work_dir / "logs",
@@ -207,6 +210,8 @@ class Stack:
 
     def stop(self) -> None:
         self.system.stop()
+        for sock in self.port_holds.values():
+            sock.close()
 
     def remove(self) -> None:
         """Drop the databases and delete the broker objects; what is already gone is skipped,

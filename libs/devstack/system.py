@@ -59,6 +59,50 @@ def free_port(exclude: frozenset[int] = frozenset()) -> int:
             return port
 
 
+def hold_port(exclude: frozenset[int] = frozenset()) -> socket.socket:
+    """A free port, kept by a bound socket (not listening) until the caller closes it.
+
+    Between choosing a port and a server binding it lie the databases' creation and the
+    migrations, seconds during which any other program on the machine (another test run's
+    system, asking the kernel for a free port) could take it: requests meant for one of our
+    services then reach another program's server. While the socket is held the kernel offers
+    the port to nobody else, and a bind without ``SO_REUSEADDR`` fails; our servers (gunicorn,
+    the gateway) set ``SO_REUSEADDR`` and can still listen on it, also when one is killed and
+    started again.
+    """
+    while True:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+        if port not in _handed_out and port not in exclude:
+            _handed_out.add(port)
+            return sock
+        sock.close()
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on ``port`` (True where ``/proc`` cannot
+    tell): an HTTP answer on a port proves a server is up, not that it is ours."""
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    if not tables[0].exists():
+        return True
+    listening = set()
+    for table in tables:
+        with contextlib.suppress(OSError):
+            for line in table.read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rpartition(":")[2], 16) == port:
+                    listening.add(f"socket:[{inode}]")
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in listening:
+                    return True
+    return False
+
+
 def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -349,19 +393,30 @@ class LocalSystem:
     def _wait_answers(self, service: ServiceSpec, deadline: float) -> None:
         path = "/health/live" if service in SERVICES else "/api/"
         url = f"{self.url(service.name)}{path}"
+        web = next((p for p in self.processes if p.service == service and p.role == "web"), None)
         while True:
             crashed = [p.label for p in self.processes if p.process and not p.running()]
             if crashed:
                 raise RuntimeError(f"processes exited during start-up: {', '.join(crashed)}")
             try:
                 urllib.request.urlopen(url, timeout=2)  # noqa: S310 - our own localhost URL
-                return
+                answered = True
             except urllib.error.HTTPError:
-                return  # any HTTP answer means the server is up
+                answered = True  # any HTTP answer means a server is up
             except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{service.name} did not answer at {url}") from None
-                time.sleep(0.2)
+                answered = False
+            # ...but it must be this service's: another program's server on the port would
+            # answer its requests with 404s.
+            pid = web.process.pid if web is not None and web.process is not None else None
+            if answered and (pid is None or listens_on(pid, self.port(service))):
+                return
+            if time.monotonic() > deadline:
+                if answered:
+                    raise RuntimeError(
+                        f"{service.name}: another program's server answers at {url}, not ours"
+                    )
+                raise RuntimeError(f"{service.name} did not answer at {url}")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         threads = [threading.Thread(target=p.stop) for p in self.processes]

@@ -6,6 +6,11 @@ out (and again confirmed when a cancellation gives units back); one in ten asks 
 than any stock ("never fits"). Some customers cancel soon after placing; staff ship some
 confirmed orders. A request that gets no answer is retried with the same Idempotency-Key, as a
 careful client would, so "accepted" means the client holds an order id (202, or 200 on replay).
+
+With ``backorder_products``, that many products allow backorders and staff work beside the
+customers: small deliveries of those products (each serves their waiting lists) and transfers
+between two warehouses racing the reservations; once every order was sent, staff deliver what
+the waiting lists still miss until none is left, so every order ends final.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Accepted:
     user_id: int
     lines: list[dict[str, int]]
     at: datetime
+    key: str = ""  # the Idempotency-Key every attempt of the request carried
 
 
 @dataclass
@@ -45,6 +51,7 @@ class DriverStats:
     outcomes: Counter[str] = field(default_factory=Counter)
     cancels: Counter[str] = field(default_factory=Counter)
     ships: Counter[str] = field(default_factory=Counter)
+    staff: Counter[str] = field(default_factory=Counter)  # deliveries and transfers, by outcome
 
 
 def _user_id(api: Api) -> int:
@@ -65,6 +72,7 @@ class OrderDriver:
         seed: int | None = None,
         cancel_share: float = 0.06,
         ship_share: float = 0.06,
+        backorder_products: int = 0,
     ) -> None:
         self.anonymous = Api(urls["inventory"], urls["orders"], urls["user-notification"])
         self.staff = self.anonymous.as_user(staff_username, staff_password)
@@ -73,6 +81,9 @@ class OrderDriver:
         self.random = random.Random(seed)
         self.cancel_share = cancel_share
         self.ship_share = ship_share
+        self.backorder_products = backorder_products
+        self.backorderable: list[int] = []
+        self.warehouses = ["default"]
         self.products: list[int] = []
         self.stock_given: dict[int, int] = {}
         self.customers: list[tuple[Api, int]] = []
@@ -84,6 +95,7 @@ class OrderDriver:
         self._threads: list[threading.Thread] = []
         self.started_at = 0.0
         self.finished_at = 0.0
+        self.placed_at = 0.0  # when the last order was sent (staff may work on after it)
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -92,14 +104,26 @@ class OrderDriver:
         normal_units = total_orders * 0.9 * 1.5 * 2  # orders x lines x mean quantity
         per_product = max(5, int(normal_units / self.product_count * 0.55))
         for index in range(self.product_count):
+            backorderable = index < self.backorder_products
+            # Less of those: their waiting lists form early in the run, not only near its end.
+            stock = max(5, per_product // 4) if backorderable else per_product
             product = self.staff.create_product(
                 price=f"{self.random.randint(1, 90)}.{self.random.randint(0, 99):02d}",
-                stock=per_product,
+                stock=stock,
                 sku=f"CHAOS-{uuid.uuid4().hex[:8]}-{index}",
                 low_stock_threshold=max(1, per_product // 10),
+                **({"allow_backorder": True} if backorderable else {}),
             )
             self.products.append(int(product["id"]))
-            self.stock_given[int(product["id"])] = per_product
+            self.stock_given[int(product["id"])] = stock
+            if backorderable:
+                self.backorderable.append(int(product["id"]))
+        if self.backorder_products:
+            code = f"chaos-{uuid.uuid4().hex[:6]}"
+            body = {"code": code, "name": "Second", "active": True}
+            created = self.staff.post(f"{self.staff.inventory}/api/warehouses/", body)
+            assert created.status_code == 201, created.text
+            self.warehouses.append(code)
         with ThreadPoolExecutor(max_workers=3) as pool:  # password hashing is the slow part
             apis = list(pool.map(lambda _: self.anonymous.register(), range(self.customer_count)))
         self.customers = [(api, _user_id(api)) for api in apis]
@@ -132,13 +156,17 @@ class OrderDriver:
             for i in range(threads)
         ]
         self._threads.append(threading.Thread(target=self._follow_up, daemon=True))
+        if self.backorder_products:
+            self._threads.append(threading.Thread(target=self._staff_work, daemon=True))
         for thread in self._threads:
             thread.start()
         threading.Thread(target=self._mark_done, daemon=True).start()
 
     def _mark_done(self) -> None:
-        for thread in self._threads[:-1]:
-            thread.join()
+        for thread in self._threads:
+            if thread.name.startswith("order-"):
+                thread.join()
+        self.placed_at = time.monotonic()
         self._placing_done.set()
 
     @property
@@ -177,7 +205,7 @@ class OrderDriver:
             if outcome in ("202", "200") and body is not None:
                 order_id = str(body["id"])
                 self.stats.accepted[order_id] = Accepted(
-                    order_id, user_id, lines, datetime.now(UTC)
+                    order_id, user_id, lines, datetime.now(UTC), key
                 )
                 roll = self.random.random()
                 if roll < self.cancel_share:
@@ -254,3 +282,51 @@ class OrderDriver:
         else:
             with self._lock:
                 self.stats.ships["not confirmed yet"] += 1
+
+    # --- staff: deliveries, transfers, and serving what still waits -------------------------
+
+    def _staff_work(self, every: float = 1.5) -> None:
+        while not self._placing_done.wait(every):
+            self._deliver(self.random.choice(self.backorderable), self.random.randint(2, 12))
+            self._transfer()
+            self._transfer()
+        deadline = time.monotonic() + 120
+        quiet = 0
+        while quiet < 3 and time.monotonic() < deadline:  # three looks in a row find no list
+            missing = {pid: self._missing(pid) for pid in self.backorderable}
+            for product_id, units in missing.items():
+                if units:
+                    self._deliver(product_id, units)
+            quiet = 0 if any(missing.values()) else quiet + 1
+            time.sleep(2.0)
+
+    def _deliver(self, product_id: int, units: int) -> None:
+        url = f"{self.staff.inventory}/api/products/{product_id}/stock-adjustments/"
+        outcome, body = self._post_with_retries(
+            self.staff, url, {"delta": units, "reason": "delivery"}
+        )
+        with self._lock:
+            self.stats.staff[f"delivery {outcome}"] += 1
+            if outcome == "201" and body is not None:
+                self.stock_given[product_id] += units
+
+    def _transfer(self) -> None:
+        source, target = self.random.sample(self.warehouses, 2)
+        body = {
+            "product": self.random.choice(self.products),
+            "from_warehouse": source,
+            "to_warehouse": target,
+            "quantity": self.random.randint(1, 6),
+            "reason": "rebalancing",
+        }
+        url = f"{self.staff.inventory}/api/stock-transfers/"
+        outcome, payload = self._post_with_retries(self.staff, url, body)
+        code = (payload or {}).get("code", "") if outcome != "201" else ""
+        with self._lock:
+            self.stats.staff[f"transfer {outcome} {code}".strip()] += 1
+
+    def _missing(self, product_id: int) -> int:
+        response = self.staff.get(f"{self.staff.inventory}/api/products/{product_id}/backorders/")
+        if response.status_code != 200:
+            return 0
+        return sum(int(place["quantity"]) for place in response.json())

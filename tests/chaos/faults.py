@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import time
 import uuid
 from collections import Counter
@@ -34,6 +35,7 @@ class FaultContext:
     rate: float
     broker: RabbitNode | None = None
     inventory_db: PrivatePostgres | None = None
+    main_db: PrivatePostgres | None = None  # orders and user-notification
     netns: Netns | None = None
     cluster: Any = None  # tests.chaos.scenarios.Cluster
     rng: random.Random = field(default_factory=random.Random)
@@ -124,14 +126,43 @@ def broker_stopped(seconds: float) -> Injector:
 
 
 def inventory_database_restarted(down_seconds: float) -> Injector:
+    return database_restarted("inventory", down_seconds)
+
+
+def database_restarted(cluster: str, down_seconds: float) -> Injector:
+    """The PostgreSQL cluster ``cluster`` ("inventory", or "main": orders and user-notification)
+    crashed (immediate stop: connections cut, crash recovery at start) and started again."""
+
     def inject(ctx: FaultContext) -> None:
-        assert ctx.inventory_db is not None
+        server = ctx.inventory_db if cluster == "inventory" else ctx.main_db
+        assert server is not None
         ctx.wait_for_share(0.3)
         ctx.started()
-        ctx.inventory_db.stop(mode="immediate")  # as a crash: connections cut, crash recovery
+        server.stop(mode="immediate")
         time.sleep(down_seconds)
-        ctx.inventory_db.start()
+        server.start()
         ctx.ended()
+
+    return inject
+
+
+def frozen(label: str, seconds: float) -> Injector:
+    """``kill -STOP`` one process (its whole group) for ``seconds``, then ``kill -CONT``: alive
+    but silent, it answers no broker heartbeat, so the broker closes its connection and hands
+    the messages it held to the other consumer of the queue; resumed, it still holds them and
+    may finish handling one the other already handled."""
+
+    def inject(ctx: FaultContext) -> None:
+        managed = ctx.system.process(label)
+        ctx.wait_for_share(0.2)
+        ctx.started()
+        managed.signal(signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            managed.signal(signal.SIGCONT)
+        ctx.ended()
+        ctx.notes.append(f"{label} frozen (SIGSTOP) for {seconds:.0f} s, then resumed (SIGCONT)")
 
     return inject
 

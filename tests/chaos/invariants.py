@@ -5,9 +5,10 @@
 * per product: reserved = the units of CONFIRMED (not yet shipped) orders; on_hand = stock
   given - units shipped; units confirmed or shipped <= stock given; on_hand >= 0; the stock
   ledger sums to the counters (and ``manage.py reconcile_stock`` agrees);
-* nothing applied twice: one reservation, one ledger move of each kind per order and product,
-  one status transition of each kind per order, one notification per (user, order, kind), one
-  inbox row per (consumer, message), one outcome event per order;
+* nothing applied twice: one order per Idempotency-Key, one reservation, one ledger move of
+  each kind per order and product, one status transition of each kind per order, one
+  notification per (user, order, kind), one inbox row per (consumer, message), one outcome
+  event per order;
 * nothing left behind: every outbox drained, every queue (main and retry) empty;
 * the dead-letter queues hold exactly the poison injected, and nothing else.
 """
@@ -143,6 +144,7 @@ class Findings:
 # What is read, from which service's database; :func:`check` works on the rows alone.
 QUERIES: dict[str, tuple[str, str]] = {
     "orders": ("orders", "SELECT id, user_id, status FROM orders_order"),
+    "order_keys": ("orders", "SELECT id, idempotency_key FROM orders_order"),
     "order_lines": ("orders", "SELECT order_id, product_id, quantity FROM orders_orderline"),
     "transitions": (
         "orders",
@@ -160,10 +162,21 @@ QUERIES: dict[str, tuple[str, str]] = {
         "SELECT product_id, SUM(delta_on_hand), SUM(delta_reserved) "
         "FROM stock_stockledgerentry GROUP BY product_id",
     ),
+    # A move of one kind for an order, product and warehouse made twice; reserve moves by the
+    # units instead: a backordered order takes its units in several moves (and warehouses), so
+    # a reserve is a duplicate when they add up to more than the order's line.
     "ledger_repeats": (
         "inventory",
         "SELECT order_id, product_id, kind, COUNT(*) FROM stock_stockledgerentry "
-        "WHERE order_id IS NOT NULL GROUP BY 1, 2, 3 HAVING COUNT(*) > 1",
+        "WHERE order_id IS NOT NULL AND kind <> 'reserve' "
+        "GROUP BY order_id, product_id, kind, warehouse_id HAVING COUNT(*) > 1 "
+        "UNION ALL "
+        "SELECT e.order_id, e.product_id, e.kind, 2 FROM stock_stockledgerentry e "
+        "JOIN stock_reservation r ON r.order_id = e.order_id "
+        "CROSS JOIN LATERAL jsonb_array_elements(r.lines) line "
+        "WHERE e.kind = 'reserve' AND (line->>'product_id')::bigint = e.product_id "
+        "GROUP BY e.order_id, e.product_id, e.kind, line->>'quantity' "
+        "HAVING SUM(e.delta_reserved) > (line->>'quantity')::bigint",
     ),
     "notifications": (
         "user-notification",
@@ -232,6 +245,17 @@ def check(
         else:
             f.not_final += 1
             f.note("not_final", f"{order_id} {status}")
+
+    # One order per request, however often it was retried: every order made under an accepted
+    # request's Idempotency-Key is the one the client was answered with.
+    by_key: dict[str, set[str]] = defaultdict(set)
+    for oid, key in rows.get("order_keys", []):
+        by_key[str(key)].add(str(oid))
+    for order_id, request in accepted.items():
+        others = by_key.get(request.key, set()) - {order_id} if request.key else set()
+        if others:
+            f.duplicates["order per Idempotency-Key"] += len(others)
+            f.note("duplicate", f"key {request.key}: orders {sorted(others)} besides {order_id}")
 
     ever_confirmed = set()
     transitions: Counter[tuple[str, str]] = Counter()

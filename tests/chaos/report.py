@@ -8,7 +8,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.chaos.scenarios import RECOVERY_LIMIT_SECONDS, Result
+from tests.chaos.scenarios import RECOVERY_LIMIT_SECONDS, Rate, Result
 
 COLUMNS = (
     "scenario",
@@ -70,6 +70,7 @@ def write(
     suite: str,
     started: datetime,
     finished: datetime | None = None,
+    rate: Rate | None = None,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     finished = finished or datetime.now(UTC)
@@ -79,6 +80,8 @@ def write(
         "finished": finished.isoformat(timespec="seconds"),
         "host": platform.node(),
         "recovery_limit_seconds": RECOVERY_LIMIT_SECONDS,
+        "orders_per_second": rate.per_second if rate else None,
+        "rate_source": rate.source if rate else None,
     }
     (directory / "chaos.json").write_text(
         json.dumps({**meta, "scenarios": [asdict(r) for r in results]}, indent=2, default=str)
@@ -95,6 +98,14 @@ def write(
         "(inventory on a cluster of its own), drives orders through the public REST APIs, "
         "injects one fault and then checks the invariants from the three databases.",
         "",
+        *(
+            [
+                f"Orders are sent at {rate.per_second}/s in every scenario: {rate.source}.",
+                "",
+            ]
+            if rate
+            else []
+        ),
         table(results),
         "",
         "- **accepted**: orders the client holds an id for (HTTP 202, or 200 on an idempotent "

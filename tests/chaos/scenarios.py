@@ -8,6 +8,7 @@ settled (or the stated time after the fault has passed).
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from typing import Any
 
 from devstack.system import SERVICES, WORKER_COMMAND
 from messaging import crash_points, topology
+from service_runtime.settings import REPO_ROOT
 from tests.chaos import faults
 from tests.chaos.driver import OrderDriver
 from tests.chaos.infra import (
@@ -48,6 +50,37 @@ from tests.chaos.system import (
 # the last order was sent, when that is later).
 RECOVERY_LIMIT_SECONDS = 180.0
 QUORUM_VHOST = "chaos-quorum"
+# The suite's pace: half of the closed-loop capacity ``make bench`` measured on this machine (a
+# load the system carries with room to spare, so a fault's backlog drains), or this many orders
+# per second without a full benchmark report.
+BENCH_REPORT = REPO_ROOT / "reports" / "bench.json"
+FALLBACK_RATE = 8.0
+# The broker's heartbeat interval (``MESSAGING_HEARTBEAT``, seconds): the broker gives up on a
+# silent connection after two missed beats.
+BROKER_HEARTBEAT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Rate:
+    per_second: float
+    source: str  # where it comes from, for the report
+
+
+def default_rate(bench_report: Path = BENCH_REPORT) -> Rate:
+    """Half of the closed-loop throughput (scenario (a)) of the latest full ``make bench``."""
+    try:
+        bench = json.loads(bench_report.read_text())
+        closed = float(bench["scenarios"]["a"]["final_orders_per_second"])
+        quick = bool(bench.get("quick"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return Rate(FALLBACK_RATE, f"no closed-loop figure in {bench_report.name}: the fallback")
+    if quick or closed <= 0:
+        return Rate(FALLBACK_RATE, f"{bench_report.name} is not a full run: the fallback")
+    return Rate(
+        round(closed / 2, 1),
+        f"half of the {closed} orders/s closed-loop capacity `make bench` measured on "
+        f"{str(bench.get('date', '?'))[:10]} (reports/{bench_report.name}, scenario (a))",
+    )
 
 
 @dataclass(frozen=True)
@@ -60,11 +93,15 @@ class Scenario:
     needs: str = ""  # "netns" or "cluster": infrastructure beyond one broker and two clusters
     doubling_relays: bool = False
     poison: int = 0
+    worker_processes: int = 1  # of each service's worker, side by side (competing consumers)
+    backorder_products: int = 0  # of the driver's products, with staff deliveries and transfers
+    env: dict[str, str] = field(default_factory=dict)  # more settings for every service
 
 
-def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
-    """Every scenario. ``rate`` (orders per second) is kept below what two busy cores process,
-    so that the recovery measured is the fault's, not a backlog the load alone would build."""
+def full_suite(scale: float = 1.0, rate: float = FALLBACK_RATE) -> list[Scenario]:
+    """Every scenario. ``rate`` (orders per second; :func:`default_rate`) is kept below what
+    the machine processes, so that the recovery measured is the fault's, not a backlog the load
+    alone would build."""
 
     def n(orders: int) -> int:
         return max(50, int(orders * scale))
@@ -123,6 +160,46 @@ def full_suite(scale: float = 1.0, rate: float = 8.0) -> list[Scenario]:
             "the inventory PostgreSQL cluster crashed (immediate stop), restarted 5 s later, "
             "mid-run",
             n(1000), rate, faults.inventory_database_restarted(5),
+        ),
+        Scenario(
+            "orders-db-restarted",
+            "the orders PostgreSQL cluster (orders and user-notification) crashed (immediate "
+            "stop), restarted 5 s later, mid-run",
+            n(1000), rate, faults.database_restarted("main", 5),
+        ),
+        Scenario(
+            "freeze-inventory-consumer",
+            f"two inventory workers; one frozen (SIGSTOP) for {3 * BROKER_HEARTBEAT_SECONDS} s, "
+            f"longer than the broker's heartbeat timeout ({2 * BROKER_HEARTBEAT_SECONDS} s), "
+            "while the other takes over its messages, then resumed (SIGCONT)",
+            n(2000), rate,
+            faults.frozen(f"inventory:{WORKER_COMMAND}", 3 * BROKER_HEARTBEAT_SECONDS),
+            worker_processes=2,
+        ),
+        Scenario(
+            "kill-orders-web-mid-request",
+            "the orders web server started 12 times with a crash point: each of its workers "
+            "kill -9s itself between committing an order and answering the request (the "
+            "clients retry with the same Idempotency-Key: one order each)",
+            n(1500), rate, faults.crash_writers(crash_points.AFTER_COMMIT, ["orders:web"], 12),
+        ),
+        Scenario(
+            "backorder-serve-killed",
+            "half the products allow backorders; staff deliver them and move stock between two "
+            "warehouses while orders reserve it; the inventory worker, armed 3 times, kill -9s "
+            "itself inside a pass serving a waiting list, before its commit (the notes say how "
+            "often a pass got there; never is a failure)",
+            n(1500), rate,
+            faults.crash_writers(
+                crash_points.BACKORDER_MID_SERVE, [f"inventory:{WORKER_COMMAND}"], 3
+            ),
+            backorder_products=4,
+            # Waiting orders soon take what they can, and the worker's pass looks often: the
+            # passes the crash point needs happen within the run.
+            env={
+                "INVENTORY_BACKORDER_PRIORITY_AFTER_SECONDS": "3",
+                "INVENTORY_BACKORDER_SCAN_SECONDS": "2",
+            },
         ),
         Scenario(
             "inventory-down",
@@ -497,7 +574,14 @@ def run_scenario(
         replace = {}
         if scenario.doubling_relays:
             replace = {f"{s.name}:{WORKER_COMMAND}": doubling_relay_argv() for s in SERVICES}
-        system = ChaosSystem(scenario.name, env.backend(scenario, cluster), work_dir, replace)
+        system = ChaosSystem(
+            scenario.name,
+            env.backend(scenario, cluster),
+            work_dir,
+            replace,
+            worker_processes=scenario.worker_processes,
+            extra_env=scenario.env,
+        )
         log("starting the system")
         system.start()
         driver = OrderDriver(
@@ -505,6 +589,7 @@ def run_scenario(
             STAFF_USERNAME,
             STAFF_PASSWORD,
             seed=random.randrange(1 << 30),
+            backorder_products=scenario.backorder_products,
         )
         log("creating products and customers")
         driver.setup(scenario.orders, _replica_ready(system))
@@ -515,6 +600,7 @@ def run_scenario(
             rate=scenario.rate,
             broker=env.broker,
             inventory_db=env.inventory_db,
+            main_db=env.main_db,
             netns=env.netns,
             cluster=cluster,
         )
@@ -603,10 +689,12 @@ def run_scenario(
                 f"injected {ctx.poison_injected_count} poison messages, planned {scenario.poison}"
             )
         result.notes += ctx.notes
-        sent_in = driver.finished_at - driver.started_at
+        sent_in = (driver.placed_at or driver.finished_at) - driver.started_at
         result.notes.append(
             f"orders sent in {sent_in:.0f} s ({driver.stats.attempted / max(sent_in, 0.1):.1f}/s)"
         )
+        if driver.stats.staff:
+            result.notes.append(f"staff deliveries and transfers: {dict(driver.stats.staff)}")
         reconnects = _reconnects(work_dir / "logs")
         if reconnects:
             result.notes.append(f"workers that lost a connection and reconnected: {reconnects}")
@@ -618,13 +706,14 @@ def run_scenario(
             "http_outcomes": dict(driver.stats.outcomes),
             "cancels": dict(driver.stats.cancels),
             "ships": dict(driver.stats.ships),
+            "staff": dict(driver.stats.staff),
             "stock_given": driver.stock_given,
             "dead_letter_queues": {q: len(ids) for q, ids in found_dead.items()},
             "fault_started": ctx.fault_started.isoformat() if ctx.fault_started else None,
             "fault_ended": fault_end.isoformat(),
             "kills": dict(system.kills),
             "logs": str(work_dir / "logs"),
-            "sending_seconds": round(driver.finished_at - driver.started_at, 1),
+            "sending_seconds": round(sent_in, 1),
         }
         result.status = "passed" if not result.violations else "failed"
     except Exception as exc:

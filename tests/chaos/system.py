@@ -56,6 +56,8 @@ class ChaosSystem:
     work_dir: Path
     # role label ("orders:run_worker") -> argv replacing the process's own (same env and cwd)
     replace_argv: dict[str, list[str]] = field(default_factory=dict)
+    worker_processes: int = 1  # of each service's worker
+    extra_env: dict[str, str] = field(default_factory=dict)  # more settings for every service
     unexpected_exits: list[str] = field(default_factory=list)
     kills: dict[str, int] = field(default_factory=dict)
     _held_down: set[str] = field(default_factory=set)
@@ -81,9 +83,11 @@ class ChaosSystem:
                     "JWT_ACCESS_TOKEN_LIFETIME_SECONDS": "14400",
                     # Far away: a PENDING order must become final by recovering, not by the clock.
                     "ORDER_PENDING_DEADLINE_SECONDS": "14400",
+                    **self.extra_env,
                 },
                 service_env=service_env,
                 reserved_ports=SHARED_PORTS,
+                worker_processes=self.worker_processes,
                 adapt_process=self._adapt,
             )
         )

@@ -173,3 +173,17 @@ def test_dead_letter_queues_must_hold_exactly_the_injected_poison() -> None:
     assert dead_letter_problems({"q.dlq": ["a"]}, {"q.dlq": ["a", "b"]}) == [
         "q.dlq: 1 injected but absent"
     ]
+
+
+def test_a_second_order_under_an_accepted_requests_key_is_a_duplicate() -> None:
+    """A retried request (the web server killed between committing and answering) must be
+    answered with the order the first attempt made, not make another."""
+    orders = {oid: Accepted(oid, USER, [], datetime.now(UTC), f"key-{oid}") for oid in accepted()}
+    rows = world()
+    rows["order_keys"] = [(oid, f"key-{oid}") for oid in orders]
+    assert run(rows, accepted=orders).violations() == []
+    second = str(uuid.uuid4())
+    rows["order_keys"].append((second, f"key-{CONFIRMED}"))
+    findings = run(rows, accepted=orders)
+    assert "duplicate order per Idempotency-Key=1" in findings.violations()
+    assert findings.duplicate_effects == 1

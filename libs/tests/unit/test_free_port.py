@@ -38,3 +38,24 @@ def test_leaves_out_excluded_ports_and_gives_bindable_ones() -> None:
     assert not {5432, 5672} & set(ports)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", ports[-1]))  # nothing listens there
+
+
+def test_a_held_port_is_offered_to_nobody_else_but_our_servers_can_listen_on_it() -> None:
+    held = system.hold_port()
+    port = held.getsockname()[1]
+    try:
+        offered = set()
+        for _ in range(3000):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                offered.add(sock.getsockname()[1])
+        assert port not in offered
+        with socket.socket() as foreign, pytest.raises(OSError):
+            foreign.bind(("127.0.0.1", port))  # a program that does not set SO_REUSEADDR
+        for _ in range(2):  # a server started, killed and started again (gunicorn, gateway)
+            with socket.socket() as server:
+                server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                server.bind(("127.0.0.1", port))
+                server.listen()
+    finally:
+        held.close()
