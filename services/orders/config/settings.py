@@ -13,6 +13,7 @@ WORKER_JOBS = (
     "messaging.consumer.Consumer",
     "messaging.relay.OutboxRelay",
     "orders.deadlines.OrderDeadlineJob",
+    "messaging.pruning.PruneJob",
 )
 
 # A PENDING order older than this is cancelled and its reservation (if any) released.
