@@ -427,9 +427,10 @@ class ReservationListApi(APIView):
         parameters=[FilterSerializer, *cursor_parameters(ReservationPagination.max_page_size)],
         responses={
             200: paginated(ReservationOutputSerializer, "Reservation", cursor=True),
-            **errors(400, 401, 403),
+            **errors(400, 401, 403, 404),
         },
-        description="`status` and `order_id` may repeat (at most 100 order ids).",
+        description="`status` and `order_id` may repeat (at most 100 order ids); a cursor that "
+        "is not one of this list's is a 404.",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(
