@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import UTC, datetime, timedelta
 
-from saga_audit.client import AuditUnavailable, StaffApi
-from saga_audit.run import DEFAULT_GRACE, run_audit
+from saga_audit.client import AuditUnavailable
+from saga_audit.run import DEFAULT_GRACE, audit_as
 
 GATEWAY = "http://127.0.0.1:8000"
 
@@ -49,18 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.username or not args.password:
         print("a staff account is needed: --username/--password", file=sys.stderr)
         return 2
-    shipped_since = (
-        datetime.now(UTC) - timedelta(days=args.shipped_days) if args.shipped_days else None
-    )
     try:
-        api = StaffApi.login(
+        result = audit_as(
             orders_url=args.orders_url,
             inventory_url=args.inventory_url,
             users_url=args.users_url,
             username=args.username,
             password=args.password,
+            grace_seconds=args.grace,
+            shipped_days=args.shipped_days,
         )
-        result = run_audit(api, grace=timedelta(seconds=args.grace), shipped_since=shipped_since)
     except AuditUnavailable as exc:
         print(f"audit not possible: {exc}", file=sys.stderr)
         return 2

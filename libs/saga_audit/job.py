@@ -12,15 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter as Tally
-from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from prometheus_client import Counter, Gauge
 
 from messaging.worker import Job
-from saga_audit.client import AuditUnavailable, StaffApi
+from saga_audit.client import AuditUnavailable
 from saga_audit.compare import KINDS
-from saga_audit.run import Result, run_audit
+from saga_audit.run import Result, audit_as
 
 logger = logging.getLogger("saga_audit")
 
@@ -90,19 +89,14 @@ class SagaAuditJob(Job):
         return False
 
     def audit_once(self) -> Result:
-        api = StaffApi.login(
+        result = audit_as(
             orders_url=settings.SAGA_AUDIT_ORDERS_URL,
             inventory_url=settings.SAGA_AUDIT_INVENTORY_URL,
             users_url=settings.SAGA_AUDIT_USERS_URL,
             username=self.username,
             password=self.password,
-        )
-        days = settings.SAGA_AUDIT_SHIPPED_DAYS
-        shipped_since = datetime.now(UTC) - timedelta(days=days) if days else None
-        result = run_audit(
-            api,
-            grace=timedelta(seconds=settings.SAGA_AUDIT_GRACE_SECONDS),
-            shipped_since=shipped_since,
+            grace_seconds=settings.SAGA_AUDIT_GRACE_SECONDS,
+            shipped_days=settings.SAGA_AUDIT_SHIPPED_DAYS,
         )
         record(result)
         return result

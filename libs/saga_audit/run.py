@@ -40,3 +40,25 @@ def run_audit(
     # Read after the lists: anything changed while they were read is within the grace.
     drift = audit(orders, reservations, now=now, grace=grace)
     return Result(drift, len(orders), len(reservations))
+
+
+def audit_as(
+    *,
+    orders_url: str,
+    inventory_url: str,
+    users_url: str,
+    username: str,
+    password: str,
+    grace_seconds: float,
+    shipped_days: float | None,
+) -> Result:
+    """Log in with a staff account and audit: what the command and the worker's job run."""
+    api = StaffApi.login(
+        orders_url=orders_url,
+        inventory_url=inventory_url,
+        users_url=users_url,
+        username=username,
+        password=password,
+    )
+    shipped_since = datetime.now(UTC) - timedelta(days=shipped_days) if shipped_days else None
+    return run_audit(api, grace=timedelta(seconds=grace_seconds), shipped_since=shipped_since)
