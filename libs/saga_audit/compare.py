@@ -1,7 +1,7 @@
 """What the audit checks, on what the two staff APIs answered: plain data in, drift out.
 
 An order and its reservation agree when the reservation's status is the one the order's status
-implies (below), it names the same products and quantities, and it counts shipped exactly the
+implies (below; a SHIPPED order whose rest was cancelled: RELEASED), it names the same products and quantities, and it counts shipped exactly the
 units the order shipped (those units left on-hand stock). A reservation that still holds units
 (RESERVED, PARTIALLY_SHIPPED, BACKORDERED) needs an order that is neither CANCELLED nor REJECTED.
 An order or reservation changed within the grace period is in flight: its events may not have
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-# The reservation status each order status implies; PENDING orders are the deadline job's.
+# The reservation status each order status implies (see expected_reservation); PENDING orders
+# are the deadline job's.
 EXPECTED_RESERVATION = {
     "CONFIRMED": "RESERVED",
     "BACKORDERED": "BACKORDERED",
@@ -83,6 +84,16 @@ def _moment(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def expected_reservation(order: Record) -> str | None:
+    """The reservation status the order's implies; None for an order not judged (PENDING,
+    or final without stock). A SHIPPED order some of whose units were cancelled before they
+    shipped (a partly shipped order whose rest was cancelled) has a RELEASED reservation."""
+    status = order["status"]
+    if status == "SHIPPED" and any(line.get("cancelled_quantity", 0) for line in order["lines"]):
+        return "RELEASED"
+    return EXPECTED_RESERVATION.get(status)
+
+
 def in_flight(record: Record | None, since: datetime) -> bool:
     return record is not None and _moment(record["updated_at"]) >= since
 
@@ -91,7 +102,7 @@ def compare_order(order: Record, reservation: Record | None) -> list[Drift]:
     """The drift between an order (CONFIRMED, BACKORDERED, PARTIALLY_SHIPPED or SHIPPED) and
     what inventory holds for it."""
     order_id, status = str(order["id"]), order["status"]
-    expected = EXPECTED_RESERVATION.get(status)
+    expected = expected_reservation(order)
     if expected is None:
         return []
     if reservation is None:

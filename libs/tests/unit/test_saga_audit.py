@@ -59,6 +59,11 @@ def test_sides_that_agree_have_no_drift() -> None:
     )
     assert kinds([order("SHIPPED", shipped=3)], [reservation("SHIPPED", shipped=3)]) == []
     assert kinds([order("CANCELLED")], [reservation("RELEASED")]) == []
+    # Two units shipped, the last one cancelled: the order is SHIPPED, what was held released.
+    rest_cancelled = order("SHIPPED", shipped=2)
+    rest_cancelled["lines"][0]["cancelled_quantity"] = 1
+    assert kinds([rest_cancelled], [reservation("RELEASED", shipped=2)]) == []
+    assert kinds([rest_cancelled], [reservation("SHIPPED", shipped=2)]) == [STATUS_MISMATCH]
     assert kinds([order("PENDING")], [reservation("RESERVED")]) == []  # the deadline's
 
 
