@@ -1,9 +1,10 @@
 """What the audit checks, on what the two staff APIs answered: plain data in, drift out.
 
 An order and its reservation agree when the reservation's status is the one the order's status
-implies (below; a SHIPPED order whose rest was cancelled: RELEASED), it names the same products and quantities, and it counts shipped exactly the
-units the order shipped (those units left on-hand stock). A reservation that still holds units
-(RESERVED, PARTIALLY_SHIPPED, BACKORDERED) needs an order that is neither CANCELLED nor REJECTED.
+implies (below; a SHIPPED order whose rest was cancelled: RELEASED), it names the same products
+and quantities, and it counts shipped exactly the units the order shipped (those units left
+on-hand stock). A reservation that still holds units (RESERVED, PARTIALLY_SHIPPED, BACKORDERED)
+needs an order that is neither CANCELLED nor REJECTED.
 An order or reservation changed within the grace period is in flight: its events may not have
 arrived yet, so it is not judged.
 """

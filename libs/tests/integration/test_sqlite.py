@@ -124,7 +124,8 @@ from messaging.pruning import PruneJob
 long_ago = timezone.now() - timedelta(days=30)
 OutboxMessage.objects.filter(sent_at__isnull=False).update(sent_at=long_ago, created_at=long_ago)
 InboxMessage.objects.update(processed_at=long_ago)
-sizes = {(m.name, s.labels["table"]): s.value for m in TablesCollector().collect() for s in m.samples}
+families = TablesCollector().collect()
+sizes = {(m.name, s.labels["table"]): s.value for m in families for s in m.samples}
 assert sizes[("messaging_table_rows", "outbox")] == OutboxMessage.objects.count(), sizes
 assert sizes[("messaging_table_oldest_row_age_seconds", "inbox")] > 29 * 86400, sizes
 unsent = OutboxMessage.objects.filter(sent_at__isnull=True).count()
