@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,8 @@ class StaffApi:
     orders_url: str
     inventory_url: str
     token: str
+    # Called after every answer: the worker's job stays healthy through a long audit.
+    answered: Callable[[], None] = field(default=lambda: None)
 
     @classmethod
     def login(
@@ -50,6 +52,7 @@ class StaffApi:
             )
         except requests.RequestException as exc:
             raise AuditUnavailable(f"{url}: {exc}") from exc
+        self.answered()
         if response.status_code == 404:
             return None
         _check(response)

@@ -88,6 +88,10 @@ class SagaAuditJob(Job):
         )
         return False
 
+    def _alive(self) -> None:
+        """A service answered: the job is working, its heartbeat stays fresh."""
+        self.healthy_at = time.monotonic()
+
     def audit_once(self) -> Result:
         result = audit_as(
             orders_url=settings.SAGA_AUDIT_ORDERS_URL,
@@ -97,6 +101,7 @@ class SagaAuditJob(Job):
             password=self.password,
             grace_seconds=settings.SAGA_AUDIT_GRACE_SECONDS,
             shipped_days=settings.SAGA_AUDIT_SHIPPED_DAYS,
+            answered=self._alive,
         )
         record(result)
         return result

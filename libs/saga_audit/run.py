@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -51,8 +52,10 @@ def audit_as(
     password: str,
     grace_seconds: float,
     shipped_days: float | None,
+    answered: Callable[[], None] | None = None,
 ) -> Result:
-    """Log in with a staff account and audit: what the command and the worker's job run."""
+    """Log in with a staff account and audit: what the command and the worker's job run.
+    ``answered`` is called after each answer of a service."""
     api = StaffApi.login(
         orders_url=orders_url,
         inventory_url=inventory_url,
@@ -60,5 +63,7 @@ def audit_as(
         username=username,
         password=password,
     )
+    if answered is not None:
+        api.answered = answered
     shipped_since = datetime.now(UTC) - timedelta(days=shipped_days) if shipped_days else None
     return run_audit(api, grace=timedelta(seconds=grace_seconds), shipped_since=shipped_since)
