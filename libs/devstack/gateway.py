@@ -31,6 +31,7 @@ ROUTES: dict[str, str] = {
     "warehouses": "inventory",
     "stock-transfers": "inventory",
     "backorders": "inventory",
+    "reservations": "inventory",
     "orders": "orders",
     "returns": "orders",
     "users": "user-notification",

@@ -25,6 +25,10 @@ class OutboxMessage(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["id"], name="outbox_unsent", condition=Q(sent_at__isnull=True)),
+            # What pruning deletes (messaging.pruning): the sent rows, oldest first.
+            models.Index(
+                fields=["sent_at"], name="outbox_sent", condition=Q(sent_at__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -32,7 +36,11 @@ class OutboxMessage(models.Model):
 
 
 class InboxMessage(models.Model):
-    """A message a consumer has applied; written in the same transaction as its effect."""
+    """A message a consumer has applied; written in the same transaction as its effect.
+
+    Kept ``MESSAGING_RETENTION_DAYS`` after it was processed (``messaging.pruning``): as long as
+    the broker could still deliver another copy of the message.
+    """
 
     consumer: models.CharField = models.CharField(max_length=100)
     message_id: models.UUIDField = models.UUIDField()
@@ -42,6 +50,10 @@ class InboxMessage(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["consumer", "message_id"], name="inbox_once"),
+        ]
+        indexes = [
+            # What pruning deletes (messaging.pruning) and the metrics' oldest row: by age.
+            models.Index(fields=["processed_at"], name="inbox_processed"),
         ]
 
     def __str__(self) -> str:

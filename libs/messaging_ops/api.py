@@ -38,6 +38,12 @@ class BrokerUnavailable(APIException):
     default_code = "broker_unavailable"
 
 
+class TooOldToReplay(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This dead letter is older than what the inbox remembers."
+    default_code = "too_old_to_replay"
+
+
 def letter_id(letter: dead_letters.DeadLetter) -> str:
     if letter.message_id:
         return letter.message_id
@@ -155,7 +161,7 @@ class DeadLetterViewSet(ViewSet):
 
     @extend_schema(
         request=None,
-        responses={200: DeadLetterReplayOutputSerializer, **errors(401, 403, 404, 503)},
+        responses={200: DeadLetterReplayOutputSerializer, **errors(401, 403, 404, 409, 503)},
     )
     def replay(self, request: Request, message_id: str) -> Response:
         return self._act(dead_letters.replay, message_id, "replayed")
@@ -178,6 +184,8 @@ class DeadLetterViewSet(ViewSet):
             raise BrokerUnavailable() from exc
         except (AMQPError, OSError) as exc:
             raise BrokerUnavailable() from exc
+        except dead_letters.TooOldToReplay as exc:
+            raise TooOldToReplay(str(exc)) from exc
         if not done:
             raise NotFound("No dead letter with this id.")
         return Response({past: done, "count": count})

@@ -5,10 +5,15 @@ returned to the queue, in order, when the channel closes. Replaying publishes th
 to the service's own queue with the attempt count reset, and acks the dead-letter copy only
 after the broker confirmed the replay. A message that is still bad comes back to the
 dead-letter queue on its own: replay is an operator's action, never a loop.
+
+A letter published longer ago than ``messaging.pruning.replay_max_age()`` is not replayed: the
+inbox may have forgotten that a copy of it was applied (``MESSAGING_RETENTION_DAYS``), and the
+replay would apply it a second time.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +26,11 @@ from pika.adapters.blocking_connection import BlockingChannel
 from messaging.broker import connect
 from messaging.config import MessagingConfig
 from messaging.consumer import ATTEMPT_HEADER
+from messaging.pruning import replay_max_age
+
+
+class TooOldToReplay(Exception):
+    """A selected dead letter was published before what the inbox still remembers."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,15 @@ class DeadLetter:
     dead_lettered_at: str
     headers: dict[str, Any]
     body: bytes
+
+    def occurred_at(self) -> datetime | None:
+        """When its event occurred (its envelope's ``occurred_at``); None for a body that is no
+        envelope (such a message was never applied: replaying it is harmless)."""
+        try:
+            moment = datetime.fromisoformat(json.loads(self.body)["occurred_at"])
+        except (ValueError, TypeError, KeyError):
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     def summary(self) -> str:
         return (
@@ -106,10 +125,23 @@ def _act_on(
 def replay(
     config: MessagingConfig, select: Callable[[DeadLetter], bool], limit: int = 10_000
 ) -> int:
-    """Send the selected dead letters back to the service's queue; return how many."""
+    """Send the selected dead letters back to the service's queue; return how many.
+
+    Raises :class:`TooOldToReplay` at the first selected letter too old to replay (those before
+    it are replayed, it and the rest stay in the queue)."""
     queue = config.names.queue(config.service)
 
+    oldest = datetime.now(UTC) - replay_max_age()
+
     def _republish(channel: BlockingChannel, letter: DeadLetter) -> None:
+        occurred_at = letter.occurred_at()
+        if occurred_at is not None and occurred_at < oldest:
+            # Not acked: it stays in the dead-letter queue for the operator to decide.
+            raise TooOldToReplay(
+                f"dead letter {letter.message_id} occurred at {occurred_at.isoformat()}, before "
+                f"{oldest.isoformat()}: the inbox may no longer remember it was applied "
+                "(MESSAGING_RETENTION_DAYS); see docs/operations.md, 'Bounded tables'"
+            )
         headers = {
             key: value
             for key, value in letter.headers.items()

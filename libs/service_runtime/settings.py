@@ -166,7 +166,10 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
         "SPECTACULAR_SETTINGS": openapi_settings(service),
         "STATIC_URL": "/static/",  # only Swagger UI's files (service_runtime.urls)
         # Scrape-time collectors added to /metrics; a service appends its own.
-        "METRICS_COLLECTORS": ["messaging.metrics.OutboxCollector"],
+        "METRICS_COLLECTORS": [
+            "messaging.metrics.OutboxCollector",
+            "messaging.metrics.TablesCollector",
+        ],
         # /health/ready's checks after the database and migrations: name -> function.
         "HEALTH_READINESS_CHECKS": {"broker": "messaging.health.check_broker"},
         "HEALTH_BROKER_CACHE_SECONDS": 3.0,
@@ -185,6 +188,13 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
         # Which version of each event type to publish (messaging.versions): empty = what the
         # previous release's consumers read, "latest", or "stock.reserved=2,...".
         "MESSAGING_EVENT_VERSIONS": env_str("MESSAGING_EVENT_VERSIONS", ""),
+        # Bounded tables (messaging.pruning): sent outbox rows and inbox rows are deleted this
+        # many days after they were sent/processed, by the worker's prune job, every so often,
+        # so many rows per transaction. Dead letters older than the retention less a day are
+        # not replayed. docs/operations.md "Bounded tables" says why 7 days is safe.
+        "MESSAGING_RETENTION_DAYS": float(env_str("MESSAGING_RETENTION_DAYS", "7")),
+        "MESSAGING_PRUNE_EVERY_SECONDS": env_int("MESSAGING_PRUNE_EVERY_SECONDS", 300),
+        "MESSAGING_PRUNE_BATCH": env_int("MESSAGING_PRUNE_BATCH", 1000),
         # One JSON object per line (LOG_FORMAT=text for humans), with the bound context.
         "LOGGING_CONFIG": "service_runtime.logging.configure",
         "LOGGING": logging_config(

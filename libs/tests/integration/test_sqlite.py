@@ -115,6 +115,24 @@ written = OutboxMessage.objects.order_by("id").values_list("message_id", flat=Tr
 assert [str(m) for m in written][-3:] == together
 assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()
 assert queued() == 6, queued()
+
+# Pruning and the tables' sizes: no SKIP LOCKED, timestamps read back as text.
+from datetime import timedelta
+from django.utils import timezone
+from messaging.metrics import TablesCollector
+from messaging.pruning import PruneJob
+long_ago = timezone.now() - timedelta(days=30)
+OutboxMessage.objects.filter(sent_at__isnull=False).update(sent_at=long_ago, created_at=long_ago)
+InboxMessage.objects.update(processed_at=long_ago)
+families = TablesCollector().collect()
+sizes = {(m.name, s.labels["table"]): s.value for m in families for s in m.samples}
+assert sizes[("messaging_table_rows", "outbox")] == OutboxMessage.objects.count(), sizes
+assert sizes[("messaging_table_oldest_row_age_seconds", "inbox")] > 29 * 86400, sizes
+unsent = OutboxMessage.objects.filter(sent_at__isnull=True).count()
+job = PruneJob(interval=60, batch=2)
+while job.work():
+    pass
+assert OutboxMessage.objects.count() == unsent and InboxMessage.objects.count() == 0
 print("sqlite ok", round(latency, 3))
 """
 

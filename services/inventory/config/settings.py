@@ -10,6 +10,7 @@ WORKER_JOBS = (
     "messaging.consumer.Consumer",
     "messaging.relay.OutboxRelay",
     "stock.backorders.BackorderJob",
+    "messaging.pruning.PruneJob",
 )
 
 # A backordered order that has waited longer than this is served first, taking what it can

@@ -18,12 +18,13 @@ from service_runtime.openapi import cursor_parameters, errors, page_parameters, 
 from service_runtime.pagination import CursorPagination, Pagination, paginated_response
 from service_runtime.representation import timestamp
 from service_runtime.request_context import correlation_id
-from stock.models import StockLedgerEntry, StockLevel, Warehouse
+from stock.models import Reservation, StockLedgerEntry, StockLevel, Warehouse
 from stock.selectors import (
     LedgerRow,
     Totals,
     backorder_of_order,
     backorder_waiting_list,
+    reservation_list,
     stock_ledger_list,
     stock_ledger_page,
     stock_levels_exist,
@@ -374,3 +375,78 @@ def _product_stock(product_id: int) -> list[StockLevel]:
     if not levels:
         raise Http404("No Product matches the given query.")
     return levels
+
+
+MAX_ORDER_IDS = 100  # per request of the reservations list
+
+
+class ReservationPagination(CursorPagination):
+    """Newest first (index ``reservation_status_newest``, or the order's unique index)."""
+
+    ordering = ("-id",)
+
+
+class ReservationOutputSerializer(serializers.Serializer):
+    class LineSerializer(serializers.Serializer):
+        product_id = serializers.IntegerField()
+        quantity = serializers.IntegerField()
+
+    class AllocationSerializer(serializers.Serializer):
+        product_id = serializers.IntegerField()
+        warehouse_id = serializers.IntegerField()
+        quantity = serializers.IntegerField(help_text="Units held there for the order.")
+        shipped = serializers.IntegerField(default=0, help_text="Of these, units that left.")
+
+    order_id = serializers.UUIDField()
+    status = serializers.CharField()
+    lines = LineSerializer(many=True, help_text="What the order asked for.")
+    allocations = AllocationSerializer(many=True, help_text="Where its units are held.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class ReservationListApi(APIView):
+    """What inventory did for each order, for staff: the inventory side of the saga that the
+    cross-service audit (``python -m saga_audit``) compares with the orders."""
+
+    permission_classes = [IsStaff]
+    OutputSerializer = ReservationOutputSerializer
+
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ListField(
+            child=serializers.ChoiceField(choices=Reservation.Status.choices),
+            required=False,
+            max_length=len(Reservation.Status.choices),
+        )
+        order_id = serializers.ListField(
+            child=serializers.UUIDField(), required=False, max_length=MAX_ORDER_IDS
+        )
+
+    @extend_schema(
+        operation_id="reservations_list",
+        parameters=[FilterSerializer, *cursor_parameters(ReservationPagination.max_page_size)],
+        responses={
+            200: paginated(ReservationOutputSerializer, "Reservation", cursor=True),
+            **errors(400, 401, 403, 404),
+        },
+        description="`status` and `order_id` may repeat (at most 100 order ids); a cursor that "
+        "is not one of this list's is a 404.",
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(
+            data={
+                key: request.query_params.getlist(key)
+                for key in ("status", "order_id")
+                if key in request.query_params
+            }
+        )
+        filters.is_valid(raise_exception=True)
+        paginator = ReservationPagination()
+        page = paginator.paginate_queryset(
+            reservation_list(
+                statuses=filters.validated_data.get("status"),
+                order_ids=filters.validated_data.get("order_id"),
+            ),
+            request,
+        )
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)

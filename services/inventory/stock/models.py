@@ -190,6 +190,8 @@ class Reservation(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        # The staff list by status, newest first (the cross-service audit reads the active ones).
+        indexes = [models.Index(fields=["status", "-id"], name="reservation_status_newest")]
 
     def __str__(self) -> str:
         return f"reservation {self.order_id} {self.status}"

@@ -232,3 +232,16 @@ def backorder_of_order(*, order_id: str) -> OrderBackorder | None:
             place = next(p.place for p in places if p.order_id == order_id)
             lines.append({"product_id": row.product_id, "missing": row.missing, "place": place})
     return OrderBackorder(order_id, reservation.user_id, reservation.status, lines)
+
+
+def reservation_list(
+    *, statuses: list[str] | None = None, order_ids: list[uuid.UUID] | None = None
+) -> QuerySet[Reservation]:
+    """Reservations for staff (the cross-service audit), newest first: some statuses (index
+    ``reservation_status_newest``) and/or some orders (the unique index of ``order_id``)."""
+    reservations = Reservation.objects.all()
+    if statuses:
+        reservations = reservations.filter(status__in=statuses)
+    if order_ids:
+        reservations = reservations.filter(order_id__in=order_ids)
+    return reservations.order_by("-id")

@@ -3,6 +3,7 @@ from django.urls import path
 from stock.apis import (
     BackorderDetailApi,
     ProductBackorderListApi,
+    ReservationListApi,
     StockAdjustmentApi,
     StockLedgerApi,
     StockTransferApi,
@@ -23,6 +24,7 @@ urlpatterns = [
         name="product-backorders",
     ),
     path("backorders/<uuid:order_id>/", BackorderDetailApi.as_view(), name="backorder-detail"),
+    path("reservations/", ReservationListApi.as_view(), name="reservation-list"),
     path("stock-transfers/", StockTransferApi.as_view(), name="stock-transfer"),
     path("warehouses/", WarehouseListApi.as_view(), name="warehouse-list"),
     path("warehouses/<int:warehouse_id>/", WarehouseDetailApi.as_view(), name="warehouse-detail"),

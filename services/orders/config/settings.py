@@ -14,6 +14,8 @@ WORKER_JOBS = (
     "messaging.consumer.Consumer",
     "messaging.relay.OutboxRelay",
     "orders.deadlines.OrderDeadlineJob",
+    "messaging.pruning.PruneJob",
+    "saga_audit.job.SagaAuditJob",
 )
 
 # A PENDING order older than this is cancelled and its reservation (if any) released.
@@ -31,3 +33,17 @@ ORDERS_RETURN_WINDOW_DAYS = env_int("ORDERS_RETURN_WINDOW_DAYS", 30)
 THROTTLE_ORDERS_PER_USER = parse_rate(
     env_str("THROTTLE_ORDERS_PER_USER", "120/m"), name="THROTTLE_ORDERS_PER_USER"
 )
+
+# The cross-service audit (saga_audit; docs/operations.md "Cross-service audit"), run by the
+# worker's audit job with this staff account every so often; no account: the job is off.
+SAGA_AUDIT_USERNAME = env_str("SAGA_AUDIT_USERNAME", "")
+SAGA_AUDIT_PASSWORD = env_str("SAGA_AUDIT_PASSWORD", "")
+SAGA_AUDIT_EVERY_SECONDS = env_int("SAGA_AUDIT_EVERY_SECONDS", 600)
+# Orders and reservations changed more recently than this are in flight and not judged.
+SAGA_AUDIT_GRACE_SECONDS = env_int("SAGA_AUDIT_GRACE_SECONDS", 300)
+# Only the SHIPPED orders placed in the last this many days are compared; 0: all of them.
+SAGA_AUDIT_SHIPPED_DAYS = env_int("SAGA_AUDIT_SHIPPED_DAYS", 7)
+# The staff APIs it reads (a gateway serves all three).
+SAGA_AUDIT_ORDERS_URL = env_str("SAGA_AUDIT_ORDERS_URL", "http://127.0.0.1:8000")
+SAGA_AUDIT_INVENTORY_URL = env_str("SAGA_AUDIT_INVENTORY_URL", "http://127.0.0.1:8000")
+SAGA_AUDIT_USERS_URL = env_str("SAGA_AUDIT_USERS_URL", "http://127.0.0.1:8000")

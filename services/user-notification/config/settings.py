@@ -37,6 +37,7 @@ WORKER_JOBS = (
     "messaging.consumer.Consumer",
     "messaging.relay.OutboxRelay",
     "notifications.email_worker.EmailDeliveryJob",
+    "messaging.pruning.PruneJob",
 )
 
 JWT_PRIVATE_KEY_FILE = env_str("JWT_PRIVATE_KEY_FILE", str(VAR_DIR / "keys" / "jwt_private.pem"))

@@ -51,6 +51,9 @@ class Command(BaseCommand):
             return options["all"] or letter.message_id in ids
 
         operation = dead_letters.replay if action == "replay" else dead_letters.purge
-        count = operation(config, selected)
+        try:
+            count = operation(config, selected)
+        except dead_letters.TooOldToReplay as exc:
+            raise CommandError(str(exc)) from exc
         past = {"replay": "replayed", "purge": "purged"}[action]
         self.stdout.write(f"{past} {count} message(s)")

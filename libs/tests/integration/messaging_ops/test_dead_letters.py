@@ -6,15 +6,18 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pika
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from messaging import topology
 from messaging.config import MessagingConfig
 from messaging.consumer import Consumer
 from messaging_ops import dead_letters
+from tests.factories import body, raw_envelope
 
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -109,6 +112,28 @@ class TestReplayAndPurge:
         assert properties.message_id == replayed
         assert "x-attempt" not in (properties.headers or {})
         assert "x-replayed-at" in (properties.headers or {})
+
+    def test_replay_refuses_a_letter_older_than_the_inbox_remembers(
+        self, config: MessagingConfig, settings: Any
+    ) -> None:
+        settings.MESSAGING_RETENTION_DAYS = 7
+        settings.MESSAGING_SERVICE = "inventory"  # the command's configuration is this one's
+        settings.MESSAGING_PREFIX = config.prefix
+        settings.MESSAGING_BROKER_URL = config.broker_url
+        now = datetime.now(UTC)
+        old = _dead_letter(
+            config, body(raw_envelope(occurred_at=(now - timedelta(days=6, hours=1)).isoformat()))
+        )
+        young = _dead_letter(
+            config, body(raw_envelope(occurred_at=(now - timedelta(days=5)).isoformat()))
+        )
+        with pytest.raises(CommandError, match="MESSAGING_RETENTION_DAYS"):
+            call_command("dead_letters", "replay", old)
+        with pytest.raises(dead_letters.TooOldToReplay):
+            dead_letters.replay(config, lambda letter: letter.message_id == old)
+        # Refused, it stays where it was; a younger one goes back.
+        assert dead_letters.replay(config, lambda letter: letter.message_id == young) == 1
+        assert [m.message_id for m in dead_letters.list_dead_letters(config)] == [old]
 
     def test_purge_drops_only_the_selected_messages(self, config: MessagingConfig) -> None:
         drop = _dead_letter(config, b"{drop")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from identity.testing import make_access_token
 from messaging import topology
 from messaging.topology import Names
 from messaging_ops.api import BODY_PREVIEW_BYTES
+from tests.factories import body, raw_envelope
 
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 URL = "/api/dead-letters/"
@@ -180,6 +182,18 @@ class TestReplayAndPurge:
         assert response.json() == {"replayed": 1, "count": 1}
         assert [m["id"] for m in staff_list(staff)["messages"]] == [keep]
         assert _take(names.queue("inventory")) == b"{replay"
+
+    def test_a_letter_older_than_the_inbox_remembers_is_a_409_and_stays(
+        self, names: Names, staff: APIClient, settings: Any
+    ) -> None:
+        settings.MESSAGING_RETENTION_DAYS = 7
+        occurred = (datetime.now(UTC) - timedelta(days=6, hours=1)).isoformat()
+        old = _dead_letter(names, body(raw_envelope(occurred_at=occurred)))
+        response = staff.post(f"{URL}{old}/replay/")
+        assert response.status_code == 409, response.content
+        assert response.json()["code"] == "too_old_to_replay"
+        assert "MESSAGING_RETENTION_DAYS" in response.json()["detail"]
+        assert [m["id"] for m in staff_list(staff)["messages"]] == [old]
 
     def test_purge_drops_only_that_message(self, names: Names, staff: APIClient) -> None:
         drop = _dead_letter(names, b"{drop")
