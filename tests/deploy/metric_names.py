@@ -14,8 +14,6 @@ EXTERNAL = {
     # rabbitmq_prometheus, /metrics/detailed?family=queue_coarse_metrics (labels vhost, queue)
     "rabbitmq_detailed_queue_messages": "RabbitMQ: messages in a queue, ready and unacked",
     "rabbitmq_detailed_queue_messages_ready": "RabbitMQ: messages ready for a consumer",
-    # The cross-service audit's gauge, built alongside this (issue 15, item 5).
-    "saga_audit_drift": "the saga audit: drifts found by its last run, by kind",
 }
 
 _DEFINITION = re.compile(
