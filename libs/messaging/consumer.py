@@ -18,9 +18,12 @@ transaction: one multi-row inbox insert, the handlers, one multi-row insert of t
 published (``messaging.outbox.collecting``), one commit, the events the handlers wrote
 published on the consumer's connection (``messaging.after_commit``), then one ``basic.ack`` with
 ``multiple``. One WAL flush and one ack per batch instead of per message, and a batch of one when
-the queue is quiet, so latency does not wait for a batch to fill. If any handler in the batch
-raises, the whole transaction rolls back and the batch is applied again one message per
-transaction, so each message still gets its own outcome as above.
+the queue is quiet, so latency does not wait for a batch to fill. A service whose consumer is off
+the saga's path (notifications) sets ``MESSAGING_GATHER_MS``: after the first delivery of a
+batch the consumer goes on collecting deliveries that long (or until it holds the prefetch), so
+that a steady trickle of messages is applied in a few transactions rather than one each.
+If any handler in the batch raises, the whole transaction rolls back and the batch is applied
+again one message per transaction, so each message still gets its own outcome as above.
 
 Set-based handlers: a :class:`BatchHandler` also takes several messages in one call, so that it
 can apply them with a fixed number of statements. Messages are applied in delivery order, and a
@@ -371,6 +374,7 @@ class Consumer(Job):
         self.handled = 0
         self._channel: BlockingChannel | None = None
         self._pending: list[_Delivery] = []
+        self._first_at = 0.0  # time.monotonic() of the first pending delivery
 
     def on_connect(self) -> None:
         assert self.broker is not None
@@ -397,9 +401,24 @@ class Consumer(Job):
         return bool(self._pending)
 
     def work(self) -> bool:
-        # The deliveries the broker pushed while the consumer waited form one batch.
+        # The deliveries the broker pushed while the consumer waited (and gathered) form a batch.
+        self._gather()
         self.process_pending()
         return False
+
+    def _gather(self) -> None:
+        """Go on collecting deliveries until ``gather_seconds`` after the first pending one, or
+        until the prefetch is reached (the broker sends no more before an ack)."""
+        seconds = self.config.gather_seconds
+        if seconds <= 0 or not self._pending or self.broker is None:
+            return
+        deadline = self._first_at + seconds
+        while len(self._pending) < self.config.prefetch and not self.stop_event.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.broker.process_data_events(time_limit=remaining)  # returns on a delivery
+        self.healthy_at = time.monotonic()
 
     def _on_cancelled_by_broker(self, method_frame: Any) -> None:
         # The queue was deleted (or its node went away): without this the consumer would sit
@@ -414,6 +433,8 @@ class Consumer(Job):
         body: bytes,
     ) -> None:
         """Called by pika for each delivery: collected, applied with the rest of its batch."""
+        if not self._pending:
+            self._first_at = time.monotonic()
         self._channel = channel
         self._pending.append(_Delivery(self.queue, method, properties, body))
 

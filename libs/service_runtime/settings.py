@@ -185,6 +185,9 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             int(ms) for ms in env_list("MESSAGING_RETRY_DELAYS_MS", ["1000", "5000", "30000"])
         ),
         "MESSAGING_RELAY_GRACE_SECONDS": float(env_str("MESSAGING_RELAY_GRACE_SECONDS", "1.0")),
+        # How long a consumer collects deliveries after the first of a batch (messaging.consumer):
+        # 0 on the saga's path; a service off it sets its own default.
+        "MESSAGING_GATHER_MS": env_int("MESSAGING_GATHER_MS", 0),
         # Which version of each event type to publish (messaging.versions): empty = what the
         # previous release's consumers read, "latest", or "stock.reserved=2,...".
         "MESSAGING_EVENT_VERSIONS": env_str("MESSAGING_EVENT_VERSIONS", ""),

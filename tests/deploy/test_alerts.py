@@ -4,6 +4,7 @@ series that exist."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from saga_audit.compare import KINDS
 from tests.deploy import metric_names
 from tests.deploy.manifests import DEPLOY
 
@@ -118,6 +120,21 @@ def test_rules_read_only_series_that_exist() -> None:
     for rule in rules():
         unknown = metric_names.read_by(rule["expr"]) - metric_names.known()
         assert not unknown, f"{rule['alert']} reads {sorted(unknown)}, which nothing exports"
+
+
+def test_the_synthetic_series_carry_labels_the_real_ones_have() -> None:
+    # A rule tested on a job or a drift kind that never exists would pass its test and never
+    # fire: the series' jobs are the scrape jobs, and the audit's kinds are the audit's own.
+    scraped = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    jobs = {job["job_name"] for job in scraped["scrape_configs"]}
+    series = [entry["series"] for test in rule_tests() for entry in test.get("input_series", [])]
+    assert series
+    for text in series:
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', text))
+        assert labels.get("job", next(iter(jobs))) in jobs, text
+        if text.startswith("saga_audit_drift"):
+            assert labels["kind"] in KINDS, text
+            assert labels["job"] == "workers", text  # exported by the orders worker's job
 
 
 def test_every_alert_is_explained_in_the_operations_guide() -> None:

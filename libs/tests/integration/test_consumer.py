@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -48,6 +50,21 @@ class Handler:
         )
         if failing:
             raise self.error(f"flaky failure {len(self.attempts)}")
+
+
+def in_transactions(
+    transactions: list[int], then: Callable[[Envelope], None]
+) -> Callable[[Envelope], None]:
+    """A handler that notes the id of the transaction each message is applied in, then calls
+    ``then``."""
+
+    def handler(envelope: Envelope) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT txid_current()")
+            transactions.append(cursor.fetchone()[0])
+        then(envelope)
+
+    return handler
 
 
 def _effects() -> int:
@@ -233,13 +250,7 @@ def test_a_backlog_is_applied_in_batches_and_acked_with_one_ack_per_batch(
     broker: Broker,
 ) -> None:
     transactions: list[int] = []
-
-    def handler(envelope: Envelope) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT txid_current()")
-            transactions.append(cursor.fetchone()[0])
-        Handler()(envelope)
-
+    handler = in_transactions(transactions, Handler())
     messages = [envelope() for _ in range(40)]
     for message in messages:
         broker.publish_event("order.created", message.to_json().encode())
@@ -251,3 +262,44 @@ def test_a_backlog_is_applied_in_batches_and_acked_with_one_ack_per_batch(
     assert len(set(transactions)) < 40
     assert max(transactions.count(t) for t in set(transactions)) > 1
     assert broker.message_count(broker.names.queue("inventory")) == 0  # every one acked
+
+
+def test_with_a_gather_window_a_trickle_of_deliveries_is_applied_in_one_transaction(
+    broker: Broker,
+) -> None:
+    transactions: list[int] = []
+    handler = in_transactions(transactions, Handler())
+    with running_consumer(
+        broker, "inventory", {"order.created": handler}, prefetch=10, gather_seconds=1.5
+    ) as consumer:
+        wait_for(lambda: broker.consumers(broker.names.queue("inventory")) == 1)
+        for _ in range(5):  # one at a time, each well after the one before
+            broker.publish_event("order.created", envelope().to_json().encode())
+            time.sleep(0.1)
+        wait_for(lambda: consumer.handled == 5)
+        # the prefetch ends a gather early: ten more arrive at once, applied without waiting
+        started = time.monotonic()
+        for _ in range(10):
+            broker.publish_event("order.created", envelope().to_json().encode())
+        wait_for(lambda: consumer.handled == 15)
+        took = time.monotonic() - started
+    assert len(set(transactions[:5])) == 1  # the trickle: one transaction
+    assert len(set(transactions)) <= 3
+    assert took < 1.5, took
+    assert _effects() == 15
+    assert broker.message_count(broker.names.queue("inventory")) == 0
+
+
+def test_without_a_gather_window_a_trickle_is_applied_as_it_comes(broker: Broker) -> None:
+    transactions: list[int] = []
+    handler = in_transactions(transactions, lambda envelope: None)
+    with running_consumer(broker, "inventory", {"order.created": handler}) as consumer:
+        wait_for(lambda: broker.consumers(broker.names.queue("inventory")) == 1)
+        for count in range(1, 4):
+            broker.publish_event("order.created", envelope().to_json().encode())
+
+            def applied(count: int = count) -> bool:
+                return consumer.handled == count
+
+            wait_for(applied)
+    assert len(set(transactions)) == 3

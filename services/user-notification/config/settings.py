@@ -32,6 +32,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 MESSAGING_HANDLERS = "notifications.handlers.HANDLERS"
+# Notifications are off the saga's path: a tenth of a second more before a notice is written
+# lets its consumer apply a trickle of events a batch per transaction instead of one each.
+MESSAGING_GATHER_MS = env_int("MESSAGING_GATHER_MS", 100)
 # What `manage.py run_worker` runs, each in a thread of its own (messaging.worker.Job).
 WORKER_JOBS = (
     "messaging.consumer.Consumer",

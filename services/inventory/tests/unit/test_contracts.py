@@ -27,3 +27,10 @@ class TestProductEvent:
         data = product_event(product)
         schemas.validate("product.upserted", 1, data)
         assert data["category"] is None
+
+
+def test_the_consumer_applies_what_it_has_without_gathering_by_default():
+    # On the saga's path: a delivery is applied as soon as it arrives.
+    from messaging.config import get_config
+
+    assert get_config().gather_seconds == 0

@@ -7,3 +7,11 @@ from notifications import handlers
 class TestRegistry:
     def test_every_consumed_event_has_a_handler(self):
         assert set(handlers.HANDLERS) == set(CONSUMES["user-notification"])
+
+
+class TestConsumerSettings:
+    def test_the_consumer_gathers_a_tenth_of_a_second_by_default(self):
+        # Off the saga's path: a trickle of events is applied a batch per transaction.
+        from messaging.config import get_config
+
+        assert get_config().gather_seconds == 0.1
