@@ -94,21 +94,25 @@ def settle(sent: Sequence[OutboxMessage], settled: Settled) -> Outcome:
 
 
 def record(outcome: Outcome) -> None:
-    """Mark the confirmed rows sent and count a failed attempt on each refused one, in the
-    caller's transaction (once it commits, the confirmed rows count as published).
+    """Mark the confirmed rows sent and count a failed attempt on each refused one (once the
+    mark commits, the confirmed rows count as published).
+
+    In the caller's transaction if it has one (the relay's, which claimed the rows); otherwise
+    each statement is its own transaction, so marking a writer's events after its commit takes
+    one round trip, not four (``BEGIN``, ``SET LOCAL``, ``UPDATE``, ``COMMIT``).
 
     The marks need not wait for the WAL flush: a mark lost in a crash only publishes the row
-    again, and the consumers' inbox absorbs the duplicate.
+    again, and the consumers' inbox absorbs the duplicate. The marking statement itself turns
+    ``synchronous_commit`` off for the transaction it runs in (``set_config(..., true)``, which
+    also holds for a statement's own transaction, where ``SET LOCAL`` would not).
     """
     if not outcome.confirmed and not outcome.refused:
         return
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
         if outcome.confirmed:
             sent_at = OutboxMessage._meta.get_field("sent_at")
             cursor.execute(
-                f"UPDATE {_TABLE} SET sent_at = %s WHERE {_held(len(outcome.confirmed))}",  # noqa: S608
+                _mark(len(outcome.confirmed)),
                 [
                     sent_at.get_db_prep_save(timezone.now(), connection),  # type: ignore[union-attr]
                     *_ids(row.message_id for row in outcome.confirmed),
@@ -120,6 +124,17 @@ def record(outcome: Outcome) -> None:
                 f"UPDATE {_TABLE} SET attempts = attempts + 1, last_error = %s WHERE {_held(1)}",  # noqa: S608
                 [reason[:2000], *_ids([row.message_id])],
             )
+
+
+# Joined to the marking UPDATE: evaluated once, before the rows are updated.
+UNFLUSHED_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true)) AS unflushed"
+
+
+@functools.cache
+def _mark(count: int) -> str:
+    """The statement marking ``count`` rows sent (``synchronous_commit`` off on PostgreSQL)."""
+    unflushed = f" FROM {UNFLUSHED_COMMIT}" if connection.vendor == "postgresql" else ""
+    return f"UPDATE {_TABLE} SET sent_at = %s{unflushed} WHERE {_held(count)}"  # noqa: S608
 
 
 def _ids(message_ids: Iterable[Any]) -> list[Any]:

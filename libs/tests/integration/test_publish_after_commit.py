@@ -15,7 +15,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from messaging import after_commit, crash_points
+from messaging import after_commit, crash_points, sending
 from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.outbox import collecting, publish_event
@@ -83,11 +83,14 @@ def test_the_writer_publishes_its_events_right_after_the_commit(broker: Broker) 
     statements = [q["sql"] for q in queries]
     marks = [sql for sql in statements if sql.startswith("UPDATE")]
     assert len(marks) == 1, statements
-    # The mark commits without waiting for the WAL flush; the events' own commit does wait.
-    after = statements[statements.index(next(s for s in statements if s.startswith("INSERT"))) :]
-    assert "SET LOCAL synchronous_commit TO OFF" in after
-    assert statements.index("SET LOCAL synchronous_commit TO OFF") < statements.index(marks[0])
-    assert sum(sql == "COMMIT" for sql in statements) == 2, statements
+    # The mark is one statement after the events' commit, a transaction of its own that does
+    # not wait for the WAL flush (test_sending_marks.py); the events' own commit does wait.
+    assert sending.UNFLUSHED_COMMIT in marks[0]
+    assert statements.index("COMMIT") < statements.index(marks[0])
+    assert sum(sql == "COMMIT" for sql in statements) == 1, statements
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
 
 
 def test_events_written_together_go_out_after_the_commit_in_publish_order(
