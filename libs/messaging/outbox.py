@@ -43,6 +43,37 @@ def publish_event(
     """
     if not connection.in_atomic_block:
         raise OutsideTransaction(f"publish_event({event_type!r}) called outside transaction.atomic")
+    envelope, row = _event(event_type, data, correlation_id, causation)
+    collector = _collector.get()
+    if collector is None:
+        _insert_rows([row])
+    else:
+        collector.add(row)
+    config = get_config()
+    if config.publish_after_commit:
+        after_commit.register(row, config)
+    return envelope
+
+
+def event_row(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    correlation_id: str,
+    causation: Envelope | None = None,
+) -> OutboxMessage:
+    """The outbox row of ``event_type``, validated as :func:`publish_event` does, not written.
+
+    For a caller that writes the row in its own statement, together with the change it
+    announces (one statement: one transaction, no ``BEGIN`` and ``COMMIT`` round trips), with
+    :func:`insert_statement`'s text and values, then calls :func:`announce`.
+    """
+    return _event(event_type, data, correlation_id, causation)[1]
+
+
+def _event(
+    event_type: str, data: dict[str, Any], correlation_id: str, causation: Envelope | None
+) -> tuple[Envelope, OutboxMessage]:
     config = get_config()
     if event_type not in topology.PUBLISHES.get(config.service, ()):
         # Its exchange would not carry it: the row could never be routed and would hold up
@@ -72,14 +103,41 @@ def publish_event(
         last_error="",
         headers=tracing.inject(),  # the current span's context: the publish span continues it
     )
-    collector = _collector.get()
-    if collector is None:
-        _insert_rows([row])
+    return envelope, row
+
+
+def announce(rows: Sequence[OutboxMessage]) -> None:
+    """Publish ``rows``, written by the caller's own statement, once that has committed: at
+    once when it ran in autocommit (it committed as it ended), or after the commit of the
+    caller's transaction if one is open. Unpublished, they are the relay's, as always."""
+    config = get_config()
+    if not config.publish_after_commit or not rows:
+        return
+    if connection.in_atomic_block:
+        for row in rows:
+            after_commit.register(row, config)
     else:
-        collector.add(row)
-    if config.publish_after_commit:
-        after_commit.register(row, config)
-    return envelope
+        after_commit.publish_committed(rows, config)
+
+
+def insert(rows: Sequence[OutboxMessage]) -> None:
+    """Write rows of :func:`event_row` in the caller's transaction, where its change cannot be
+    one statement with them (the ORM, on SQLite); :func:`announce` them after."""
+    _insert_rows(rows)
+
+
+def insert_statement(prefix: str) -> str:
+    """An ``INSERT`` of one outbox row whose values are the named parameters ``<prefix><column>``
+    (:func:`insert_values`), to put in a caller's statement (a ``WITH`` clause)."""
+    return _named_insert_sql(prefix)
+
+
+def insert_values(row: OutboxMessage, prefix: str) -> dict[str, Any]:
+    """The values of :func:`insert_statement` for ``row``."""
+    return {
+        f"{prefix}{field.column}": field.get_db_prep_save(getattr(row, field.attname), connection)
+        for field in _fields()
+    }
 
 
 @contextlib.contextmanager
@@ -149,6 +207,19 @@ _COLUMNS = (
 )
 
 
+@functools.cache
+def _fields() -> tuple[Any, ...]:
+    return tuple(OutboxMessage._meta.get_field(name) for name in _COLUMNS)
+
+
+@functools.cache
+def _named_insert_sql(prefix: str) -> str:
+    table = connection.ops.quote_name(OutboxMessage._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(column) for column in _COLUMNS)
+    values = ", ".join(f"%({prefix}{column})s" for column in _COLUMNS)
+    return f"INSERT INTO {table} ({names}) VALUES ({values})"  # noqa: S608
+
+
 def _insert_rows(rows: Sequence[OutboxMessage]) -> None:
     """``bulk_create`` without Django compiling an ``INSERT`` on every event (it runs on every
     hot path): one statement, ids in the order of ``rows``.
@@ -156,9 +227,9 @@ def _insert_rows(rows: Sequence[OutboxMessage]) -> None:
     One text per number of rows, each prepared by psycopg once it has run a few times; arrays
     (one text for any number, through ``unnest``) cost more to adapt than they save.
     """
-    fields = [OutboxMessage._meta.get_field(name) for name in _COLUMNS]
+    fields = _fields()
     values = [
-        field.get_db_prep_save(getattr(row, field.attname), connection)  # type: ignore[union-attr]
+        field.get_db_prep_save(getattr(row, field.attname), connection)
         for row in rows
         for field in fields
     ]

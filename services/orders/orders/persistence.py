@@ -3,8 +3,9 @@
 Other databases (SQLite, for a laptop) take the twin; both store and read the same values.
 Only statements a measured figure justifies are written out (``reports/bench-changes.md``):
 
-- :func:`order_insert`: a new order, its lines and its first history entry in one statement
-  instead of three ORM inserts (``POST /api/orders/``: the largest step of the closed loop);
+- :func:`order_insert`: a new order, its lines, its first history entry and its event in one
+  statement, its own transaction, instead of four inserts between ``BEGIN`` and ``COMMIT``
+  (``POST /api/orders/``: the largest step of the closed loop);
 - :func:`order_detail_get`: an order with its lines, history, allocations and shipments in one
   statement, read as tuples, instead of an ORM query for each and their model instances
   (``GET /api/orders/{id}/``: about a third of its CPU);
@@ -17,6 +18,7 @@ Everything else about orders goes through the ORM.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import uuid
@@ -25,9 +27,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from django.db import connection, models
+from django.db import connection, models, transaction
 from django.db.models import QuerySet
 
+from messaging import outbox
+from messaging.models import OutboxMessage
 from orders.models import (
     Order,
     OrderAllocation,
@@ -139,17 +143,24 @@ def _postgresql() -> bool:
 # Writing a new order
 
 
-def order_insert(order: Order, lines: list[PricedLine], placed: HistoryEntry) -> HistoryEntry:
+def order_insert(
+    order: Order, lines: list[PricedLine], placed: HistoryEntry, event: OutboxMessage
+) -> HistoryEntry:
     """Store a new ``order`` (an unsaved instance with every value set), its ``lines`` (their
-    ids follow the list) and its first history entry; the entry as stored.
+    ids follow the list), its first history entry and the outbox row of the ``event`` that
+    announces it, all or nothing; the entry as stored.
 
-    A key placed before meets the unique constraint on ``(user_id, idempotency_key)`` and
-    ``IntegrityError`` is raised, with nothing written. The PostgreSQL statement stores the
-    values given, timestamps included; the ORM twin takes its own clock for the ``auto_now``
-    fields, as ``Model.save`` always does.
+    On PostgreSQL this is one statement, and so one transaction of its own: no ``BEGIN`` and
+    ``COMMIT`` round trips. Inside a caller's transaction it runs in a savepoint of it, so that
+    a constraint it meets leaves that transaction usable. A key placed before meets the unique
+    constraint on ``(user_id, idempotency_key)`` and ``IntegrityError`` is raised, with nothing
+    written. The statement stores the values given, timestamps included; the ORM twin takes its
+    own clock for the ``auto_now`` fields, as ``Model.save`` always does.
     """
     if not _postgresql():
-        return _order_insert_orm(order, lines, placed)
+        with transaction.atomic():
+            outbox.insert([event])
+            return _order_insert_orm(order, lines, placed)
     rejected_lines = Order._meta.get_field("rejected_lines")
     assert isinstance(rejected_lines, models.Field)
     params: dict[str, Any] = {
@@ -175,13 +186,17 @@ def order_insert(order: Order, lines: list[PricedLine], placed: HistoryEntry) ->
         **placed._asdict(),
         "from_status": str(placed.from_status),
         "to_status": str(placed.to_status),
+        **outbox.insert_values(event, EVENT_PREFIX),
     }
-    with connection.cursor() as cursor:
+    with _statement_alone(), connection.cursor() as cursor:
         cursor.execute(_order_insert_sql(), params)
     # Now a stored row, as ``Order.objects.create`` leaves it (a later save() updates it).
     order._state.adding = False
     order._state.db = connection.alias
     return placed
+
+
+EVENT_PREFIX = "event_"  # of the outbox row's parameters in the order's statement
 
 
 def _order_insert_orm(order: Order, lines: list[PricedLine], placed: HistoryEntry) -> HistoryEntry:
@@ -191,16 +206,23 @@ def _order_insert_orm(order: Order, lines: list[PricedLine], placed: HistoryEntr
     return HistoryEntry(*(getattr(change, name) for name in HistoryEntry._fields))
 
 
+def _statement_alone() -> Any:
+    """Nothing in autocommit (the statement is its own transaction); a savepoint in a caller's
+    transaction."""
+    return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+
+
 @functools.cache
 def _order_insert_sql() -> str:
     """The statement of :func:`order_insert`; its text is the same every time, so psycopg
     prepares it once per connection.
 
-    Three inserts in one round trip, none reading another's output (the lines and the history
+    Four inserts in one round trip, none reading another's output (the lines and the history
     entry name the order by the id it is given): ``new_order``; ``new_lines``, from one array
     per column (``unnest`` yields them in array order, so their ids follow the request as
-    ``bulk_create``'s do); then the history entry. Django's foreign keys are checked at commit,
-    so the order in which PostgreSQL runs the three does not matter.
+    ``bulk_create``'s do); ``new_event``, the outbox row of ``order.created``; then the history
+    entry. Django's foreign keys are checked at commit, so the order in which PostgreSQL runs
+    them does not matter.
     """
     qn = connection.ops.quote_name
     order, line, change = (qn(m._meta.db_table) for m in (Order, OrderLine, OrderStatusChange))
@@ -224,6 +246,8 @@ def _order_insert_sql() -> str:
                 %(product_ids)s::bigint[], %(skus)s::text[], %(names)s::text[],
                 %(unit_prices)s::numeric[], %(quantities)s::integer[], %(line_totals)s::numeric[]
             ) AS priced (product_id, sku, name, unit_price, quantity, line_total)
+        ), new_event AS (
+            {outbox.insert_statement(EVENT_PREFIX)}
         )
         INSERT INTO {change} (
             "order_id", "from_status", "to_status", "reason", "at", "caused_by_message_id",

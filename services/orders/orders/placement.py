@@ -19,10 +19,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from messaging.outbox import publish_event
+from messaging import outbox
 from orders import metrics, persistence
 from orders.models import Order, OrderStatus
 from orders.persistence import HistoryEntry, PricedLine
@@ -92,13 +92,12 @@ def order_place(*, user_id: int, idempotency_key: str, lines: Sequence[LineReque
             raise
         return _replay(existing, fingerprint)
     try:
-        with transaction.atomic():
-            placement = _order_create(
-                user_id=user_id,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-                lines=priced,
-            )
+        placement = _order_create(
+            user_id=user_id,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            lines=priced,
+        )
     except IntegrityError:
         existing = order_by_idempotency_key(user_id=user_id, idempotency_key=idempotency_key)
         if existing is None:
@@ -174,7 +173,8 @@ def _price(lines: Sequence[LineRequest], replicas: dict[int, ReplicaPrice]) -> l
 def _order_create(
     *, user_id: int, idempotency_key: str, fingerprint: str, lines: list[PricedLine]
 ) -> Placement:
-    """Write a new PENDING order, its lines and its first history entry, and announce it.
+    """Write a new PENDING order, its lines, its first history entry and ``order.created`` (one
+    statement, so one transaction), and publish the event once that has committed.
 
     The order's id comes from its model default and every timestamp from one reading of this
     process's clock.
@@ -190,6 +190,15 @@ def _order_create(
         updated_at=now,
         deadline=now + timedelta(seconds=settings.ORDER_PENDING_DEADLINE_SECONDS),
     )
+    event = outbox.event_row(
+        "order.created",
+        {
+            "order_id": str(order.id),
+            "user_id": user_id,
+            "lines": [{"product_id": x.product_id, "quantity": x.quantity} for x in lines],
+        },
+        correlation_id=str(order.id),
+    )
     placed = persistence.order_insert(
         order,
         lines,
@@ -201,15 +210,8 @@ def _order_create(
             caused_by_message_id=None,
             actor_user_id=user_id,
         ),
+        event,
     )
     metrics.order_placed()
-    publish_event(
-        "order.created",
-        {
-            "order_id": str(order.id),
-            "user_id": user_id,
-            "lines": [{"product_id": x.product_id, "quantity": x.quantity} for x in lines],
-        },
-        correlation_id=str(order.id),
-    )
+    outbox.announce([event])
     return Placement(order=order, created=True, lines=tuple(lines), history=(placed,))

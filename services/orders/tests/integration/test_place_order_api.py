@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from messaging import outbox as outbox_module
 from messaging.models import OutboxMessage
 from orders import placement, services
 from orders.models import Order, OrderLine, OrderStatusChange
@@ -85,28 +87,17 @@ class TestPlacing:
     def test_order_and_event_are_one_transaction(
         self, customer: APIClient, products: dict, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        def broken_publish(*args: Any, **kwargs: Any) -> None:
-            OutboxMessage.objects.create(message_id=uuid.uuid4(), body="{}", correlation_id="x")
-            raise RuntimeError("the outbox write failed")
-
-        monkeypatch.setattr(placement, "publish_event", broken_publish)
-
-        with pytest.raises(RuntimeError):
-            place(customer, ONE_OF_EACH)  # the test client re-raises the view's exception
-
-        assert Order.objects.count() == 0
-        assert OrderLine.objects.count() == 0
-        assert OrderStatusChange.objects.count() == 0
-        assert OutboxMessage.objects.count() == 0
+        # Inside a caller's transaction (this test's): a savepoint of it.
+        assert_order_and_event_are_all_or_nothing(customer, monkeypatch)
 
     def test_query_count_is_pinned(
         self, customer: APIClient, products: dict, django_assert_num_queries: Any
     ) -> None:
-        # replica rows (one query), savepoint, the order with its lines and history (one
-        # statement), outbox, release savepoint. No idempotency-key lookup first (the unique
-        # constraint decides), no read-back (the response is built from the values just
+        # replica rows (one query), savepoint, the order with its lines, its history and its
+        # event (one statement), release savepoint. No idempotency-key lookup first (the
+        # unique constraint decides), no read-back (the response is built from the values just
         # written) and no NOTIFY (the worker publishes the event itself after the commit).
-        with django_assert_num_queries(5):
+        with django_assert_num_queries(4):
             response = place(customer, ONE_OF_EACH)
         assert response.status_code == 202
 
@@ -119,6 +110,69 @@ class TestPlacing:
 
         assert shown.status_code == 200
         assert placed.content == shown.content  # byte for byte
+
+
+def clash_with_an_existing_event(monkeypatch: pytest.MonkeyPatch) -> OutboxMessage:
+    """From now on, a new order's event takes the message id of an event already stored."""
+    taken = OutboxMessage.objects.create(message_id=uuid.uuid4(), body="{}", correlation_id="x")
+    real = outbox_module.event_row
+
+    def clashing(*args: Any, **kwargs: Any) -> OutboxMessage:
+        row = real(*args, **kwargs)
+        row.message_id = taken.message_id  # the event's row meets the outbox's unique key
+        return row
+
+    monkeypatch.setattr(outbox_module, "event_row", clashing)
+    return taken
+
+
+def assert_order_and_event_are_all_or_nothing(
+    customer: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event that cannot be stored leaves no order, no line and no history behind."""
+    taken = clash_with_an_existing_event(monkeypatch)
+
+    with pytest.raises(IntegrityError):
+        place(customer, ONE_OF_EACH)  # the test client re-raises the view's exception
+
+    assert Order.objects.count() == 0
+    assert OrderLine.objects.count() == 0
+    assert OrderStatusChange.objects.count() == 0
+    assert list(OutboxMessage.objects.values_list("message_id", flat=True)) == [taken.message_id]
+
+
+@pytest.mark.django_db(transaction=True)
+class TestOneStatement:
+    """As in production: no transaction open around the request."""
+
+    def test_order_and_event_are_one_transaction(
+        self, customer: APIClient, products: dict, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert_order_and_event_are_all_or_nothing(customer, monkeypatch)
+
+    def test_a_new_order_is_one_statement_without_begin_or_commit(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        with CaptureQueriesContext(connection) as queries:
+            response = place(customer, ONE_OF_EACH)
+        assert response.status_code == 202
+        statements = [query["sql"] for query in queries]
+        # the replica's prices, then the order, its lines, its history and its event
+        assert len(statements) == 2, statements
+        assert not any(sql in {"BEGIN", "COMMIT"} for sql in statements), statements
+        [event] = outbox()
+        assert event.correlation_id == response.json()["id"]
+        assert Order.objects.get(pk=response.json()["id"]).status == "PENDING"
+
+    def test_a_replayed_key_leaves_the_connection_usable(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        first = place(customer, ONE_OF_EACH)
+        second = place(customer, ONE_OF_EACH)  # meets the unique key, then reads the order
+        assert (first.status_code, second.status_code) == (202, 200)
+        assert second.json()["id"] == first.json()["id"]
+        assert place(customer, ONE_OF_EACH, key="key-2").status_code == 202
+        assert len(outbox()) == 2
 
 
 class TestIdempotency:
@@ -276,13 +330,10 @@ class TestSameKeyRace:
     def test_another_integrity_error_is_not_taken_for_a_replay(
         self, products: dict, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        def broken_publish(*args: Any, **kwargs: Any) -> None:
-            raise IntegrityError("not the idempotency key")
-
-        monkeypatch.setattr(placement, "publish_event", broken_publish)
+        clash_with_an_existing_event(monkeypatch)  # the outbox's unique key, not the order's
         found = record_lookups(monkeypatch)
 
-        with pytest.raises(IntegrityError, match="not the idempotency key"):
+        with pytest.raises(IntegrityError, match="message_id"):
             services.order_place(
                 user_id=5, idempotency_key="fresh", lines=[services.LineRequest(1, 1)]
             )
