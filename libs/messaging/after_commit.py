@@ -36,6 +36,7 @@ from messaging.config import MessagingConfig
 from messaging.metrics import record_published
 from messaging.models import OutboxMessage
 from messaging.publisher import ConfirmingPublisher, ConfirmTimeout
+from service_runtime import transactions
 
 logger = logging.getLogger("messaging.after_commit")
 
@@ -122,12 +123,8 @@ def publish_committed(rows: Sequence[OutboxMessage], config: MessagingConfig) ->
     crash_points.reach(crash_points.AFTER_PUBLISH)
     outcome = sending.settle(rows, settled)
     try:
-        if connection.in_atomic_block:
-            # Hooks run inside a caller's transaction (a test capturing them): in a savepoint.
-            with transaction.atomic():
-                sending.record(outcome)
-        else:
-            sending.record(outcome)  # one statement, its own transaction
+        with transactions.alone():  # the mark is one statement
+            sending.record(outcome)
     except DatabaseError as exc:  # published, not marked: the relay sends them again
         logger.warning("could not mark %d published event(s) sent: %s", len(rows), exc)
         return

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from messaging import after_commit, topology, versions
-from messaging.config import get_config
+from messaging.config import MessagingConfig, get_config
 from messaging.envelope import Envelope
 from messaging.models import OutboxMessage
 from messaging.schemas import SchemaViolation
@@ -43,13 +43,13 @@ def publish_event(
     """
     if not connection.in_atomic_block:
         raise OutsideTransaction(f"publish_event({event_type!r}) called outside transaction.atomic")
-    envelope, row = _event(event_type, data, correlation_id, causation)
+    config = get_config()
+    envelope, row = _event(config, event_type, data, correlation_id, causation)
     collector = _collector.get()
     if collector is None:
-        _insert_rows([row])
+        insert([row])
     else:
         collector.add(row)
-    config = get_config()
     if config.publish_after_commit:
         after_commit.register(row, config)
     return envelope
@@ -68,13 +68,16 @@ def event_row(
     announces (one statement: one transaction, no ``BEGIN`` and ``COMMIT`` round trips), with
     :func:`insert_statement`'s text and values, then calls :func:`announce`.
     """
-    return _event(event_type, data, correlation_id, causation)[1]
+    return _event(get_config(), event_type, data, correlation_id, causation)[1]
 
 
 def _event(
-    event_type: str, data: dict[str, Any], correlation_id: str, causation: Envelope | None
+    config: MessagingConfig,
+    event_type: str,
+    data: dict[str, Any],
+    correlation_id: str,
+    causation: Envelope | None,
 ) -> tuple[Envelope, OutboxMessage]:
-    config = get_config()
     if event_type not in topology.PUBLISHES.get(config.service, ()):
         # Its exchange would not carry it: the row could never be routed and would hold up
         # the relay, so refuse it here, in the transaction that would have caused it.
@@ -120,16 +123,14 @@ def announce(rows: Sequence[OutboxMessage]) -> None:
         after_commit.publish_committed(rows, config)
 
 
-def insert(rows: Sequence[OutboxMessage]) -> None:
-    """Write rows of :func:`event_row` in the caller's transaction, where its change cannot be
-    one statement with them (the ORM, on SQLite); :func:`announce` them after."""
-    _insert_rows(rows)
-
-
+@functools.cache
 def insert_statement(prefix: str) -> str:
     """An ``INSERT`` of one outbox row whose values are the named parameters ``<prefix><column>``
     (:func:`insert_values`), to put in a caller's statement (a ``WITH`` clause)."""
-    return _named_insert_sql(prefix)
+    table = connection.ops.quote_name(OutboxMessage._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(column) for column in _COLUMNS)
+    values = ", ".join(f"%({prefix}{column})s" for column in _COLUMNS)
+    return f"INSERT INTO {table} ({names}) VALUES ({values})"  # noqa: S608
 
 
 def insert_values(row: OutboxMessage, prefix: str) -> dict[str, Any]:
@@ -181,7 +182,7 @@ class _Collector:
         alive = {id(entry[1]) for entry in connection.run_on_commit}
         rows = [r for r, w in zip(self.rows, self.witnesses, strict=True) if id(w) in alive]
         if rows:
-            _insert_rows(rows)
+            insert(rows)
 
 
 class _Witness:
@@ -212,16 +213,12 @@ def _fields() -> tuple[Any, ...]:
     return tuple(OutboxMessage._meta.get_field(name) for name in _COLUMNS)
 
 
-@functools.cache
-def _named_insert_sql(prefix: str) -> str:
-    table = connection.ops.quote_name(OutboxMessage._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(column) for column in _COLUMNS)
-    values = ", ".join(f"%({prefix}{column})s" for column in _COLUMNS)
-    return f"INSERT INTO {table} ({names}) VALUES ({values})"  # noqa: S608
+def insert(rows: Sequence[OutboxMessage]) -> None:
+    """Write ``rows`` in the caller's transaction: :func:`publish_event`'s rows, and those of
+    :func:`event_row` where the change cannot be one statement with them (the ORM, on SQLite;
+    :func:`announce` them after).
 
-
-def _insert_rows(rows: Sequence[OutboxMessage]) -> None:
-    """``bulk_create`` without Django compiling an ``INSERT`` on every event (it runs on every
+    ``bulk_create`` without Django compiling an ``INSERT`` on every event (it runs on every
     hot path): one statement, ids in the order of ``rows``.
 
     One text per number of rows, each prepared by psycopg once it has run a few times; arrays

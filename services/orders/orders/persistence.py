@@ -18,7 +18,6 @@ Everything else about orders goes through the ORM.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import uuid
@@ -40,6 +39,7 @@ from orders.models import (
     Shipment,
     ShipmentLine,
 )
+from service_runtime import transactions
 from service_runtime.pagination import explicit_ordering, page_with_lateral
 
 
@@ -188,7 +188,7 @@ def order_insert(
         "to_status": str(placed.to_status),
         **outbox.insert_values(event, EVENT_PREFIX),
     }
-    with _statement_alone(), connection.cursor() as cursor:
+    with transactions.alone(), connection.cursor() as cursor:
         cursor.execute(_order_insert_sql(), params)
     # Now a stored row, as ``Order.objects.create`` leaves it (a later save() updates it).
     order._state.adding = False
@@ -204,12 +204,6 @@ def _order_insert_orm(order: Order, lines: list[PricedLine], placed: HistoryEntr
     OrderLine.objects.bulk_create([OrderLine(order=order, **line._asdict()) for line in lines])
     change = OrderStatusChange.objects.create(order=order, **placed._asdict())
     return HistoryEntry(*(getattr(change, name) for name in HistoryEntry._fields))
-
-
-def _statement_alone() -> Any:
-    """Nothing in autocommit (the statement is its own transaction); a savepoint in a caller's
-    transaction."""
-    return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
 
 
 @functools.cache
