@@ -72,17 +72,6 @@ def prune_batch(table: str, older_than: datetime, batch: int) -> int:
         return cursor.rowcount
 
 
-def prune(table: str, older_than: datetime, batch: int, *, max_batches: int = 1000) -> int:
-    """Delete ``table``'s rows older than ``older_than``, batch after batch; return how many."""
-    deleted = 0
-    for _ in range(max_batches):
-        done = prune_batch(table, older_than, batch)
-        deleted += done
-        if done < batch:
-            break
-    return deleted
-
-
 @functools.cache
 def _prune_sql(table: str) -> str:
     """One batch: the oldest rows (through the index on their age), locked without waiting for
