@@ -51,6 +51,10 @@ def database(service: str) -> dict[str, Any]:
         config: dict[str, Any] = dict(
             dj_database_url.parse(url, conn_max_age=None, conn_health_checks=True)
         )
+        if config.get("ENGINE") == "django.db.backends.postgresql":
+            # The same backend, with a health check that costs no round trip when the
+            # connection shows nothing wrong (see service_runtime.postgresql.base).
+            config["ENGINE"] = "service_runtime.postgresql"
         options = config.setdefault("OPTIONS", {})
         # Parameters bound by the server (psycopg's Cursor, not ClientCursor): no quoting in
         # Python, and psycopg prepares a statement once a connection has run it
