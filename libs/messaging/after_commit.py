@@ -16,25 +16,17 @@ connect and as long for the confirms, so a broker outage costs a web request a s
 worst, and then no attempt is made for ``BACKOFF_SECONDS``; one that idled longer than the
 heartbeat interval (pika only answers heartbeats while it is called) is replaced before use,
 and one found dead is reopened once.
-
-A web server's process hands its committed rows to a thread of its own instead
-(:func:`publish_in_background`, called by gunicorn's ``post_worker_init``): the request that
-committed answers without waiting for the broker's confirms or the mark, and the rows of the
-transactions that commit while that thread is busy go out together, with one confirm wait and
-one mark. Rows still waiting for it when the process dies are the relay's, like any unsent row.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Sequence
 
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from pika.adapters.blocking_connection import BlockingConnection
 from pika.exceptions import ChannelClosed, ChannelWrongStateError
 
@@ -50,8 +42,6 @@ logger = logging.getLogger("messaging.after_commit")
 
 TIMEOUT_SECONDS = 1.0  # connecting, and waiting for the confirms, on a connection of its own
 BACKOFF_SECONDS = 5.0  # after a failure, leave every event to the relay this long
-WAITING_LIMIT = 10_000  # transactions waiting for the sender thread; past it, each sends its own
-BATCH_LIMIT = 500  # rows the sender thread publishes and marks together at most
 
 
 def register(row: OutboxMessage, config: MessagingConfig) -> None:
@@ -103,25 +93,7 @@ class _Flush:
 
 def publish_committed(rows: Sequence[OutboxMessage], config: MessagingConfig) -> None:
     """Publish committed rows with confirms and mark the confirmed ones sent; on any failure
-    leave them to the relay. Where the process publishes in the background, only hand them to
-    its sender thread."""
-    if not _sender.take(rows, config):
-        _publish(rows, config)
-
-
-def publish_in_background() -> None:
-    """From now on this process's committed rows go out on a thread of its own (see the module's
-    documentation). For a web server's worker process, once it has forked."""
-    _sender.start()
-
-
-def stop_background(timeout: float) -> None:
-    """Publish what waits for the sender thread, for at most ``timeout`` seconds, and stop it
-    (whatever is left is the relay's); from then on each writer publishes its own rows again."""
-    _sender.stop(timeout)
-
-
-def _publish(rows: Sequence[OutboxMessage], config: MessagingConfig) -> None:
+    leave them to the relay."""
     crash_points.reach(crash_points.AFTER_COMMIT)
     user_id = sending.broker_user(config.broker_url)
     for attempt in (1, 2):
@@ -243,102 +215,3 @@ class _Link(threading.local):
 
 
 _link = _Link()
-
-
-class _Stop:
-    """Queued after the rows that must still go out before the sender thread ends."""
-
-
-class _Sender:
-    """The process's sender thread, with the queue of committed transactions' rows."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._wanted = False
-        self._queue: queue.Queue[tuple[Sequence[OutboxMessage], MessagingConfig] | _Stop] = (
-            queue.Queue()
-        )
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        with self._lock:
-            self._wanted = True
-            self._running()
-
-    def take(self, rows: Sequence[OutboxMessage], config: MessagingConfig) -> bool:
-        """Queue the rows for the sender thread; False when the caller must send them itself."""
-        if not self._wanted:
-            return False
-        with self._lock:
-            waiting = self._running()
-        try:
-            waiting.put_nowait((rows, config))
-        except queue.Full:
-            return False  # the sender is that far behind (a slow broker): wait like it does
-        return True
-
-    def stop(self, timeout: float) -> None:
-        with self._lock:
-            self._wanted = False
-            thread, waiting, self._thread = self._thread, self._queue, None
-        if thread is None or not thread.is_alive():
-            return
-        with contextlib.suppress(queue.Full):  # that far behind: what is left is the relay's
-            waiting.put(_Stop(), timeout=timeout)
-        thread.join(timeout)
-        if thread.is_alive():
-            logger.warning(
-                "%d transaction(s) still waited to be published after %gs; the relay will send "
-                "their events",
-                waiting.qsize(),
-                timeout,
-            )
-
-    def _running(self) -> queue.Queue[tuple[Sequence[OutboxMessage], MessagingConfig] | _Stop]:
-        """The queue of a live sender thread of this process (a thread does not survive a fork,
-        nor does what the parent had queued: those rows are the relay's)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._queue = queue.Queue(maxsize=WAITING_LIMIT)
-            self._thread = threading.Thread(
-                target=self._run, args=(self._queue,), name="event-sender", daemon=True
-            )
-            self._thread.start()
-        return self._queue
-
-    def _run(
-        self, waiting: queue.Queue[tuple[Sequence[OutboxMessage], MessagingConfig] | _Stop]
-    ) -> None:
-        stopping = False
-        while not stopping:
-            item = waiting.get()
-            if isinstance(item, _Stop):
-                return
-            rows, config = list(item[0]), item[1]
-            # Whatever committed meanwhile goes out with it: one confirm wait, one mark.
-            while len(rows) < BATCH_LIMIT:
-                try:
-                    item = waiting.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(item, _Stop):
-                    stopping = True
-                    break
-                if item[1] != config:
-                    self._send(rows, config)
-                    rows = []
-                rows += item[0]
-                config = item[1]
-            self._send(rows, config)
-
-    @staticmethod
-    def _send(rows: Sequence[OutboxMessage], config: MessagingConfig) -> None:
-        # The thread's own database connection: one broken since its last use is replaced
-        # before the mark (the check costs no round trip on a healthy one).
-        close_old_connections()
-        try:
-            _publish(rows, config)
-        except Exception:  # the thread must outlive any failure; the rows stay the relay's
-            logger.exception("publishing %d event(s) after commit failed", len(rows))
-
-
-_sender = _Sender()

@@ -39,8 +39,6 @@ if not os.environ.get(ENV):
     os.environ[ENV] = tempfile.mkdtemp(prefix="prometheus-")
 prepare_multiprocess_dir()
 
-PUBLISH_ON_EXIT_SECONDS = 2.0
-
 _control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET")
 if _control_socket:
     control_socket = _control_socket
@@ -51,31 +49,9 @@ else:
 def post_worker_init(worker: Any) -> None:
     """The worker has loaded the service: set aside what it holds now (Django, the modules,
     the URL patterns) from the garbage collector, which otherwise walks all of it on every
-    full collection, a pause of tens of milliseconds in the middle of some request. Then its
-    requests' events go out on a thread of its own (``MESSAGING_PUBLISH_THREAD``), so a request
-    does not wait for the broker's confirms (``messaging.after_commit``)."""
+    full collection, a pause of tens of milliseconds in the middle of some request."""
     gc.collect()
     gc.freeze()
-    if _publish_thread():
-        from messaging import after_commit
-
-        after_commit.publish_in_background()
-
-
-def worker_exit(server: Any, worker: Any) -> None:
-    """A worker stops: what its sender thread still holds goes out first, for at most
-    ``PUBLISH_ON_EXIT_SECONDS`` (the rest is the relay's, after its grace period)."""
-    if _publish_thread():
-        from messaging import after_commit
-
-        after_commit.stop_background(PUBLISH_ON_EXIT_SECONDS)
-
-
-def _publish_thread() -> bool:
-    """Whether the loaded application is a service that publishes on a thread of its own."""
-    from django.conf import settings
-
-    return settings.configured and bool(getattr(settings, "MESSAGING_PUBLISH_THREAD", False))
 
 
 def child_exit(server: Any, worker: Any) -> None:

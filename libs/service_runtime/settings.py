@@ -189,9 +189,6 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
             int(ms) for ms in env_list("MESSAGING_RETRY_DELAYS_MS", ["1000", "5000", "30000"])
         ),
         "MESSAGING_RELAY_GRACE_SECONDS": float(env_str("MESSAGING_RELAY_GRACE_SECONDS", "1.0")),
-        # A web worker publishes its requests' events on a thread of its own
-        # (messaging.after_commit, started by gunicorn_conf.post_worker_init).
-        "MESSAGING_PUBLISH_THREAD": env_bool("MESSAGING_PUBLISH_THREAD", True),
         # How long a consumer collects deliveries after the first of a batch (messaging.consumer):
         # 0 on the saga's path; a service off it sets its own default.
         "MESSAGING_GATHER_MS": env_int("MESSAGING_GATHER_MS", 0),
