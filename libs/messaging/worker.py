@@ -47,12 +47,14 @@ METRICS_PORT_ENV = "WORKER_METRICS_PORT"
 
 
 class DatabaseCheck:
-    """Django's connection hygiene for a busy worker, without a round trip per unit of work.
+    """Django's connection hygiene for a busy worker, not repeated per unit of work.
 
-    ``close_old_connections`` makes ``CONN_HEALTH_CHECKS`` test the connection (a ``SELECT 1``)
-    before the next query. A worker that just used its connection gains nothing from that:
-    if the database went away since, its next statement fails and the worker's own error
-    handling reconnects. So the check runs only after an idle spell of ``idle_seconds``.
+    ``close_old_connections`` makes ``CONN_HEALTH_CHECKS`` test the connection before the next
+    query: a socket poll on the services' PostgreSQL backend (``service_runtime.postgresql``),
+    a ``SELECT 1`` round trip on Django's own backends. A worker that just used its connection
+    gains nothing from either: if the database went away since, its next statement fails and
+    the worker's own error handling reconnects. So the check runs only after an idle spell of
+    ``idle_seconds``.
     """
 
     def __init__(self, idle_seconds: float = 1.0) -> None:

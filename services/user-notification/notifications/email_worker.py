@@ -119,7 +119,7 @@ class EmailDeliveryJob(Job):
 
     def run_once(self) -> int:
         """Send the deliveries due now (one batch); how many were claimed."""
-        self._database.before_work()  # its check costs a round trip: only after an idle spell
+        self._database.before_work()  # the connection checked only after an idle spell
         self._expire_claims()
         if connection.vendor != "postgresql":
             due = email_delivery_next_due()  # a read first: on SQLite a claim locks the database

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from notifications import email_worker
 from notifications.email_deliveries import email_deliveries_claim
+from notifications.email_messages import PLAIN_HEADERS, email_message_build
 from notifications.email_worker import EmailDeliveryJob
 from notifications.models import EmailDelivery, Notification
 
@@ -77,6 +78,12 @@ def running_worker() -> Iterator[Callable[..., EmailDeliveryJob]]:
 
 
 class TestDelivered:
+    def test_the_worker_builds_messages_written_with_plain_headers(self, order_event):
+        # What keeps a notice's e-mail at half the cost (test_email_headers.py: same bytes).
+        order_event("order.confirmed", total="42.50")
+
+        assert email_message_build(delivery=delivery()).message().policy is PLAIN_HEADERS
+
     def test_the_message_names_the_order_and_tells_the_outcome(
         self, smtp_settings, mail_server, order_event
     ):
