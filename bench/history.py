@@ -8,7 +8,9 @@ the ``bench`` modules it already had): the whole system on fresh PostgreSQL data
 * sequential: ``--sequential`` orders one at a time (POST → response, POST → outcome event:
   the latency of one order on an idle system);
 * closed loop: ``--rounds`` runs of scenario (a) for ``--seconds`` each with ``--clients``
-  customers (final orders per second, POST → final p50, cores used, database work per order).
+  customers (final orders per second, POST → final p50, cores used, database work per order,
+  and the CPU per order of each process group: web and worker per service, PostgreSQL,
+  RabbitMQ, the load generator, from /proc over the whole round).
 
 One JSON line per commit goes to stdout (and ``--output``), and a Markdown table at the end.
 Run it on a quiet machine: the commits are measured one after the other, not side by side.
@@ -28,6 +30,61 @@ from typing import Any
 
 CUSTOMERS = 40
 SKUS = 200
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def _process_group(pid: str) -> str | None:
+    """Which part of the machine's work a process does: a service's web or worker process,
+    PostgreSQL, RabbitMQ or this load generator (None: anything else)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    line = b" ".join(argv).decode(errors="replace")
+    if line.startswith("postgres"):
+        return "postgresql"
+    if "beam.smp" in line:
+        return "rabbitmq"
+    if int(pid) == os.getpid():
+        return "load generator"
+    if "devstack.gateway" in line:
+        return "gateway"
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))  # a service runs in services/<name>
+    except OSError:
+        return None
+    if cwd.parent.name == "services":
+        return f"{cwd.name} {'web' if 'gunicorn' in line else 'worker'}"
+    return None
+
+
+def cpu_by_process_group() -> dict[str, float]:
+    """CPU seconds used so far (user + system), summed per :func:`_process_group`."""
+    used: dict[str, float] = {}
+    for pid in (name for name in os.listdir("/proc") if name.isdigit()):
+        group = _process_group(pid)
+        if group is None:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+        used[group] = used.get(group, 0.0) + seconds
+    return used
+
+
+def cpu_ms_per_order(
+    before: dict[str, float], after: dict[str, float], orders: int
+) -> dict[str, float]:
+    """Each group's CPU between two :func:`cpu_by_process_group` readings, in ms per order
+    (a process that started or ended in between counts only what it used while seen)."""
+    per_order = {
+        group: round((after[group] - before.get(group, 0.0)) * 1000 / max(orders, 1), 2)
+        for group in sorted(after)
+    }
+    per_order["total"] = round(sum(per_order.values()), 2)
+    return per_order
 
 
 def _measure(args: argparse.Namespace) -> None:
@@ -36,6 +93,8 @@ def _measure(args: argparse.Namespace) -> None:
     import dataclasses
     import random
     import time
+
+    import psycopg
 
     from bench import run as bench_run
     from bench.client import Client
@@ -71,6 +130,12 @@ def _measure(args: argparse.Namespace) -> None:
             listener.attach(asyncio.get_running_loop())
             rng = random.Random(1)
             bench = Bench(config, client, listener, rs, customers, products, flash, rng)
+
+            def placed() -> int:
+                with psycopg.connect(rs.database_urls["orders"]) as connection:
+                    row = connection.execute("SELECT count(*) FROM orders_order").fetchone()
+                    return int(row[0]) if row else 0
+
             posts, finals = [], []
             for _ in range(args.sequential):
                 post = await client.place_order(customers[0], bench.random_lines())
@@ -81,12 +146,18 @@ def _measure(args: argparse.Namespace) -> None:
             rounds = []
             for index in range(args.rounds):
                 bench.config = dataclasses.replace(config)
+                placed_before, cpu_before = placed(), cpu_by_process_group()
                 outcome = await run_closed(bench, f"a{index}")
+                cpu_after, placed_after = cpu_by_process_group(), placed()
                 rounds.append(
                     {
                         "final_orders_per_second": outcome["final_orders_per_second"],
                         "p50_ms": outcome["latency_ms"]["p50"],
                         "cores_used": outcome["cpu"]["system_cores_used"],
+                        # Warm-up and the last orders' tails included: the same in every run.
+                        "cpu_ms_per_order": cpu_ms_per_order(
+                            cpu_before, cpu_after, placed_after - placed_before
+                        ),
                         "commits_per_order": {
                             service: figures["xact_commit"]
                             for service, figures in outcome["database_work_per_order"].items()
@@ -158,8 +229,8 @@ def _passed(args: argparse.Namespace) -> list[str]:
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| commit | final orders/s (each round) | POST → final p50 ms | cores used | "
-        "one order alone: POST / final ms |",
-        "|---|--:|--:|--:|--:|",
+        "CPU ms per order, all processes | one order alone: POST / final ms |",
+        "|---|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
         rounds = row["rounds"]
@@ -170,6 +241,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {row['commit'][:90]} | {each('final_orders_per_second')} | {each('p50_ms')}"
             f" | {each('cores_used')}"
+            f" | {', '.join(str(r.get('cpu_ms_per_order', {}).get('total', '-')) for r in rounds)}"
             f" | {row['sequential_post_ms_p50']} / {row['sequential_final_ms_p50']} |"
         )
     return "\n".join(lines)
