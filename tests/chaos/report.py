@@ -120,7 +120,7 @@ def write(
         "- **dead-lettered**: messages in the dead-letter queues; they must be exactly the "
         "poison injected (compared by message id), then are purged with "
         "`manage.py dead_letters purge --all`. A poison message is published to a service's "
-        "exchange like any event, so one whose routing key two services bind (`order.created`: "
+        "exchange like any event, so one whose routing key two services bind (`order.cancelled`: "
         "inventory and user-notification) is dead-lettered by both, and the dead letters "
         "expected outnumber the poison messages.",
         f"- **seconds to recover**: from the end of the fault until every order placed before "

@@ -58,6 +58,12 @@ class RecordingChannel:
         self.require("read", exchange)
         self.bindings.add((exchange, queue, routing_key))
 
+    def queue_unbind(self, queue: str, exchange: str, routing_key: str) -> None:
+        # RabbitMQ asks for the same permissions as to bind.
+        self.require("write", queue)
+        self.require("read", exchange)
+        self.bindings.discard((exchange, queue, routing_key))
+
     def basic_publish(self, exchange: str, routing_key: str) -> None:
         self.require("write", exchange)
 

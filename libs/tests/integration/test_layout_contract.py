@@ -97,6 +97,31 @@ def test_declare_topology_declares_the_whole_layout_under_the_prefix(
         assert broker.message_count(names.dead_letter_queue(service)) == 0
 
 
+def test_a_binding_an_earlier_release_declared_is_removed(broker: Broker) -> None:
+    """user-notification's queue was bound to ``order.created`` while it sent a "received"
+    notice; declaring its queues now removes that binding (and declaring them again, with no
+    such binding left, succeeds), while inventory still receives the event."""
+    names, channel = broker.names, broker.channel
+    broker.declare()
+    queue, inventory = names.queue("user-notification"), names.queue("inventory")
+    assert topology.RETIRED["user-notification"] == ("order.created",)
+    channel.queue_bind(queue, names.exchange("orders"), "order.created")  # the earlier release
+    broker.publish_event("order.created", b"{}", type="order.created")
+    assert [d.method.routing_key for d in broker.wait_for_messages(queue, 1)] == ["order.created"]
+
+    for _ in range(2):
+        channel = topology.declare_consumer_queues(
+            channel, names, "user-notification", RETRY_DELAYS_MS
+        )
+    broker.publish_event("order.created", b"{}", type="order.created")
+    broker.publish_event("order.confirmed", b"{}", type="order.confirmed")
+    received = broker.wait_for_messages(queue, 1)
+    assert [d.method.routing_key for d in received] == ["order.confirmed"]
+    inventory_got = broker.wait_for_messages(inventory, 2)
+    assert [d.method.routing_key for d in inventory_got] == ["order.created", "order.created"]
+    assert broker.message_count(queue) == 0
+
+
 def test_the_relay_declares_its_own_exchange_and_nothing_else(
     broker: Broker, settings: Any
 ) -> None:

@@ -56,6 +56,8 @@ def _because(reason: str) -> str:
 
 
 def _received(envelope: Envelope) -> NewNotification:
+    """Only for an ``order.created`` queued while an earlier release's binding routed it here:
+    the owner is told of the outcome instead (docs/events.md)."""
     detail = "was received; its stock is being reserved."
     return _order_notice(envelope, kind=Kind.ORDER_RECEIVED, outcome="received", detail=detail)
 
@@ -221,6 +223,7 @@ def on_user_registered(envelope: Envelope) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
+    # Not bound any more (``topology.RETIRED``): for what an earlier binding already queued.
     "order.created": BatchHandler(one=on_order_created, many=on_order_event_batch),
     "order.confirmed": BatchHandler(one=on_order_confirmed, many=on_order_event_batch),
     "order.rejected": BatchHandler(one=on_order_rejected, many=on_order_event_batch),
