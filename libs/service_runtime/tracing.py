@@ -9,6 +9,12 @@ headers.
 Spans are always created, so log lines carry ``trace_id`` and ``span_id``; they are exported
 only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set,
 over OTLP/HTTP, with the exporter's standard ``OTEL_*`` variables.
+
+A span is recorded (its attributes, events and timings kept) only while something exports it:
+otherwise it is a non-recording span that still has its trace and span ids, at about half the
+cost of a recorded one. Each service decides alone: one that exports records every span it
+makes, whatever the sampled flag of the ``traceparent`` it continues; one that does not passes
+its spans on with the flag off, which says only that it recorded nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -50,6 +57,47 @@ def _default_service() -> str:
         return "unknown"
 
 
+class RecordWhenExported(Sampler):
+    """Record every span once a span processor is added (:func:`export_to`), none before."""
+
+    def __init__(self) -> None:
+        self.recording = False
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        # As the SDK's own samplers: the span starts with the attributes given, and keeps the
+        # parent's trace state.
+        state = trace.get_current_span(parent_context).get_span_context().trace_state
+        if self.recording:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, state)
+        return SamplingResult(Decision.DROP, None, state)
+
+    def get_description(self) -> str:
+        return f"RecordWhenExported{{{'on' if self.recording else 'off'}}}"
+
+
+_sampler = RecordWhenExported()
+
+
+def export_to(processor: SpanProcessor) -> None:
+    """Hand every span from now on to ``processor`` (and so record them all)."""
+    configure().add_span_processor(processor)
+    _sampler.recording = True
+
+
+def recording() -> bool:
+    """Whether spans are recorded (something exports them)."""
+    return _sampler.recording
+
+
 def configure(service: str | None = None) -> TracerProvider:
     """The process's tracer provider, created on first use (idempotent, thread-safe).
 
@@ -60,13 +108,16 @@ def configure(service: str | None = None) -> TracerProvider:
     with _lock:
         if _provider is None:
             name = os.environ.get("OTEL_SERVICE_NAME") or service or _default_service()
-            provider = TracerProvider(resource=Resource.create({"service.name": name}))
+            provider = TracerProvider(
+                resource=Resource.create({"service.name": name}), sampler=_sampler
+            )
             if exporting():
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
                     OTLPSpanExporter,
                 )
 
                 provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+                _sampler.recording = True
             if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
                 trace.set_tracer_provider(provider)
             _provider = provider

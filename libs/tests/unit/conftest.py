@@ -11,9 +11,11 @@ from service_runtime import tracing
 
 @pytest.fixture(scope="session")
 def _span_exporter() -> InMemorySpanExporter:
-    """One in-memory exporter on the process's tracer provider (a provider is set only once)."""
+    """One in-memory exporter on the process's tracer provider (a provider is set only once):
+    from then on spans are recorded, as in a service that exports them."""
     exporter = InMemorySpanExporter()
-    tracing.configure("libtest").add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.configure("libtest")
+    tracing.export_to(SimpleSpanProcessor(exporter))
     return exporter
 
 

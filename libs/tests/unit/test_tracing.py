@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +25,7 @@ from messaging.outbox import publish_event
 from messaging.publisher import OutgoingMessage, Settled
 from messaging.relay import OutboxRelay
 from service_runtime import tracing
-from service_runtime.logging import bound
+from service_runtime.logging import bound, current_trace_ids
 from service_runtime.request_context import RequestContextMiddleware
 from tests.factories import body, order_created, stock_reserved
 
@@ -95,6 +98,70 @@ def test_export_is_off_unless_an_otlp_endpoint_is_set(monkeypatch: pytest.Monkey
     assert not tracing.exporting()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
     assert tracing.exporting()
+
+
+class TestWithoutAnExporter:
+    """Nothing exports: spans are not recorded, and still carry the ids that the logs, the
+    outbox rows and the messages pass on."""
+
+    @pytest.fixture(autouse=True)
+    def _not_recording(self, spans: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(tracing._sampler, "recording", False)
+        assert not tracing.recording()
+
+    def test_a_span_keeps_its_ids_and_the_callers_trace_without_being_recorded(
+        self, spans: Any
+    ) -> None:
+        with tracing.server_span("POST", "/api/orders/", {"traceparent": TRACEPARENT}) as span:
+            assert not span.is_recording()
+            assert span.get_span_context().is_valid
+            trace_id, span_id = _ids(span)
+            assert (trace_id, current_trace_ids()) == (TRACE_ID, (TRACE_ID, span_id))
+            assert span_id != PARENT_SPAN_ID
+            headers = tracing.inject()
+        # The flag off: this service recorded nothing of the trace.
+        assert headers == {"traceparent": f"00-{TRACE_ID}-{span_id}-00"}
+        assert spans.get_finished_spans() == ()
+
+    def test_a_message_from_such_a_span_is_consumed_in_the_same_trace(self, spans: Any) -> None:
+        with tracing.tracer().start_as_current_span("a root") as root:
+            headers = tracing.inject()
+        assert headers is not None
+        with tracing.consume_span(
+            queue="inventory",
+            exchange="orders.events",
+            routing_key="order.created",
+            message_id="m",
+            correlation_id="c",
+            headers=headers,
+        ) as span:
+            assert not span.is_recording()
+            assert _ids(span)[0] == _ids(root)[0]
+            assert _ids(span)[1] != _ids(root)[1]
+        assert spans.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize(("endpoint", "recorded"), [("", False), ("http://127.0.0.1:9", True)])
+def test_a_process_records_spans_only_when_it_exports_them(endpoint: str, recorded: bool) -> None:
+    """A fresh process, as each service starts: the exporter's variable decides. A service that
+    exports records a span even under a ``traceparent`` whose sampled flag is off."""
+    script = (
+        "from service_runtime import tracing\n"
+        "tracing.configure('probe')\n"
+        f"parent = tracing.extract({{'traceparent': '00-{TRACE_ID}-{PARENT_SPAN_ID}-00'}})\n"
+        "with tracing.tracer().start_as_current_span('s', context=parent) as span:\n"
+        "    print(tracing.recording(), span.is_recording(), flush=True)\n"
+        "import os; os._exit(0)  # before the exporter tries to send the span\n"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in tracing.EXPORT_ENDPOINT_VARIABLES},
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(recorded), str(recorded)]
 
 
 class TestHttp:
