@@ -320,7 +320,6 @@ class LocalSystem:
             "--config", "python:service_runtime.gunicorn_conf",  # JSON logs, access log too
             "--bind", f"127.0.0.1:{self.port(service)}",
             "--workers", str(self.web_workers),
-            "--worker-class", "sync",
             "--access-logfile", "-",
             "--graceful-timeout", "5",
         ]  # fmt: skip

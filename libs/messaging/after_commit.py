@@ -8,6 +8,14 @@ flush. Whatever fails (no broker, a timeout, a refusal, the database) leaves the
 the caller carries on: the relay sends every row still unsent ``MESSAGING_RELAY_GRACE_SECONDS``
 after it was written.
 
+A thread that keeps working (a web server's worker, a consumer) may leave the marks to its next
+statement instead (:func:`defer_marks`): the confirmed rows wait in :func:`carried_marks` for a
+statement of its own next transaction to mark them (the order's insert, a batch's inbox insert),
+which saves the mark's round trip and transaction; when the thread idles first, it marks them in
+a statement of their own (:func:`flush_marks`), and rows waiting longer than
+``MARK_AGE_LIMIT_SECONDS`` are marked with the next ones at once. Marks that never come (a
+crash) only let the relay publish those rows again, which the consumers' inbox absorbs.
+
 One broker connection per thread, opened on first use in the process that uses it (never one
 inherited across a fork, never shared between threads). A consumer lends its own connection
 instead (:func:`use_connection`): the events of its batch go out on a channel of their own on
@@ -20,11 +28,13 @@ and one found dead is reopened once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 from pika.adapters.blocking_connection import BlockingConnection
@@ -42,6 +52,10 @@ logger = logging.getLogger("messaging.after_commit")
 
 TIMEOUT_SECONDS = 1.0  # connecting, and waiting for the confirms, on a connection of its own
 BACKOFF_SECONDS = 5.0  # after a failure, leave every event to the relay this long
+# Deferred marks: how long an idle thread waits for a statement to carry them, and the most a
+# confirmed row waits unmarked (well inside the relay's grace, one second by default).
+MARK_IDLE_SECONDS = 0.02
+MARK_AGE_LIMIT_SECONDS = 0.25
 
 
 def register(row: OutboxMessage, config: MessagingConfig) -> None:
@@ -122,14 +136,60 @@ def publish_committed(rows: Sequence[OutboxMessage], config: MessagingConfig) ->
                 return
     crash_points.reach(crash_points.AFTER_PUBLISH)
     outcome = sending.settle(rows, settled)
+    record_published(row.routing_key for row in outcome.confirmed)
+    if _link.deferring and connection.vendor == "postgresql" and not outcome.refused:
+        _link.defer([row.message_id for row in outcome.confirmed])
+        if not marks_overdue():
+            return  # the thread's next statement carries the marks
+        outcome = sending.Outcome()  # too old to wait longer: marked below, with the rest
+    _mark(outcome)
+    sending.log_refused(outcome, what="event(s) after commit (the relay will retry)")
+
+
+def _mark(outcome: sending.Outcome) -> None:
+    """Mark ``outcome``'s rows, and whatever marks wait, in a statement of their own."""
+    waiting = _link.take_marks()
+    if waiting:
+        outcome.confirmed = [*outcome.confirmed, *(OutboxMessage(message_id=m) for m in waiting)]
     try:
         with transactions.alone():  # the mark is one statement
             sending.record(outcome)
     except DatabaseError as exc:  # published, not marked: the relay sends them again
-        logger.warning("could not mark %d published event(s) sent: %s", len(rows), exc)
-        return
-    record_published(row.routing_key for row in outcome.confirmed)
-    sending.log_refused(outcome, what="event(s) after commit (the relay will retry)")
+        logger.warning("could not mark %d published event(s) sent: %s", len(outcome.confirmed), exc)
+
+
+def defer_marks(on: bool = True) -> None:
+    """Let this thread's next statements carry the marks of its confirmed events (see the
+    module's docstring); it must then call :func:`flush_marks` whenever it idles."""
+    _link.deferring = on
+
+
+def marks_waiting() -> bool:
+    """Whether confirmed events of this thread wait for their mark."""
+    return bool(_link.marks)
+
+
+def marks_overdue() -> bool:
+    """Whether some have waited longer than ``MARK_AGE_LIMIT_SECONDS``."""
+    return bool(_link.marks) and time.monotonic() - _link.marks_since >= MARK_AGE_LIMIT_SECONDS
+
+
+@contextlib.contextmanager
+def carrying_marks() -> Iterator[tuple[Any, list[Any]]]:
+    """Around a statement of this thread that carries the waiting marks: the parameters of
+    :func:`messaging.sending.carried_mark` (no ids on SQLite, or when none wait). Once the
+    statement's transaction commits they no longer wait; if it fails or rolls back, they do."""
+    marks = list(_link.marks) if connection.vendor == "postgresql" else []
+    yield sending.mark_values(marks)
+    if marks:
+        # Run at once when the statement was a transaction of its own.
+        transaction.on_commit(lambda: _link.carried(marks))
+
+
+def flush_marks() -> None:
+    """Mark the waiting events of this thread sent now, in a statement of their own."""
+    if _link.marks:
+        _mark(sending.Outcome())
 
 
 def use_connection(broker: BlockingConnection | None) -> None:
@@ -149,6 +209,24 @@ class _Link(threading.local):
         self.pid = os.getpid()
         self.used_at = 0.0
         self.resume_at = 0.0
+        self.deferring = False  # marks wait for a later statement of this thread
+        self.marks: list[Any] = []  # message ids confirmed, not marked sent yet
+        self.marks_since = 0.0  # when the oldest of them was confirmed
+
+    def defer(self, message_ids: Sequence[Any]) -> None:
+        if not self.marks:
+            self.marks_since = time.monotonic()
+        self.marks.extend(message_ids)
+
+    def take_marks(self) -> list[Any]:
+        marks, self.marks = self.marks, []
+        return marks
+
+    def carried(self, message_ids: Sequence[Any]) -> None:
+        done = set(message_ids)
+        self.marks = [m for m in self.marks if m not in done]
+        if self.marks:
+            self.marks_since = time.monotonic()  # of those left, none is older than now
 
     def reset(self, broker: BlockingConnection | None) -> None:
         self._close()

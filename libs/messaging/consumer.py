@@ -54,7 +54,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ConsumerCancelled
 from pika.spec import Basic, BasicProperties
 
-from messaging import after_commit, topology
+from messaging import after_commit, sending, topology
 from messaging.config import MessagingConfig, get_config
 from messaging.envelope import Envelope, MalformedMessage, decode
 from messaging.metrics import record_delivery
@@ -144,12 +144,15 @@ def record_many_in_inbox(consumer: str, envelopes: Sequence[Envelope]) -> set[st
             processed_at,
         ]
     rows = ", ".join(["(%s, %s, %s, %s)"] * len(envelopes))
-    with db_connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (consumer, message_id, message_type, processed_at) "  # noqa: S608
-            f"VALUES {rows} ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id",
-            values,
-        )
+    insert = (
+        f"INSERT INTO {table} (consumer, message_id, message_type, processed_at) "  # noqa: S608
+        f"VALUES {rows} ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id"
+    )
+    with after_commit.carrying_marks() as (marked_at, marks), db_connection.cursor() as cursor:
+        if marks:  # the marks of the events the consumer's last batch published ride along
+            cursor.execute(f"WITH {sending.carried_mark()} {insert}", [marked_at, marks, *values])
+        else:
+            cursor.execute(insert, values)
         return {str(id_field.to_python(row[0])) for row in cursor.fetchall()}
 
 
@@ -378,8 +381,10 @@ class Consumer(Job):
 
     def on_connect(self) -> None:
         assert self.broker is not None
-        # The events its handlers write go out on this connection after each commit.
+        # The events its handlers write go out on this connection after each commit, and are
+        # marked sent by its next batch's first statement.
         after_commit.use_connection(self.broker)
+        after_commit.defer_marks()
         channel = self.broker.channel()
         # Its own queues and bindings only; the exchanges are their publishers' (a missing one
         # fails the bind, and the consumer retries until its publisher declared it).
@@ -404,7 +409,17 @@ class Consumer(Job):
         # The deliveries the broker pushed while the consumer waited (and gathered) form a batch.
         self._gather()
         self.process_pending()
-        return False
+        return self._mark_unless_busy()
+
+    def _mark_unless_busy(self) -> bool:
+        """The marks of the events a batch published ride along with the next batch's inbox
+        insert (see ``after_commit.defer_marks``): when no delivery comes within
+        ``MARK_IDLE_SECONDS``, they are written alone. Whether a delivery is waiting."""
+        if after_commit.marks_waiting() and not self._pending and self.broker is not None:
+            self.broker.process_data_events(time_limit=after_commit.MARK_IDLE_SECONDS)
+            if not self._pending:
+                after_commit.flush_marks()
+        return bool(self._pending)
 
     def _gather(self) -> None:
         """Go on collecting deliveries until ``gather_seconds`` after the first pending one, or

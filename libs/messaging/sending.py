@@ -126,6 +126,25 @@ def record(outcome: Outcome) -> None:
             )
 
 
+def carried_mark(at: str = "%s", ids: str = "%s") -> str:
+    """A ``WITH`` item by which another statement marks sent the rows of events confirmed
+    earlier: those whose message ids are in the array parameter ``ids`` (none when it is
+    empty), at the time parameter ``at`` (placeholders, in this order when positional).
+    PostgreSQL only: SQLite has no writing ``WITH``."""
+    return (
+        f"marked AS (UPDATE {_TABLE} SET sent_at = {at} WHERE id IN ("  # noqa: S608
+        f"SELECT id FROM {_TABLE} WHERE message_id = ANY({ids}::uuid[]) "
+        "FOR UPDATE SKIP LOCKED))"
+    )
+
+
+def mark_values(message_ids: Iterable[Any]) -> tuple[Any, list[Any]]:
+    """The parameters of :func:`carried_mark`: the time to mark the rows sent at, their ids."""
+    sent_at = OutboxMessage._meta.get_field("sent_at")
+    at = sent_at.get_db_prep_save(timezone.now(), connection)  # type: ignore[union-attr]
+    return at, _ids(message_ids)
+
+
 # Joined to the marking UPDATE: evaluated once, before the rows are updated.
 UNFLUSHED_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true)) AS unflushed"
 

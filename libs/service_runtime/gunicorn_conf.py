@@ -39,6 +39,10 @@ if not os.environ.get(ENV):
     os.environ[ENV] = tempfile.mkdtemp(prefix="prometheus-")
 prepare_multiprocess_dir()
 
+# gunicorn's sync worker, which also marks the events of its requests sent while it idles
+# (``messaging.gunicorn_worker``).
+worker_class = "messaging.gunicorn_worker.MarkingSyncWorker"
+
 _control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET")
 if _control_socket:
     control_socket = _control_socket

@@ -221,3 +221,37 @@ class TestInventoryDown:
         order = customer.wait_for_status(placed["id"], FINAL_STATUSES, timeout=30)
         assert order["status"] == "CONFIRMED"
         staff.wait_for_product(product["id"], reserved=3)
+
+
+def test_each_writer_marks_its_events_sent_itself_within_the_relays_grace(
+    e2e: E2E, staff: Api, customer: Api
+) -> None:
+    """The web worker (its order.created), inventory's consumer (stock.reserved) and the orders
+    consumer (order.confirmed) mark what they published after their commit: left to a later
+    statement, or written alone once they idle, but well before the relay's one-second grace
+    would let the relay publish them again. An order alone on an idle system is the case where
+    no later statement comes."""
+    product = staff.create_product(stock=5)
+    placed = customer.place_order([{"product_id": product["id"], "quantity": 1}]).json()
+    customer.wait_for_status(placed["id"], {"CONFIRMED"})
+    waits = {"orders": ["order.created", "order.confirmed"], "inventory": ["stock.reserved"]}
+    deadline = time.monotonic() + 10
+    found: dict[str, list[tuple[str, float | None]]] = {}
+    while time.monotonic() < deadline:
+        for service, which in waits.items():
+            with psycopg.connect(e2e.database_urls[service]) as conn:
+                found[service] = conn.execute(
+                    "SELECT routing_key, EXTRACT(EPOCH FROM sent_at - created_at)::float "
+                    "FROM messaging_outboxmessage WHERE correlation_id = %s "
+                    "AND routing_key = ANY(%s)",
+                    [placed["id"], which],
+                ).fetchall()
+        if all(row[1] is not None for rows in found.values() for row in rows):
+            break
+        time.sleep(0.05)
+    rows = sorted(row for rows in found.values() for row in rows)
+    assert [row[0] for row in rows] == ["order.confirmed", "order.created", "stock.reserved"]
+    for routing_key, seconds in rows:
+        assert seconds is not None, f"{routing_key} never marked sent"
+        # The relay takes only rows unsent for a second: these were marked by their writer.
+        assert seconds < 0.9, f"{routing_key} marked {seconds:.3f} s after it was written"

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from django.db import connection, models, transaction
 from django.db.models import QuerySet
 
-from messaging import outbox
+from messaging import after_commit, outbox, sending
 from messaging.models import OutboxMessage
 from orders.models import (
     Order,
@@ -188,7 +188,11 @@ def order_insert(
         "to_status": str(placed.to_status),
         **outbox.insert_values(event, EVENT_PREFIX),
     }
-    with transactions.alone(), connection.cursor() as cursor:
+    with (
+        transactions.alone(),
+        after_commit.carrying_marks() as (params["marked_at"], params["marks"]),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(_order_insert_sql(), params)
     # Now a stored row, as ``Order.objects.create`` leaves it (a later save() updates it).
     order._state.adding = False
@@ -216,7 +220,8 @@ def _order_insert_sql() -> str:
     per column (``unnest`` yields them in array order, so their ids follow the request as
     ``bulk_create``'s do); ``new_event``, the outbox row of ``order.created``; then the history
     entry. Django's foreign keys are checked at commit, so the order in which PostgreSQL runs
-    them does not matter.
+    them does not matter. ``marked`` marks sent the events this web worker published earlier
+    and has not marked yet (``after_commit.defer_marks``; none most of the time when idle).
     """
     qn = connection.ops.quote_name
     order, line, change = (qn(m._meta.db_table) for m in (Order, OrderLine, OrderStatusChange))
@@ -242,7 +247,7 @@ def _order_insert_sql() -> str:
             ) AS priced (product_id, sku, name, unit_price, quantity, line_total)
         ), new_event AS (
             {outbox.insert_statement(EVENT_PREFIX)}
-        )
+        ), {sending.carried_mark("%(marked_at)s", "%(marks)s")}
         INSERT INTO {change} (
             "order_id", "from_status", "to_status", "reason", "at", "caused_by_message_id",
             "actor_user_id"

@@ -12,6 +12,7 @@ from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from messaging import after_commit
 from messaging import outbox as outbox_module
 from messaging.models import OutboxMessage
 from orders import placement, services
@@ -163,6 +164,42 @@ class TestOneStatement:
         [event] = outbox()
         assert event.correlation_id == response.json()["id"]
         assert Order.objects.get(pk=response.json()["id"]).status == "PENDING"
+
+    def test_the_order_statement_carries_the_marks_of_events_published_before(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        """A web worker defers the sent marks of what it published (``defer_marks``): the next
+        order's statement writes them, with no statement of their own."""
+        first = place(customer, ONE_OF_EACH).json()["id"]
+        [published] = OutboxMessage.objects.all()  # as if published and confirmed
+        after_commit._link.defer([published.message_id])
+        assert after_commit.marks_waiting()
+        try:
+            with CaptureQueriesContext(connection) as queries:
+                response = place(customer, ONE_OF_EACH, key="key-2")
+        finally:
+            waiting = after_commit._link.take_marks()
+        assert response.status_code == 202
+        assert len(queries) == 2, [query["sql"] for query in queries]
+        assert waiting == []  # carried: no longer waiting
+        rows = {row.correlation_id: row for row in OutboxMessage.objects.all()}
+        assert rows[first].sent_at is not None
+        assert rows[response.json()["id"]].sent_at is None
+
+    def test_marks_stay_waiting_when_the_order_statement_fails(
+        self, customer: APIClient, products: dict, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        place(customer, ONE_OF_EACH)
+        [published] = OutboxMessage.objects.all()
+        after_commit._link.defer([published.message_id])
+        try:
+            clash_with_an_existing_event(monkeypatch)
+            with pytest.raises(IntegrityError):
+                place(customer, ONE_OF_EACH, key="key-2")
+        finally:
+            waiting = after_commit._link.take_marks()
+        assert waiting == [published.message_id]
+        assert OutboxMessage.objects.get(pk=published.pk).sent_at is None
 
     def test_a_replayed_key_leaves_the_connection_usable(
         self, customer: APIClient, products: dict
