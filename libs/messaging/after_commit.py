@@ -11,7 +11,8 @@ after it was written.
 A thread that keeps working (a web server's worker, a consumer) may leave the marks to its next
 statement instead (:func:`defer_marks`): the confirmed rows wait in :func:`carried_marks` for a
 statement of its own next transaction to mark them (the order's insert, a batch's inbox insert),
-which saves the mark's round trip and transaction; when the thread idles first, it marks them in
+which saves the mark's round trip and transaction; when the thread idles first (for
+``MARK_IDLE_SECONDS``), it marks them in
 a statement of their own (:func:`flush_marks`), and rows waiting longer than
 ``MARK_AGE_LIMIT_SECONDS`` are marked with the next ones at once. Marks that never come (a
 crash) only let the relay publish those rows again, which the consumers' inbox absorbs.
@@ -54,7 +55,7 @@ TIMEOUT_SECONDS = 1.0  # connecting, and waiting for the confirms, on a connecti
 BACKOFF_SECONDS = 5.0  # after a failure, leave every event to the relay this long
 # Deferred marks: how long an idle thread waits for a statement to carry them, and the most a
 # confirmed row waits unmarked (well inside the relay's grace, one second by default).
-MARK_IDLE_SECONDS = 0.02
+MARK_IDLE_SECONDS = 0.1
 MARK_AGE_LIMIT_SECONDS = 0.25
 
 

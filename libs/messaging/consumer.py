@@ -398,6 +398,8 @@ class Consumer(Job):
         logger.info("consuming %s", self.queue)
 
     def on_disconnect(self) -> None:
+        if self.stop_event.is_set():  # a stop, not a lost connection: what waits is marked now
+            after_commit.flush_marks()
         self._channel = None
         self._pending = []  # unacked: the broker hands them out again
         after_commit.use_connection(None)  # its writes publish on a connection of their own
@@ -408,18 +410,18 @@ class Consumer(Job):
     def work(self) -> bool:
         # The deliveries the broker pushed while the consumer waited (and gathered) form a batch.
         self._gather()
-        self.process_pending()
-        return self._mark_unless_busy()
+        if self._pending:
+            self.process_pending()
+        elif after_commit.marks_waiting():
+            # The marks of what the last batch published ride along with the next batch's inbox
+            # insert (``after_commit.defer_marks``); none came within the wait: written alone.
+            after_commit.flush_marks()
+        return False
 
-    def _mark_unless_busy(self) -> bool:
-        """The marks of the events a batch published ride along with the next batch's inbox
-        insert (see ``after_commit.defer_marks``): when no delivery comes within
-        ``MARK_IDLE_SECONDS``, they are written alone. Whether a delivery is waiting."""
-        if after_commit.marks_waiting() and not self._pending and self.broker is not None:
-            self.broker.process_data_events(time_limit=after_commit.MARK_IDLE_SECONDS)
-            if not self._pending:
-                after_commit.flush_marks()
-        return bool(self._pending)
+    def wait_seconds(self) -> float:
+        if after_commit.marks_waiting():
+            return min(super().wait_seconds(), after_commit.MARK_IDLE_SECONDS)
+        return super().wait_seconds()
 
     def _gather(self) -> None:
         """Go on collecting deliveries until ``gather_seconds`` after the first pending one, or
