@@ -9,13 +9,13 @@ the caller carries on: the relay sends every row still unsent ``MESSAGING_RELAY_
 after it was written.
 
 A thread that keeps working (a web server's worker, a consumer) may leave the marks to its next
-statement instead (:func:`defer_marks`): the confirmed rows wait in :func:`carried_marks` for a
-statement of its own next transaction to mark them (the order's insert, a batch's inbox insert),
-which saves the mark's round trip and transaction; when the thread idles first (for
-``MARK_IDLE_SECONDS``), it marks them in
-a statement of their own (:func:`flush_marks`), and rows waiting longer than
-``MARK_AGE_LIMIT_SECONDS`` are marked with the next ones at once. Marks that never come (a
-crash) only let the relay publish those rows again, which the consumers' inbox absorbs.
+statement instead (:func:`defer_marks`): the confirmed rows wait until a statement of its next
+transaction carries their marks (:func:`carrying_marks`: the order's insert, a batch's inbox
+insert), which saves the mark's round trip and transaction. When the thread idles first (for
+``MARK_IDLE_SECONDS``), it marks them in a statement of their own (:func:`flush_marks`); rows
+waiting longer than ``MARK_AGE_LIMIT_SECONDS`` are marked with the next ones at once. Marks that
+never come (a crash) only let the relay publish those rows again, which the consumers' inbox
+absorbs.
 
 One broker connection per thread, opened on first use in the process that uses it (never one
 inherited across a fork, never shared between threads). A consumer lends its own connection
@@ -227,7 +227,9 @@ class _Link(threading.local):
         done = set(message_ids)
         self.marks = [m for m in self.marks if m not in done]
         if self.marks:
-            self.marks_since = time.monotonic()  # of those left, none is older than now
+            # Those left were confirmed while the carrier ran: counted from now, a few
+            # milliseconds short at most.
+            self.marks_since = time.monotonic()
 
     def reset(self, broker: BlockingConnection | None) -> None:
         self._close()
