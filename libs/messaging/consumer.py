@@ -60,7 +60,7 @@ from messaging.envelope import Envelope, MalformedMessage, decode
 from messaging.metrics import record_delivery
 from messaging.models import InboxMessage
 from messaging.outbox import collecting
-from messaging.worker import DATABASE_ERRORS, Job
+from messaging.worker import DATABASE_ERRORS, Job, quietly
 from service_runtime import tracing
 from service_runtime.logging import bind
 
@@ -397,9 +397,13 @@ class Consumer(Job):
         channel.basic_consume(self.queue, self._on_message)
         logger.info("consuming %s", self.queue)
 
+    def _disconnect(self) -> None:
+        if self.stop_event.is_set():
+            # A stop, not a lost connection: what waits is marked before the connections close.
+            quietly(after_commit.flush_marks)
+        super()._disconnect()
+
     def on_disconnect(self) -> None:
-        if self.stop_event.is_set():  # a stop, not a lost connection: what waits is marked now
-            after_commit.flush_marks()
         self._channel = None
         self._pending = []  # unacked: the broker hands them out again
         after_commit.use_connection(None)  # its writes publish on a connection of their own
