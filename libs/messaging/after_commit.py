@@ -17,14 +17,14 @@ waiting longer than ``MARK_AGE_LIMIT_SECONDS`` are marked with the next ones at 
 never come (a crash) only let the relay publish those rows again, which the consumers' inbox
 absorbs.
 
-One broker connection per thread, opened on first use in the process that uses it (never one
-inherited across a fork, never shared between threads). A consumer lends its own connection
-instead (:func:`use_connection`): the events of its batch go out on a channel of their own on
-it, before the batch is acked. A connection of its own waits at most ``TIMEOUT_SECONDS`` to
-connect and as long for the confirms, so a broker outage costs a web request a second or two at
-worst, and then no attempt is made for ``BACKOFF_SECONDS``; one that idled longer than the
-heartbeat interval (pika only answers heartbeats while it is called) is replaced before use,
-and one found dead is reopened once.
+One publish connection per thread (:mod:`messaging.publish_connection`: its frames written and
+read on its own socket, without pika's I/O loop), opened on first use in the process that uses
+it (never one inherited across a fork, never shared between threads); a consumer's thread has
+one beside its consuming connection, and its batch's events go out on it before the batch is
+acked. Connecting waits at most ``TIMEOUT_SECONDS``, and so do the confirms unless the thread
+asked for longer (:func:`wait_for_confirms`), so a broker outage costs a web request a second
+or two at worst, and then no attempt is made for ``BACKOFF_SECONDS``; a connection that idled
+longer than the heartbeat interval is replaced before use, and one found dead is reopened once.
 """
 
 from __future__ import annotations
@@ -38,15 +38,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
-from pika.adapters.blocking_connection import BlockingConnection
-from pika.exceptions import ChannelClosed, ChannelWrongStateError
 
 from messaging import crash_points, sending
-from messaging.broker import CONNECTION_ERRORS, close_quietly, connect
+from messaging.broker import CONNECTION_ERRORS
 from messaging.config import MessagingConfig
 from messaging.metrics import record_published
 from messaging.models import OutboxMessage
-from messaging.publisher import ConfirmingPublisher, ConfirmTimeout
+from messaging.publish_connection import PublishConnection
+from messaging.publisher import ConfirmTimeout
 from service_runtime import transactions
 
 logger = logging.getLogger("messaging.after_commit")
@@ -122,11 +121,9 @@ def publish_committed(rows: Sequence[OutboxMessage], config: MessagingConfig) ->
             settled = publisher.wait()
             break
         except CONNECTION_ERRORS as exc:
-            # A connection of its own that was open may have died while idle: reopen it once.
-            again = (
-                attempt == 1 and reused and not _link.lent and not isinstance(exc, ConfirmTimeout)
-            )
-            _link.failed(exc, back_off=not again)
+            # A connection that was open may have died while idle: reopen it once.
+            again = attempt == 1 and reused and not isinstance(exc, ConfirmTimeout)
+            _link.failed(back_off=not again)
             if not again:
                 logger.warning(
                     "could not publish %d event(s) after commit (%s: %s); the relay will",
@@ -193,23 +190,26 @@ def flush_marks() -> None:
         _mark(sending.Outcome())
 
 
-def use_connection(broker: BlockingConnection | None) -> None:
-    """Publish this thread's events on ``broker`` (a consumer's own connection, which it keeps
-    alive), on a channel of their own; ``None``: on a connection of the thread's own again (the
-    consumer lost its connection)."""
-    _link.reset(broker)
+def close_connection() -> None:
+    """Close this thread's broker connection; the next event opens another."""
+    _link.reset()
+
+
+def wait_for_confirms(seconds: float) -> None:
+    """Let this thread wait up to ``seconds`` for its confirms (``TIMEOUT_SECONDS`` by default,
+    which suits a web request; a consumer, whose batch waits anyway, may wait longer)."""
+    _link.confirm_timeout = seconds
 
 
 class _Link(threading.local):
-    """This thread's way to the broker: a connection and a channel in confirm mode."""
+    """This thread's way to the broker: a publish connection with its channel in confirm mode."""
 
     def __init__(self) -> None:
-        self.broker: BlockingConnection | None = None
-        self.lent = False  # the connection is a consumer's: never closed or reopened here
-        self.confirming: ConfirmingPublisher | None = None
+        self.broker: PublishConnection | None = None
         self.pid = os.getpid()
         self.used_at = 0.0
         self.resume_at = 0.0
+        self.confirm_timeout = TIMEOUT_SECONDS
         self.deferring = False  # marks wait for a later statement of this thread
         self.marks: list[Any] = []  # message ids confirmed, not marked sent yet
         self.marks_since = 0.0  # when the oldest of them was confirmed
@@ -231,68 +231,50 @@ class _Link(threading.local):
             # milliseconds short at most.
             self.marks_since = time.monotonic()
 
-    def reset(self, broker: BlockingConnection | None) -> None:
+    def reset(self) -> None:
         self._close()
-        self.broker, self.lent, self.confirming = broker, broker is not None, None
         self.pid, self.resume_at = os.getpid(), 0.0
 
     def ready(self) -> bool:
-        """Whether a channel is already open (a failure on it may just mean it went stale)."""
-        return self.confirming is not None and self.pid == os.getpid()
+        """Whether a connection is already open (a failure on it may just mean it went stale)."""
+        return self.broker is not None and self.pid == os.getpid()
 
-    def publisher(self, config: MessagingConfig) -> ConfirmingPublisher | None:
+    def publisher(self, config: MessagingConfig) -> PublishConnection | None:
         now = time.monotonic()
         if self.pid != os.getpid():
             # Inherited across a fork: the socket is the parent's, so leave it alone.
-            self.broker, self.lent, self.confirming, self.pid = None, False, None, os.getpid()
-        if not self.lent:
-            if now < self.resume_at:
-                return None
-            idle = config.heartbeat > 0 and now - self.used_at > config.heartbeat
-            if self.broker is not None and (idle or not self.broker.is_open):
-                self._close()
-            if self.broker is None:
-                self.broker = connect(config, name="writer", timeout=TIMEOUT_SECONDS)
+            self.broker, self.pid = None, os.getpid()
+        if now < self.resume_at:
+            return None
+        idle = config.heartbeat > 0 and now - self.used_at > config.heartbeat
+        if self.broker is not None and (idle or not self.broker.is_open):
+            self._close()
         if self.broker is None:
-            return None  # the consumer lost its connection and has not lent the next one
-        if self.confirming is None:
-            timeout = {} if self.lent else {"confirm_timeout": TIMEOUT_SECONDS}
-            self.confirming = ConfirmingPublisher(self.broker, self.broker.channel(), **timeout)
+            self.broker = open_connection(config, self.confirm_timeout)
         self.used_at = now
-        return self.confirming
+        return self.broker
 
-    def failed(self, exc: BaseException, *, back_off: bool) -> None:
-        """Drop what failed: the channel, and its connection unless only the channel failed.
-
-        A consumer's connection is closed too when the connection failed, or when the error
-        came from one of the consumer's own pika callbacks run while waiting here: the consumer
-        then reconnects as after any broker error, and its batch, delivered again, is absorbed
-        by its inbox.
-        """
-        channel_only = isinstance(exc, ChannelClosed | ChannelWrongStateError | ConfirmTimeout)
-        if self.lent and channel_only and self.broker is not None and self.broker.is_open:
-            self._close_channel()
-            return
-        if self.lent:
-            self._close_channel()
-            broker, self.broker = self.broker, None
-            close_quietly(broker)
-            return
+    def failed(self, *, back_off: bool) -> None:
+        """Drop the connection that failed; with ``back_off``, try no other for a while."""
         self._close()
         if back_off:
             self.resume_at = time.monotonic() + BACKOFF_SECONDS
 
-    def _close_channel(self) -> None:
-        confirming, self.confirming = self.confirming, None
-        if confirming is not None:
-            confirming.close()
-
     def _close(self) -> None:
-        """Close the channel, and the connection if it is this thread's own."""
-        self._close_channel()
         broker, self.broker = self.broker, None
-        if broker is not None and not self.lent and self.pid == os.getpid():
-            close_quietly(broker)
+        if broker is not None and self.pid == os.getpid():
+            broker.close()
+
+
+def open_connection(config: MessagingConfig, confirm_timeout: float) -> PublishConnection:
+    """A publish connection named after the service, so an operator (or a test) can tell it
+    from the others; connecting waits at most ``TIMEOUT_SECONDS``."""
+    return PublishConnection(
+        config.broker_url,
+        name=f"{config.prefix}{config.service}:writer",
+        timeout=TIMEOUT_SECONDS,
+        confirm_timeout=confirm_timeout,
+    )
 
 
 _link = _Link()

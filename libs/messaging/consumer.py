@@ -15,12 +15,12 @@ A copy is acked only after the broker confirmed the copy, so a delivery is never
 
 Batches: every delivery the broker has already pushed (up to the prefetch) is applied in one
 transaction: one multi-row inbox insert, the handlers, one multi-row insert of the events they
-published (``messaging.outbox.collecting``), one commit, the events the handlers wrote
-published on the consumer's connection (``messaging.after_commit``), then one ``basic.ack`` with
+published (``messaging.outbox.collecting``), one commit, the events the handlers wrote published on
+the thread's publish connection (``messaging.after_commit``), then one ``basic.ack`` with
 ``multiple``. One WAL flush and one ack per batch instead of per message, and a batch of one when
 the queue is quiet, so latency does not wait for a batch to fill. A service whose consumer is off
-the saga's path (notifications) sets ``MESSAGING_GATHER_MS``: after the first delivery of a
-batch the consumer goes on collecting deliveries that long (or until it holds the prefetch), so
+the saga's path (notifications) sets ``MESSAGING_GATHER_MS``: after the first delivery of a batch
+the consumer goes on collecting deliveries that long (or until it holds the prefetch), so
 that a steady trickle of messages is applied in a few transactions rather than one each.
 If any handler in the batch raises, the whole transaction rolls back and the batch is applied
 again one message per transaction, so each message still gets its own outcome as above.
@@ -60,6 +60,7 @@ from messaging.envelope import Envelope, MalformedMessage, decode
 from messaging.metrics import record_delivery
 from messaging.models import InboxMessage
 from messaging.outbox import collecting
+from messaging.publisher import CONFIRM_TIMEOUT_SECONDS
 from messaging.worker import DATABASE_ERRORS, Job, quietly
 from service_runtime import tracing
 from service_runtime.logging import bind
@@ -381,9 +382,10 @@ class Consumer(Job):
 
     def on_connect(self) -> None:
         assert self.broker is not None
-        # The events its handlers write go out on this connection after each commit, and are
-        # marked sent by its next batch's first statement.
-        after_commit.use_connection(self.broker)
+        # The events its handlers write go out right after each commit (on the thread's publish
+        # connection, before the batch is acked), and are marked sent by its next batch's first
+        # statement. Its batch waits for them anyway: it may wait as long as the relay would.
+        after_commit.wait_for_confirms(CONFIRM_TIMEOUT_SECONDS)
         after_commit.defer_marks()
         channel = self.broker.channel()
         # Its own queues and bindings only; the exchanges are their publishers' (a missing one
@@ -401,12 +403,12 @@ class Consumer(Job):
         if self.stop_event.is_set():
             # A stop, not a lost connection: what waits is marked before the connections close.
             quietly(after_commit.flush_marks)
+            after_commit.close_connection()
         super()._disconnect()
 
     def on_disconnect(self) -> None:
         self._channel = None
         self._pending = []  # unacked: the broker hands them out again
-        after_commit.use_connection(None)  # its writes publish on a connection of their own
 
     def delivered(self) -> bool:
         return bool(self._pending)

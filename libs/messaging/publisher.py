@@ -17,7 +17,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pika
 from pika import spec
@@ -39,12 +39,85 @@ class OutgoingMessage:
     properties: pika.BasicProperties  # must carry a message_id
 
 
+class Publisher(Protocol):
+    """What sending needs of a publisher: :class:`ConfirmingPublisher` (a relay's channel) or
+    :class:`~messaging.publish_connection.PublishConnection` (a writer's connection)."""
+
+    def publish(self, message: OutgoingMessage) -> None: ...
+
+    def wait(self) -> Settled: ...
+
+
 @dataclass
 class Settled:
     """What the broker did with a batch: indexes of the confirmed and the refused messages."""
 
     confirmed: list[int] = field(default_factory=list)
     refused: dict[int, str] = field(default_factory=dict)  # index -> why
+
+
+class Outstanding:
+    """The bookkeeping of a batch in flight on one channel in confirm mode: which delivery tag is
+    which message, which came back, and what the broker settled."""
+
+    def __init__(self) -> None:
+        self._last_tag = 0
+        self._forget()
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._tags)
+
+    def sending(self, message: OutgoingMessage) -> None:
+        """Count ``message`` as published next on the channel (the broker numbers them)."""
+        message_id = message.properties.message_id
+        if not message_id:
+            raise ValueError("a message needs a message_id: returns are matched by it")
+        index = self._count
+        self._count += 1
+        self._by_message_id.setdefault(message_id, []).append(index)
+        self._last_tag += 1
+        self._tags[self._last_tag] = index
+
+    def returned(self, method: spec.Basic.Return, properties: pika.BasicProperties) -> None:
+        # Returns come in publishing order: of several copies of one id, the first not yet
+        # returned is the one.
+        for index in self._by_message_id.get(properties.message_id or "", []):
+            if index not in self._returned:
+                self._returned[index] = (
+                    f"UnroutableError: {method.reply_code} {method.reply_text} "
+                    f"({method.exchange} {method.routing_key})"
+                )
+                break
+
+    def settled(self, method: spec.Basic.Ack | spec.Basic.Nack) -> None:
+        acked = isinstance(method, spec.Basic.Ack)
+        if method.multiple:
+            tags = [tag for tag in self._tags if tag <= method.delivery_tag]
+        else:
+            tags = [method.delivery_tag] if method.delivery_tag in self._tags else []
+        for tag in tags:
+            index = self._tags.pop(tag)
+            if index in self._returned:
+                self._settled.refused[index] = self._returned[index]
+            elif acked:
+                self._settled.confirmed.append(index)
+            else:
+                self._settled.refused[index] = "NackError: the broker refused the message"
+
+    def take(self) -> Settled:
+        """What the broker settled of the batch; the next batch starts from nothing."""
+        settled = self._settled
+        settled.confirmed.sort()
+        self._forget()
+        return settled
+
+    def _forget(self) -> None:
+        self._count = 0
+        self._tags: dict[int, int] = {}  # outstanding delivery tag -> index in the batch
+        self._by_message_id: dict[str, list[int]] = {}  # copies of one id share an entry
+        self._settled = Settled()
+        self._returned: dict[int, str] = {}
 
 
 class ConfirmingPublisher:
@@ -60,12 +133,7 @@ class ConfirmingPublisher:
         # waiting, and reports confirms and returns through callbacks run by the I/O loop.
         self._channel: Any = channel._impl
         self._confirm_timeout = confirm_timeout
-        self._last_tag = 0
-        self._batch: list[OutgoingMessage] = []
-        self._tags: dict[int, int] = {}  # outstanding delivery tag -> index in the batch
-        self._by_message_id: dict[str, list[int]] = {}  # copies of one id share an entry
-        self._settled = Settled()
-        self._returned: dict[int, str] = {}
+        self._outstanding = Outstanding()
         selected: list[bool] = []
         self._channel.add_on_return_callback(self._on_return)
 
@@ -78,12 +146,7 @@ class ConfirmingPublisher:
 
     def publish(self, message: OutgoingMessage) -> None:
         """Send one message now; its confirm is collected by :meth:`wait`."""
-        message_id = message.properties.message_id
-        if not message_id:
-            raise ValueError("a message needs a message_id: returns are matched by it")
-        index = len(self._batch)
-        self._batch.append(message)
-        self._by_message_id.setdefault(message_id, []).append(index)
+        self._outstanding.sending(message)
         self._channel.basic_publish(
             exchange=message.exchange,
             routing_key=message.routing_key,
@@ -91,19 +154,14 @@ class ConfirmingPublisher:
             properties=message.properties,
             mandatory=True,
         )
-        self._last_tag += 1
-        self._tags[self._last_tag] = index
 
     def wait(self) -> Settled:
         """Block until the broker settled every message published since the last wait."""
         try:
-            self._run_until(lambda: not self._tags, "publisher confirms")
-            settled = self._settled
-            settled.confirmed.sort()
-            return settled
+            self._run_until(lambda: not self._outstanding.waiting, "publisher confirms")
         finally:
-            self._batch, self._by_message_id = [], {}
-            self._settled, self._returned = Settled(), {}
+            settled = self._outstanding.take()
+        return settled
 
     def publish_all(self, messages: Sequence[OutgoingMessage]) -> Settled:
         for message in messages:
@@ -134,32 +192,12 @@ class ConfirmingPublisher:
     def _on_return(
         self, _channel: Any, method: spec.Basic.Return, properties: pika.BasicProperties, _: bytes
     ) -> None:
-        # Returns come in publishing order: of several copies of one id, the first not yet
-        # returned is the one.
-        for index in self._by_message_id.get(properties.message_id or "", []):
-            if index not in self._returned:
-                self._returned[index] = (
-                    f"UnroutableError: {method.reply_code} {method.reply_text} "
-                    f"({method.exchange} {method.routing_key})"
-                )
-                break
+        self._outstanding.returned(method, properties)
 
     def _on_confirm(self, frame: Any) -> None:
-        method = frame.method
-        acked = isinstance(method, spec.Basic.Ack)
-        if method.multiple:
-            tags = [tag for tag in self._tags if tag <= method.delivery_tag]
-        else:
-            tags = [method.delivery_tag] if method.delivery_tag in self._tags else []
-        for tag in tags:
-            index = self._tags.pop(tag)
-            if index in self._returned:
-                self._settled.refused[index] = self._returned[index]
-            elif acked:
-                self._settled.confirmed.append(index)
-            else:
-                self._settled.refused[index] = "NackError: the broker refused the message"
-        if tags and not self._tags:
+        was_waiting = self._outstanding.waiting
+        self._outstanding.settled(frame.method)
+        if was_waiting and not self._outstanding.waiting:
             self._wake()
 
 

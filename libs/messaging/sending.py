@@ -20,7 +20,7 @@ from django.db import connection
 from django.utils import timezone
 
 from messaging.models import OutboxMessage
-from messaging.publisher import ConfirmingPublisher, OutgoingMessage, Settled
+from messaging.publisher import OutgoingMessage, Publisher, Settled
 from service_runtime import tracing
 from service_runtime.logging import bind
 
@@ -37,7 +37,7 @@ def broker_user(broker_url: str) -> str:
     return str(pika.URLParameters(broker_url).credentials.username)
 
 
-def send(publisher: ConfirmingPublisher, row: OutboxMessage, *, app_id: str, user_id: str) -> None:
+def send(publisher: Publisher, row: OutboxMessage, *, app_id: str, user_id: str) -> None:
     """Publish ``row`` (its confirm is collected by ``publisher.wait``) in a ``publish`` span
     that continues the trace the row was written in."""
     message_id = str(row.message_id)

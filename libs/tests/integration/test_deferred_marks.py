@@ -27,12 +27,12 @@ def deferring_writer(settings: Any, broker: Broker) -> Iterator[None]:
     settings.MESSAGING_PREFIX = broker.prefix
     settings.MESSAGING_PUBLISH_AFTER_COMMIT = True
     broker.declare()
-    after_commit.use_connection(None)
+    after_commit.close_connection()
     after_commit.defer_marks()
     yield
     after_commit.defer_marks(False)
     after_commit._link.take_marks()  # nothing carried over to the next test
-    after_commit.use_connection(None)
+    after_commit.close_connection()
 
 
 def _unsent() -> set[str]:

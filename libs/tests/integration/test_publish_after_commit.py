@@ -19,6 +19,7 @@ from messaging import after_commit, crash_points, sending
 from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.outbox import collecting, publish_event
+from messaging.publisher import CONFIRM_TIMEOUT_SECONDS
 from messaging.relay import OutboxRelay
 from tests.factories import order_created, reserve
 from tests.integration.conftest import (
@@ -42,9 +43,9 @@ def orders_writer(settings: Any, broker: Broker) -> Iterator[None]:
     settings.MESSAGING_PREFIX = broker.prefix
     settings.MESSAGING_PUBLISH_AFTER_COMMIT = True
     broker.declare()  # provisioned before any process starts, as declare_topology does
-    after_commit.use_connection(None)  # a connection of this thread's own, opened on first use
+    after_commit.close_connection()  # a connection of this thread's own, opened on first use
     yield
-    after_commit.use_connection(None)
+    after_commit.close_connection()
 
 
 def _sent(message_id: str) -> bool:
@@ -216,7 +217,7 @@ def test_each_thread_publishes_on_a_connection_of_its_own(broker: Broker) -> Non
         try:
             write_orders(1)
             theirs.append(after_commit._link.broker)
-            after_commit.use_connection(None)
+            after_commit.close_connection()
         finally:
             connection.close()
 
@@ -227,26 +228,35 @@ def test_each_thread_publishes_on_a_connection_of_its_own(broker: Broker) -> Non
     assert _unsent() == set()
 
 
-def test_a_consumer_publishes_its_batch_events_on_its_own_connection(
+def test_a_consumer_publishes_its_batch_events_on_one_publish_connection_of_its_own(
     broker: Broker, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings.MESSAGING_SERVICE = "inventory"
-    opened: list[str] = []
-    monkeypatch.setattr(after_commit, "connect", lambda *a, **k: opened.append("writer"))
+    opened: list[Any] = []
+    real = after_commit.open_connection
 
+    def counted(config: Any, confirm_timeout: float) -> Any:
+        opened.append(real(config, confirm_timeout))
+        return opened[-1]
+
+    monkeypatch.setattr(after_commit, "open_connection", counted)
     with running_consumer(broker, "inventory", {"order.created": reserve}) as consumer:
         for _ in range(5):
             data = order_created()
             message = Envelope.new("order.created", data, source="orders", correlation_id="c")
             broker.publish_event("order.created", message.to_json().encode())
+            time.sleep(0.05)  # several batches, not one
         wait_for(lambda: consumer.handled == 5)
         received = broker.wait_for_messages(broker.names.queue("orders"), 5)
+        assert [c.is_open for c in opened] == [True]  # one for every batch, kept open
     assert {d.properties.type for d in received} == {"stock.reserved"}
     assert OutboxMessage.objects.count() == 5
     # Marked by the consumer itself, which defers the marks until it idles or, as here, stops
     # (no relay runs here).
     assert _unsent() == set()
-    assert opened == []  # no connection but the consumer's
+    assert not opened[0].is_open  # closed when the consumer stopped
+    # It waits for its confirms as long as the relay would: its batch waits anyway.
+    assert opened[0]._confirm_timeout == CONFIRM_TIMEOUT_SECONDS
 
 
 def test_a_row_published_but_not_marked_goes_again_and_the_inbox_absorbs_it(
@@ -272,6 +282,7 @@ django.setup()
 from django.conf import settings
 from django.db import transaction
 from messaging.outbox import collecting, publish_event
+from messaging.publisher import CONFIRM_TIMEOUT_SECONDS
 from tests.factories import order_created
 
 settings.MESSAGING_SERVICE = "orders"

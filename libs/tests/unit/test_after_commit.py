@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from pika.exceptions import ChannelClosedByBroker, ConsumerCancelled, StreamLostError
 
 from messaging import after_commit, sending
 from messaging.config import MessagingConfig
@@ -29,26 +28,11 @@ def _config(heartbeat: int = 30) -> MessagingConfig:
 
 @dataclass
 class FakeConnection:
+    confirm_timeout: float
     is_open: bool = True
-    channels: int = 0
-
-    def channel(self) -> str:
-        self.channels += 1
-        return f"channel {self.channels}"
 
     def close(self) -> None:
         self.is_open = False
-
-
-@dataclass
-class FakePublisher:
-    connection: FakeConnection
-    channel: str
-    options: dict[str, Any] = field(default_factory=dict)
-    closed: bool = False
-
-    def close(self) -> None:
-        self.closed = True
 
 
 class Clock:
@@ -62,17 +46,12 @@ class Clock:
 def link(monkeypatch: pytest.MonkeyPatch) -> Any:
     opened: list[FakeConnection] = []
 
-    def connect(config: MessagingConfig, *, name: str, timeout: float) -> FakeConnection:
-        assert name == "writer" and timeout == after_commit.TIMEOUT_SECONDS
-        opened.append(FakeConnection())
+    def open_connection(config: MessagingConfig, confirm_timeout: float) -> FakeConnection:
+        opened.append(FakeConnection(confirm_timeout))
         return opened[-1]
 
-    def publisher(connection: FakeConnection, channel: str, **options: Any) -> FakePublisher:
-        return FakePublisher(connection, channel, options)
-
     clock = Clock()
-    monkeypatch.setattr(after_commit, "connect", connect)
-    monkeypatch.setattr(after_commit, "ConfirmingPublisher", publisher)
+    monkeypatch.setattr(after_commit, "open_connection", open_connection)
     monkeypatch.setattr(after_commit.time, "monotonic", clock)
     link: Any = after_commit._Link()
     link.opened, link.clock = opened, clock  # what the tests look at
@@ -84,7 +63,7 @@ class TestAConnectionOfItsOwn:
         first = link.publisher(_config())
         assert link.publisher(_config()) is first
         assert len(link.opened) == 1
-        assert first.options == {"confirm_timeout": after_commit.TIMEOUT_SECONDS}
+        assert first.confirm_timeout == after_commit.TIMEOUT_SECONDS
 
     def test_replaced_after_idling_longer_than_the_heartbeat(self, link: Any) -> None:
         first = link.publisher(_config(heartbeat=30))
@@ -92,7 +71,7 @@ class TestAConnectionOfItsOwn:
         assert link.publisher(_config(heartbeat=30)) is first
         link.clock.now += 31
         second = link.publisher(_config(heartbeat=30))
-        assert second is not first and first.closed and not link.opened[0].is_open
+        assert second is not first and not first.is_open
         assert len(link.opened) == 2
 
     def test_never_the_one_inherited_across_a_fork(self, link: Any) -> None:
@@ -104,7 +83,7 @@ class TestAConnectionOfItsOwn:
 
     def test_after_a_failure_no_attempt_until_the_back_off_passed(self, link: Any) -> None:
         link.publisher(_config())
-        link.failed(StreamLostError("gone"), back_off=True)
+        link.failed(back_off=True)
         assert not link.opened[0].is_open
         link.clock.now += after_commit.BACKOFF_SECONDS - 0.1
         assert link.publisher(_config()) is None
@@ -112,50 +91,33 @@ class TestAConnectionOfItsOwn:
         assert link.publisher(_config()) is not None
         assert len(link.opened) == 2
 
-    def test_a_stale_channel_is_not_ready_for_reuse_once_dropped(self, link: Any) -> None:
+    def test_a_stale_connection_is_not_ready_for_reuse_once_dropped(self, link: Any) -> None:
         assert not link.ready()
         link.publisher(_config())
         assert link.ready()
-        link.failed(StreamLostError("gone"), back_off=False)
+        link.failed(back_off=False)
         assert not link.ready()
         assert link.publisher(_config()) is not None  # reopened at once, no back-off
 
+    def test_one_found_closed_is_replaced_before_use(self, link: Any) -> None:
+        first = link.publisher(_config())
+        first.is_open = False  # the broker closed it while it idled
+        assert link.publisher(_config()) is not first
+        assert len(link.opened) == 2
+
 
 class TestAConsumersConnection:
-    def test_used_on_a_channel_of_its_own_never_opened_here(self, link: Any) -> None:
-        lent = FakeConnection()
-        link.reset(lent)
-        publisher = link.publisher(_config())
-        assert publisher.connection is lent and publisher.options == {}
-        assert link.opened == []
+    def test_it_may_wait_longer_for_its_confirms(self, link: Any) -> None:
+        link.confirm_timeout = 30.0  # what after_commit.wait_for_confirms(30) sets
+        assert link.publisher(_config()).confirm_timeout == 30.0
 
-    def test_a_channel_error_drops_only_the_channel(self, link: Any) -> None:
-        lent = FakeConnection()
-        link.reset(lent)
+    def test_closed_when_the_consumer_stops_and_opened_again_on_the_next_event(
+        self, link: Any
+    ) -> None:
         first = link.publisher(_config())
-        link.failed(ChannelClosedByBroker(404, "NOT_FOUND"), back_off=True)
-        assert first.closed and lent.is_open
+        link.reset()
+        assert not first.is_open and not link.ready()
         assert link.publisher(_config()) is not first
-
-    def test_an_error_of_the_consumer_closes_its_connection(self, link: Any) -> None:
-        # Raised by the consumer's own callback while the publisher waited: the consumer
-        # reconnects as after any broker error, and its inbox absorbs the redelivery.
-        lent = FakeConnection()
-        link.reset(lent)
-        link.publisher(_config())
-        link.failed(ConsumerCancelled("queue deleted"), back_off=True)
-        assert not lent.is_open
-        assert link.publisher(_config()) is None  # until the consumer lends its next one
-        assert link.opened == []
-
-    def test_given_back_it_is_not_closed_here(self, link: Any) -> None:
-        lent = FakeConnection()
-        link.reset(lent)
-        link.publisher(_config())
-        link.reset(None)
-        assert lent.is_open
-        link.publisher(_config())
-        assert len(link.opened) == 1  # a connection of its own again
 
 
 def _row(message_id: str) -> OutboxMessage:
