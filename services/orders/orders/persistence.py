@@ -176,13 +176,15 @@ def order_insert(
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "deadline": order.deadline,
-        # The lines as one array per column, in the list's order.
-        "product_ids": [line.product_id for line in lines],
-        "skus": [line.sku for line in lines],
-        "names": [line.name for line in lines],
-        "unit_prices": [line.unit_price for line in lines],
-        "quantities": [line.quantity for line in lines],
-        "line_totals": [line.line_total for line in lines],
+        # The lines as one JSON array of rows, in the list's order: one text parameter, where
+        # an array per column cost psycopg a type inspection and a dump per element.
+        "lines": json.dumps(
+            [
+                [x.product_id, x.sku, x.name, str(x.unit_price), x.quantity, str(x.line_total)]
+                for x in lines
+            ],
+            separators=(",", ":"),
+        ),
         **placed._asdict(),
         "from_status": str(placed.from_status),
         "to_status": str(placed.to_status),
@@ -216,8 +218,8 @@ def _order_insert_sql() -> str:
     prepares it once per connection.
 
     Four inserts in one round trip, none reading another's output (the lines and the history
-    entry name the order by the id it is given): ``new_order``; ``new_lines``, from one array
-    per column (``unnest`` yields them in array order, so their ids follow the request as
+    entry name the order by the id it is given): ``new_order``; ``new_lines``, from one JSON
+    array of rows (inserted in the array's order, so their ids follow the request as
     ``bulk_create``'s do); ``new_event``, the outbox row of ``order.created``; then the history
     entry. Django's foreign keys are checked at commit, so the order in which PostgreSQL runs
     them does not matter. ``marked`` marks sent the events this web worker published earlier
@@ -240,11 +242,10 @@ def _order_insert_sql() -> str:
             INSERT INTO {line} (
                 "order_id", "product_id", "sku", "name", "unit_price", "quantity", "line_total"
             )
-            SELECT %(id)s::uuid, product_id, sku, name, unit_price, quantity, line_total
-            FROM unnest(
-                %(product_ids)s::bigint[], %(skus)s::text[], %(names)s::text[],
-                %(unit_prices)s::numeric[], %(quantities)s::integer[], %(line_totals)s::numeric[]
-            ) AS priced (product_id, sku, name, unit_price, quantity, line_total)
+            SELECT %(id)s::uuid, (x ->> 0)::bigint, x ->> 1, x ->> 2, (x ->> 3)::numeric,
+                (x ->> 4)::integer, (x ->> 5)::numeric
+            FROM jsonb_array_elements(%(lines)s::jsonb) WITH ORDINALITY AS priced (x, n)
+            ORDER BY n
         ), new_event AS (
             {outbox.insert_statement(EVENT_PREFIX)}
         ), {sending.carried_mark("%(marked_at)s", "%(marks)s")}

@@ -129,6 +129,23 @@ class TestStoredRows:
             }
         ]
 
+    def test_names_and_prices_are_stored_exactly_as_the_replica_has_them(
+        self, customer: APIClient, make_product: Any
+    ) -> None:
+        from product_replica.models import ProductReplica
+
+        make_product(7, price="99999.99")
+        name = 'Crème "brûlée" \\ 10% — 東京 \u2028'  # quotes, a backslash, non-ASCII, a separator
+        ProductReplica.objects.filter(pk=7).update(name=name, sku='SKU-"7"')
+        order_id = place(customer, "exact", [{"product_id": 7, "quantity": 3}]).json()["id"]
+
+        [line] = rows(order_id)["lines"]
+        assert (line["name"], line["sku"]) == (name, 'SKU-"7"')
+        assert (line["unit_price"], line["line_total"]) == (
+            Decimal("99999.99"),
+            Decimal("299999.97"),
+        )
+
     def test_are_what_the_orm_way_stores(
         self, customer: APIClient, products: dict, monkeypatch: pytest.MonkeyPatch
     ) -> None:
