@@ -273,7 +273,9 @@ class Job:
         if self.notify_channel is not None and self._listener is None:
             seconds = min(seconds, SQLITE_POLL_SECONDS)
         deadline = time.monotonic() + seconds
-        while not self.stop_event.is_set():
+        # Deliveries already taken off the connection (while its own work published or copied
+        # on it) are work now: waiting would hold them until the next one arrives.
+        while not self.stop_event.is_set() and not self.delivered():
             self.healthy_at = time.monotonic()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
