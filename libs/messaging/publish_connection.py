@@ -202,7 +202,10 @@ class PublishConnection:
     # -- reading the broker's answers ---------------------------------------------------------
 
     def _read_what_waits(self) -> None:
-        readable, _, _ = select.select([self._sock], [], [], 0)
+        # poll, not select: a process may hold more than select's 1,024 descriptors.
+        poller = select.poll()
+        poller.register(self._sock, select.POLLIN)
+        readable = poller.poll(0)
         if readable or (isinstance(self._sock, ssl.SSLSocket) and self._sock.pending()):
             self._receive(time.monotonic() + self._confirm_timeout, "what the broker sent")
 
