@@ -74,8 +74,7 @@ class PublishConnection:
         self._incoming = b""
         self._open = False
         self._outstanding = Outstanding()
-        self._returning: spec.Basic.Return | None = None  # its header and body follow
-        self._skipping = 0  # bytes of a returned body still to come
+        self._returning: spec.Basic.Return | None = None  # its header (and body) follow
 
         self._sock = socket.create_connection((params.host, params.port), timeout=timeout)
         try:
@@ -85,7 +84,7 @@ class PublishConnection:
                 self._sock = params.ssl_options.context.wrap_socket(
                     self._sock, server_hostname=server_name
                 )
-            self._handshake(params, name, time.monotonic() + timeout)
+            self._handshake(params, name, timeout)
         except BaseException:
             self._sock.close()
             raise
@@ -118,8 +117,9 @@ class PublishConnection:
         """Block until the broker settled every message published since the last wait."""
         try:
             deadline = time.monotonic() + self._confirm_timeout
+            what = f"publisher confirms within {self._confirm_timeout:g}s"
             while self._outstanding.waiting:
-                self._receive(deadline, "publisher confirms")
+                self._receive(deadline, what)
         finally:
             settled = self._outstanding.take()
         return settled
@@ -139,9 +139,10 @@ class PublishConnection:
             self._send_method(
                 0, spec.Connection.Close(reply_code=200, reply_text="Normal shutdown")
             )
-            deadline = time.monotonic() + min(self._timeout, 1.0)
+            seconds = min(self._timeout, 1.0)
+            deadline = time.monotonic() + seconds
             while True:
-                method = self._next_method(deadline, "connection.close-ok")
+                method = self._next_method(deadline, f"Connection.CloseOk within {seconds:g}s")
                 if isinstance(method, spec.Connection.CloseOk):
                     break
         with contextlib.suppress(OSError):
@@ -149,9 +150,17 @@ class PublishConnection:
 
     # -- the handshake ----------------------------------------------------------------------
 
-    def _handshake(self, params: pika.URLParameters, name: str, deadline: float) -> None:
+    def _handshake(self, params: pika.URLParameters, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+
+        def expect(kind: type[amqp_object.Method]) -> Any:
+            method = self._next_method(deadline, f"{kind.NAME} within {timeout:g}s")
+            if not isinstance(method, kind):
+                raise StreamLostError(f"expected {kind.NAME}, the broker sent {method.NAME}")
+            return method
+
         self._send(frame.ProtocolHeader().marshal())
-        start = self._expect(spec.Connection.Start, deadline)
+        start = expect(spec.Connection.Start)
         mechanism, response = params.credentials.response_for(start)
         if mechanism is None:
             raise AuthenticationError(f"the broker offers none of {params.credentials}")
@@ -168,24 +177,18 @@ class PublishConnection:
                 locale=params.locale,
             ),
         )
-        tune = self._expect(spec.Connection.Tune, deadline)
+        tune = expect(spec.Connection.Tune)
         frame_max = min(tune.frame_max or FRAME_MAX, FRAME_MAX)
         self._body_max = frame_max - FRAME_OVERHEAD
         self._send_method(
             0, spec.Connection.TuneOk(channel_max=1, frame_max=frame_max, heartbeat=0)
         )
         self._send_method(0, spec.Connection.Open(virtual_host=params.virtual_host))
-        self._expect(spec.Connection.OpenOk, deadline)
+        expect(spec.Connection.OpenOk)
         self._send_method(CHANNEL, spec.Channel.Open())
-        self._expect(spec.Channel.OpenOk, deadline)
+        expect(spec.Channel.OpenOk)
         self._send_method(CHANNEL, spec.Confirm.Select())
-        self._expect(spec.Confirm.SelectOk, deadline)
-
-    def _expect(self, kind: type[amqp_object.Method], deadline: float) -> Any:
-        method = self._next_method(deadline, kind.NAME)
-        if not isinstance(method, kind):
-            raise StreamLostError(f"expected {kind.NAME}, the broker sent {method.NAME}")
-        return method
+        expect(spec.Confirm.SelectOk)
 
     def _next_method(self, deadline: float, what: str) -> Any:
         """The next method frame of the handshake or the close (closes from the broker raise)."""
@@ -207,7 +210,8 @@ class PublishConnection:
         poller.register(self._sock, select.POLLIN)
         readable = poller.poll(0)
         if readable or (isinstance(self._sock, ssl.SSLSocket) and self._sock.pending()):
-            self._receive(time.monotonic() + self._confirm_timeout, "what the broker sent")
+            seconds = self._confirm_timeout
+            self._receive(time.monotonic() + seconds, f"what the broker sent, within {seconds:g}s")
 
     def _receive(self, deadline: float, what: str) -> None:
         """Read once (waiting until ``deadline``) and handle every complete frame."""
@@ -224,16 +228,15 @@ class PublishConnection:
             self._incoming = incoming[offset:]
 
     def _read(self, deadline: float, what: str) -> None:
+        """``what``: what it waits for, and how long (for the error when nothing comes)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise self._broken(ConfirmTimeout(f"no {what} within {self._confirm_timeout:g}s"))
+            raise self._broken(ConfirmTimeout(f"no {what}"))
         self._sock.settimeout(remaining)
         try:
             data = self._sock.recv(65536)
         except TimeoutError:
-            raise self._broken(
-                ConfirmTimeout(f"no {what} within {self._confirm_timeout:g}s")
-            ) from None
+            raise self._broken(ConfirmTimeout(f"no {what}")) from None
         except OSError as exc:
             raise self._broken(StreamLostError(f"reading {what}: {exc!r}")) from exc
         if not data:
@@ -250,18 +253,18 @@ class PublishConnection:
                 self._returning = method
         elif isinstance(received, frame.Header) and self._returning is not None:
             self._outstanding.returned(self._returning, received.properties)
-            self._returning, self._skipping = None, received.body_size
-        elif isinstance(received, frame.Body) and self._skipping:
-            self._skipping -= len(received.fragment)
-        # Heartbeats (none were asked for) and anything else: nothing to do.
+            self._returning = None
+        # A returned message's body, heartbeats (none were asked for), anything else: nothing
+        # to do.
 
     def _closed_by_broker(self, method: Any) -> None:
+        # The broker's reason is the error, even when its close cannot be answered any more.
         if isinstance(method, spec.Connection.Close):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(StreamLostError):
                 self._send_method(0, spec.Connection.CloseOk())
             raise self._broken(ConnectionClosedByBroker(method.reply_code, method.reply_text))
         if isinstance(method, spec.Channel.Close):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(StreamLostError):
                 self._send_method(CHANNEL, spec.Channel.CloseOk())
             raise self._broken(ChannelClosedByBroker(method.reply_code, method.reply_text))
 

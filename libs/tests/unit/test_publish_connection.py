@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pika
 import pytest
@@ -15,6 +16,20 @@ from pika.exceptions import StreamLostError
 
 from messaging.publish_connection import PublishConnection
 from messaging.publisher import ConfirmTimeout, OutgoingMessage
+
+
+def methods(peer: socket.socket) -> Iterator[tuple[int, Any]]:
+    """The method frames a client sends on ``peer``, as (channel, method), as they come."""
+    buffer = b""
+    while True:
+        buffer += peer.recv(4096)
+        while True:
+            consumed, received = frame.decode_frame(buffer)
+            if received is None:
+                break
+            buffer = buffer[consumed:]
+            if isinstance(received, frame.Method):
+                yield received.channel_number, received.method
 
 
 class ScriptedBroker:
@@ -31,7 +46,6 @@ class ScriptedBroker:
     def _serve(self) -> None:
         peer, _ = self.listener.accept()
         with peer:
-            buffer = b""
             assert peer.recv(8).startswith(b"AMQP")
             answers = {
                 spec.Connection.StartOk: spec.Connection.Tune(0, 131072, 60),
@@ -44,18 +58,13 @@ class ScriptedBroker:
                     0, spec.Connection.Start(mechanisms="PLAIN", locales="en_US")
                 ).marshal()
             )
-            while not any(isinstance(m, spec.Confirm.Select) for m in self.received):
-                buffer += peer.recv(4096)
-                while True:
-                    consumed, received = frame.decode_frame(buffer)
-                    if received is None:
-                        break
-                    buffer = buffer[consumed:]
-                    method = received.method
-                    self.received.append(method)
-                    answer = answers.get(type(method))
-                    if answer is not None:
-                        peer.sendall(frame.Method(received.channel_number, answer).marshal())
+            for channel, method in methods(peer):
+                self.received.append(method)
+                answer = answers.get(type(method))
+                if answer is not None:
+                    peer.sendall(frame.Method(channel, answer).marshal())
+                if isinstance(method, spec.Confirm.Select):
+                    break
             self.after_handshake(peer)
 
     def url(self) -> str:
@@ -120,9 +129,11 @@ def test_a_stream_cut_while_it_waits_is_a_lost_stream(scripted: Callable) -> Non
 
 def test_a_multiple_ack_settles_every_tag_up_to_it(scripted: Callable) -> None:
     def ack_all(peer: socket.socket) -> None:
-        received = b""
-        while received.count(b"\xce") < 9:  # three frames per message, each ends with 0xCE
-            received += peer.recv(4096)
+        published = 0
+        for _, method in methods(peer):
+            published += isinstance(method, spec.Basic.Publish)
+            if published == 3:
+                break
         peer.sendall(frame.Method(1, spec.Basic.Nack(delivery_tag=1)).marshal())
         peer.sendall(frame.Method(1, spec.Basic.Ack(delivery_tag=3, multiple=True)).marshal())
 
@@ -134,3 +145,15 @@ def test_a_multiple_ack_settles_every_tag_up_to_it(scripted: Callable) -> None:
     settled = connection.publish_all(messages)
     assert settled.confirmed == [1, 2]
     assert settled.refused == {0: "NackError: the broker refused the message"}
+
+
+def test_a_broker_that_never_answers_the_handshake_times_out_with_the_connect_timeout() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel does), never speaks
+    try:
+        url = f"amqp://guest:guest@127.0.0.1:{listener.getsockname()[1]}/%2F"
+        started = time.monotonic()
+        with pytest.raises(ConfirmTimeout, match=r"no Connection\.Start within 0\.3s"):
+            PublishConnection(url, name="w", timeout=0.3)
+        assert time.monotonic() - started < 2.0
+    finally:
+        listener.close()
