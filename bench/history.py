@@ -10,7 +10,11 @@ the ``bench`` modules it already had): the whole system on fresh PostgreSQL data
 * closed loop: ``--rounds`` runs of scenario (a) for ``--seconds`` each with ``--clients``
   customers (final orders per second, POST → final p50, cores used, database work per order,
   and the CPU per order of each process group: web and worker per service, PostgreSQL,
-  RabbitMQ, the load generator, from /proc over the whole round).
+  RabbitMQ, the load generator, from /proc over the whole round);
+* drain: with ``--drain N``, N orders accepted while inventory's worker is stopped, then that
+  worker started again, as in scenario (d): the drain rate (final orders per second from the
+  restart, and from the first final order after it, which leaves the worker's start-up out)
+  and the CPU per order of each process group while it drains.
 
 One JSON line per commit goes to stdout (and ``--output``), and a Markdown table at the end.
 Run it on a quiet machine: the commits are measured one after the other, not side by side.
@@ -164,12 +168,45 @@ def _measure(args: argparse.Namespace) -> None:
                         },
                     }
                 )
+            drained = await drain(bench, listener, args.drain) if args.drain else None
             listener.detach()
             return {
                 "sequential_post_ms_p50": round(sorted(posts)[len(posts) // 2], 2),
                 "sequential_final_ms_p50": round(sorted(finals)[len(finals) // 2], 2),
                 "rounds": rounds,
+                **({"drain": drained} if drained else {}),
             }
+
+    async def drain(bench: Bench, listener: OutcomeListener, orders: int) -> dict[str, Any]:
+        workers = rs.system.workers_of("inventory")
+        for worker in workers:
+            worker.stop()
+        left = [orders]
+        ids: list[str] = []
+
+        async def poster(index: int) -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                post = await bench.client.place_order(bench.customer(index), bench.random_lines())
+                assert post.order_id is not None, post
+                ids.append(post.order_id)
+
+        await asyncio.gather(*(poster(i) for i in range(config.clients)))
+        await asyncio.sleep(2.0)  # the writers' publishes settle: the queue holds every order
+        cpu_before, restarted = cpu_by_process_group(), time.monotonic()
+        for worker in workers:
+            worker.start()
+        missing = await listener.wait_all(ids, 60.0, poll=0.05)
+        cpu_after = cpu_by_process_group()
+        assert not missing, f"{len(missing)} orders never became final"
+        finals = sorted(listener.outcomes[order_id].at for order_id in ids)
+        return {
+            "orders": orders,
+            "per_second": round(orders / (finals[-1] - restarted), 1),
+            "per_second_from_first_final": round((orders - 1) / (finals[-1] - finals[0]), 1),
+            "first_final_s": round(finals[0] - restarted, 2),
+            "cpu_ms_per_order": cpu_ms_per_order(cpu_before, cpu_after, orders),
+        }
 
     run_id = run_id_for("history")
     work = Path(tempfile.mkdtemp(prefix=f"{run_id}-"))
@@ -223,6 +260,7 @@ def _passed(args: argparse.Namespace) -> list[str]:
         f"--rounds={args.rounds}",
         f"--clients={args.clients}",
         f"--sequential={args.sequential}",
+        f"--drain={args.drain}",
     ]
 
 
@@ -232,6 +270,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         "CPU ms per order, all processes | one order alone: POST / final ms |",
         "|---|--:|--:|--:|--:|--:|",
     ]
+    drains = [row for row in rows if row.get("drain")]
+    if drains:
+        lines[0] += " drained per s (from the first final) | CPU ms per order draining |"
+        lines[1] += "--:|--:|"
     for row in rows:
         rounds = row["rounds"]
 
@@ -244,6 +286,13 @@ def table(rows: list[dict[str, Any]]) -> str:
             f" | {', '.join(str(r.get('cpu_ms_per_order', {}).get('total', '-')) for r in rounds)}"
             f" | {row['sequential_post_ms_p50']} / {row['sequential_final_ms_p50']} |"
         )
+        if drains:
+            drained = row.get("drain") or {}
+            lines[-1] += (
+                f" {drained.get('per_second', '-')}"
+                f" ({drained.get('per_second_from_first_final', '-')})"
+                f" | {drained.get('cpu_ms_per_order', {}).get('total', '-')} |"
+            )
     return "\n".join(lines)
 
 
@@ -254,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--sequential", type=int, default=40)
+    parser.add_argument("--drain", type=int, default=0, help="orders in a backlog to drain")
     parser.add_argument("--output", type=Path, help="also append the JSON lines to this file")
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -32,7 +32,8 @@ def test_measures_a_commit_in_its_own_worktree_and_removes_it(tmp_path: Path) ->
     result = subprocess.run(
         [
             sys.executable, "-m", "bench.history",
-            "--rounds=1", "--seconds=3", "--sequential=3", "--clients=4", "HEAD",
+            "--rounds=1", "--seconds=3", "--sequential=3", "--clients=4", "--drain=40",
+            "HEAD",
         ],
         cwd=REPO_ROOT,
         env={**os.environ, "TMPDIR": str(tmp_path)},  # its worktree goes under tmp_path
@@ -54,6 +55,10 @@ def test_measures_a_commit_in_its_own_worktree_and_removes_it(tmp_path: Path) ->
     assert measured["final_orders_per_second"] > 0
     assert set(measured["commits_per_order"]) == {"inventory", "orders", "user-notification"}
     assert 0 < row["sequential_post_ms_p50"] < row["sequential_final_ms_p50"]
+    drained = row["drain"]  # 40 orders queued while inventory's worker was stopped
+    assert drained["orders"] == 40
+    assert 0 < drained["per_second"] <= drained["per_second_from_first_final"]
+    assert drained["cpu_ms_per_order"]["inventory worker"] > 0
     assert f"| {row['commit'][:90]} |" in result.stdout  # the Markdown table
     assert _worktrees(tmp_path.resolve()) == []  # its worktree is gone
     assert not list(tmp_path.glob("bench-history-*"))  # and so is the folder it was made in
