@@ -157,3 +157,50 @@ def test_a_broker_that_never_answers_the_handshake_times_out_with_the_connect_ti
         assert time.monotonic() - started < 2.0
     finally:
         listener.close()
+
+
+def _acking_after(count: int, arrivals: list[float]) -> Callable[[socket.socket], None]:
+    """A broker that notes when each of ``count`` messages arrives, then acks them all."""
+
+    def serve(peer: socket.socket) -> None:
+        for _, method in methods(peer):
+            if isinstance(method, spec.Basic.Publish):
+                arrivals.append(time.monotonic())
+                if len(arrivals) == count:
+                    break
+        ack = spec.Basic.Ack(delivery_tag=count, multiple=True)
+        peer.sendall(frame.Method(1, ack).marshal())
+
+    return serve
+
+
+def test_a_batch_goes_out_in_one_write_when_it_is_awaited(scripted: Callable) -> None:
+    arrivals: list[float] = []
+    broker = scripted(_acking_after(3, arrivals))
+    connection = PublishConnection(broker.url(), name="w", timeout=2.0)
+    for n in range(3):
+        connection.publish(
+            OutgoingMessage("", "q", b"{}", pika.BasicProperties(message_id=f"m{n}"))
+        )
+    time.sleep(0.2)  # time enough for anything written to arrive
+    awaited_at = time.monotonic()
+    assert connection.wait().confirmed == [0, 1, 2]
+    assert len(arrivals) == 3
+    assert min(arrivals) >= awaited_at
+
+
+def test_a_batch_larger_than_the_buffer_starts_going_out_before_the_wait(
+    scripted: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("messaging.publish_connection.SEND_BUFFER_BYTES", 1)
+    arrivals: list[float] = []
+    broker = scripted(_acking_after(2, arrivals))
+    connection = PublishConnection(broker.url(), name="w", timeout=2.0)
+    for n in range(2):
+        connection.publish(
+            OutgoingMessage("", "q", b"{}", pika.BasicProperties(message_id=f"m{n}"))
+        )
+    time.sleep(0.2)
+    awaited_at = time.monotonic()
+    assert connection.wait().confirmed == [0, 1]
+    assert max(arrivals) < awaited_at
