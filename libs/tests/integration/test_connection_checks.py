@@ -87,3 +87,46 @@ def test_a_connection_left_in_a_transaction_gets_the_full_check(
         assert _last_statement(observer, pid) == "SELECT 1"
     finally:
         connection.connection.execute("ROLLBACK")
+
+
+REPEATED = "SELECT count(*) FROM pg_class WHERE relname = %s"
+
+
+def _prepared(cursor_owner: DatabaseWrapper) -> list[str]:
+    with cursor_owner.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [str(row[0]) for row in cursor.fetchall()]
+
+
+def _plan_cache_mode(cursor_owner: DatabaseWrapper) -> str:
+    with cursor_owner.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        return str(cursor.fetchone()[0])
+
+
+def test_a_statement_run_often_is_prepared_and_still_planned_for_its_parameters() -> None:
+    assert connection.settings_dict["OPTIONS"]["prepare_threshold"] == 5
+    connection.ensure_connection()
+    for _ in range(6):
+        with connection.cursor() as cursor:
+            cursor.execute(REPEATED, ["pg_class"])
+    assert any("FROM pg_class WHERE relname = $1" in text for text in _prepared(connection))
+    assert _plan_cache_mode(connection) == "force_custom_plan"
+
+
+def test_with_prepared_statements_off_nothing_is_prepared_and_plans_are_the_servers_choice() -> (
+    None
+):
+    settings_dict = {
+        **connection.settings_dict,
+        "OPTIONS": {**connection.settings_dict["OPTIONS"], "prepare_threshold": None},
+    }
+    other = DatabaseWrapper(settings_dict, alias="unprepared")
+    try:
+        for _ in range(6):
+            with other.cursor() as cursor:
+                cursor.execute(REPEATED, ["pg_class"])
+        assert _prepared(other) == []
+        assert _plan_cache_mode(other) == "auto"
+    finally:
+        other.close()
