@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
 from service_runtime.logging import logging_config
 from service_runtime.metrics_dir import prepare_multiprocess_dir
@@ -45,29 +44,6 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def prepare_threshold() -> int | None:
-    """``DATABASE_PREPARE_THRESHOLD``: after how many runs on a connection psycopg prepares a
-    statement (5 by default); ``off`` never (behind a transaction-pooling PgBouncer older
-    than 1.21, which cannot follow prepared statements from one client to the next)."""
-    value = os.environ.get("DATABASE_PREPARE_THRESHOLD", "").strip().lower()
-    if value in {"", "default"}:
-        return DEFAULT_PREPARE_THRESHOLD
-    if value in {"off", "none", "never", "false"}:
-        return None
-    try:
-        threshold = int(value)
-    except ValueError:
-        threshold = -1
-    if threshold < 0:
-        raise ImproperlyConfigured(
-            f"DATABASE_PREPARE_THRESHOLD must be a whole number of runs or 'off', not {value!r}"
-        )
-    return threshold
-
-
-DEFAULT_PREPARE_THRESHOLD = 5
-
-
 def database(service: str) -> dict[str, Any]:
     """``DATABASE_URL`` when set, else an SQLite file per service under ``var/``."""
     url = os.environ.get("DATABASE_URL")
@@ -81,12 +57,10 @@ def database(service: str) -> dict[str, Any]:
             config["ENGINE"] = "service_runtime.postgresql"
         options = config.setdefault("OPTIONS", {})
         # Parameters bound by the server (psycopg's Cursor, not ClientCursor): no quoting in
-        # Python.
+        # Python, and psycopg prepares a statement once a connection has run it
+        # `prepare_threshold` times (5), so the hot statements skip parsing and planning.
+        # Behind a transaction-pooling PgBouncer older than 1.21, set it to false.
         options.setdefault("server_side_binding", env_bool("DATABASE_SERVER_SIDE_BINDING", True))
-        # And a statement a connection has run `prepare_threshold` times is prepared, so the
-        # server parses it once (Django turns this off unless asked). Each execution is still
-        # planned for its own parameters (service_runtime.postgresql sets plan_cache_mode).
-        options.setdefault("prepare_threshold", prepare_threshold())
         return config
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     return {

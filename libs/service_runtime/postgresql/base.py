@@ -13,14 +13,6 @@ reads it and decides.
 What a poll cannot see is a server that went silent (a network cut, a machine gone): the
 ``SELECT 1`` would not have answered either, and the first statement fails instead, as it does
 for every connection error between two checks.
-
-Where psycopg prepares the statements a connection repeats (``prepare_threshold``, see
-``service_runtime.settings``), the session plans every execution for its own parameters
-(``plan_cache_mode = force_custom_plan``), as it does for a statement that is not prepared: the
-server skips parsing and rewriting it again, never the planning. A generic plan, made once and
-kept, is chosen by estimates taken when the statement was prepared: a plan made while a table
-was empty (a new database, an outbox just pruned) would go on scanning it whole once it has
-grown, until something invalidates the plan.
 """
 
 from __future__ import annotations
@@ -38,19 +30,7 @@ def quiet(fileno: int) -> bool:
     return not poller.poll(0)  # POLLERR, POLLHUP and POLLNVAL are reported unasked
 
 
-CUSTOM_PLANS = "SET plan_cache_mode = force_custom_plan"
-
-
 class DatabaseWrapper(base.DatabaseWrapper):
-    def init_connection_state(self) -> None:
-        super().init_connection_state()
-        if self.connection.prepare_threshold is None:
-            return
-        with self.connection.cursor() as cursor:
-            cursor.execute(CUSTOM_PLANS)
-        if not self.get_autocommit():
-            self.connection.commit()
-
     def is_usable(self) -> bool:
         connection = self.connection
         if connection is None:
