@@ -13,12 +13,17 @@ margin), so a message whose inbox row may be gone is never applied a second time
 Rows go in batches of ``MESSAGING_PRUNE_BATCH``, each its own short transaction that locks only
 the rows it deletes (``FOR UPDATE SKIP LOCKED`` through the indexes ``outbox_sent`` and
 ``inbox_processed``): the relay, the writers and the consumers never wait behind the pruning.
+Nor do they share the machine with it at full speed: while batches come back full (a backlog of
+old rows: a first run, a lowered retention, weeks of history imported), the job rests
+``REST_FACTOR`` times as long as its last batch took before the next one, so that catching up
+takes at most a fifth of the time of its connection, and of the database's work it causes.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -34,6 +39,8 @@ logger = logging.getLogger("messaging.pruning")
 DEFAULT_RETENTION_DAYS = 7.0
 DEFAULT_BATCH = 1000
 DEFAULT_EVERY_SECONDS = 300
+# While catching up: rest this many times as long as the last full batch took.
+REST_FACTOR = 4.0
 # What a replayed dead letter may take to reach its consumer (a backlog, clocks apart).
 REPLAY_MARGIN = timedelta(days=1)
 
@@ -110,8 +117,9 @@ class PruneJob(Job):
         self.deleted = 0
 
     def work(self) -> bool:
-        """One batch of each table; True (at once again) while either had a full batch."""
+        """One batch of each table; True (again, after a rest) while either had a full batch."""
         self._database.before_work()
+        started = time.monotonic()
         older_than = timezone.now() - self.retention
         more = False
         for table in _TABLES:
@@ -121,4 +129,6 @@ class PruneJob(Job):
                 self.deleted += done
             more = more or done >= self.batch
         self._database.answered()
+        if more:
+            self.sleep(REST_FACTOR * (time.monotonic() - started))
         return more
