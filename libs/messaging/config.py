@@ -51,7 +51,7 @@ def get_config() -> MessagingConfig:
         ),
         prefix=getattr(settings, "MESSAGING_PREFIX", ""),
         handlers_path=getattr(settings, "MESSAGING_HANDLERS", None),
-        prefetch=int(getattr(settings, "MESSAGING_PREFETCH", 50)),
+        prefetch=int(getattr(settings, "MESSAGING_PREFETCH", 200)),
         retry_delays_ms=tuple(getattr(settings, "MESSAGING_RETRY_DELAYS_MS", (1000, 5000, 30000))),
         heartbeat=int(getattr(settings, "MESSAGING_HEARTBEAT", 30)),
         relay_grace_seconds=float(getattr(settings, "MESSAGING_RELAY_GRACE_SECONDS", 1.0)),

@@ -186,7 +186,7 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
         "MESSAGING_SERVICE": service,
         "MESSAGING_BROKER_URL": env_str("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F"),
         "MESSAGING_PREFIX": env_str("MESSAGING_PREFIX", ""),
-        "MESSAGING_PREFETCH": env_int("MESSAGING_PREFETCH", 50),
+        "MESSAGING_PREFETCH": env_int("MESSAGING_PREFETCH", 200),
         "MESSAGING_RETRY_DELAYS_MS": tuple(
             int(ms) for ms in env_list("MESSAGING_RETRY_DELAYS_MS", ["1000", "5000", "30000"])
         ),
