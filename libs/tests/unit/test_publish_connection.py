@@ -174,14 +174,20 @@ def _acking_after(count: int, arrivals: list[float]) -> Callable[[socket.socket]
     return serve
 
 
-def test_a_batch_goes_out_in_one_write_when_it_is_awaited(scripted: Callable) -> None:
-    arrivals: list[float] = []
-    broker = scripted(_acking_after(3, arrivals))
+def _publishing(broker: ScriptedBroker, count: int) -> PublishConnection:
+    """A connection to ``broker`` on which ``count`` messages were published, not awaited."""
     connection = PublishConnection(broker.url(), name="w", timeout=2.0)
-    for n in range(3):
+    for n in range(count):
         connection.publish(
             OutgoingMessage("", "q", b"{}", pika.BasicProperties(message_id=f"m{n}"))
         )
+    return connection
+
+
+def test_a_batch_goes_out_in_one_write_when_it_is_awaited(scripted: Callable) -> None:
+    arrivals: list[float] = []
+    broker = scripted(_acking_after(3, arrivals))
+    connection = _publishing(broker, 3)
     time.sleep(0.2)  # time enough for anything written to arrive
     awaited_at = time.monotonic()
     assert connection.wait().confirmed == [0, 1, 2]
@@ -195,11 +201,7 @@ def test_a_batch_larger_than_the_buffer_starts_going_out_before_the_wait(
     monkeypatch.setattr("messaging.publish_connection.SEND_BUFFER_BYTES", 1)
     arrivals: list[float] = []
     broker = scripted(_acking_after(2, arrivals))
-    connection = PublishConnection(broker.url(), name="w", timeout=2.0)
-    for n in range(2):
-        connection.publish(
-            OutgoingMessage("", "q", b"{}", pika.BasicProperties(message_id=f"m{n}"))
-        )
+    connection = _publishing(broker, 2)
     time.sleep(0.2)
     awaited_at = time.monotonic()
     assert connection.wait().confirmed == [0, 1]
