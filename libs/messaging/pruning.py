@@ -39,8 +39,11 @@ logger = logging.getLogger("messaging.pruning")
 DEFAULT_RETENTION_DAYS = 7.0
 DEFAULT_BATCH = 1000
 DEFAULT_EVERY_SECONDS = 300
-# While catching up: rest this many times as long as the last full batch took.
+# While catching up: rest this many times as long as the last full batch took, at most
+# MAX_REST_SECONDS (the job is not counted healthy while it rests: the worker's heartbeat,
+# read against a 30 s limit, must not go stale behind a slow batch).
 REST_FACTOR = 4.0
+MAX_REST_SECONDS = 5.0
 # What a replayed dead letter may take to reach its consumer (a backlog, clocks apart).
 REPLAY_MARGIN = timedelta(days=1)
 
@@ -130,5 +133,5 @@ class PruneJob(Job):
             more = more or done >= self.batch
         self._database.answered()
         if more:
-            self.sleep(REST_FACTOR * (time.monotonic() - started))
+            self.sleep(min(REST_FACTOR * (time.monotonic() - started), MAX_REST_SECONDS))
         return more

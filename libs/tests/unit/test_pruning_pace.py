@@ -57,7 +57,19 @@ def test_a_batch_that_was_not_full_ends_the_catching_up_without_a_rest(
 def test_a_stop_cuts_the_rest_short(job: PruneJob, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pruning, "prune_batch", _ScriptedBatches([10]))
     monkeypatch.setattr(pruning, "REST_FACTOR", 500.0)  # a ten-second rest
+    monkeypatch.setattr(pruning, "MAX_REST_SECONDS", 60.0)
     job.stop_event.set()
+    started = time.monotonic()
+    assert job.work()
+    assert time.monotonic() - started < 1.0
+
+
+def test_the_rest_is_capped_so_the_heartbeat_stays_fresh(
+    job: PruneJob, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pruning, "prune_batch", _ScriptedBatches([10]))
+    monkeypatch.setattr(pruning, "REST_FACTOR", 500.0)  # uncapped: a ten-second rest
+    monkeypatch.setattr(pruning, "MAX_REST_SECONDS", 0.1)
     started = time.monotonic()
     assert job.work()
     assert time.monotonic() - started < 1.0
