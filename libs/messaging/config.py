@@ -9,6 +9,7 @@ from django.conf import settings
 
 from messaging import versions
 from messaging.topology import Names
+from service_runtime.settings import DEFAULT_PREFETCH
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def get_config() -> MessagingConfig:
         ),
         prefix=getattr(settings, "MESSAGING_PREFIX", ""),
         handlers_path=getattr(settings, "MESSAGING_HANDLERS", None),
-        prefetch=int(getattr(settings, "MESSAGING_PREFETCH", 200)),
+        prefetch=int(getattr(settings, "MESSAGING_PREFETCH", DEFAULT_PREFETCH)),
         retry_delays_ms=tuple(getattr(settings, "MESSAGING_RETRY_DELAYS_MS", (1000, 5000, 30000))),
         heartbeat=int(getattr(settings, "MESSAGING_HEARTBEAT", 30)),
         relay_grace_seconds=float(getattr(settings, "MESSAGING_RELAY_GRACE_SECONDS", 1.0)),

@@ -77,8 +77,7 @@ class PublishConnection:
         self._open = False
         self._outstanding = Outstanding()
         self._returning: spec.Basic.Return | None = None  # its header (and body) follow
-        self._unsent: list[bytes] = []  # frames of messages published, sent by wait()
-        self._unsent_bytes = 0
+        self._unsent = bytearray()  # frames of messages published, sent by wait()
 
         self._sock = socket.create_connection((params.host, params.port), timeout=timeout)
         try:
@@ -105,20 +104,16 @@ class PublishConnection:
             self._read_what_waits()  # a close sent while the connection idled
         self._outstanding.sending(message)
         body = message.body
-        frames = [
-            frame.Method(
-                CHANNEL,
-                spec.Basic.Publish(
-                    exchange=message.exchange, routing_key=message.routing_key, mandatory=True
-                ),
-            ).marshal(),
-            frame.Header(CHANNEL, len(body), message.properties).marshal(),
-        ]
+        self._unsent += frame.Method(
+            CHANNEL,
+            spec.Basic.Publish(
+                exchange=message.exchange, routing_key=message.routing_key, mandatory=True
+            ),
+        ).marshal()
+        self._unsent += frame.Header(CHANNEL, len(body), message.properties).marshal()
         for start in range(0, len(body), self._body_max):
-            frames.append(frame.Body(CHANNEL, body[start : start + self._body_max]).marshal())
-        self._unsent += frames
-        self._unsent_bytes += sum(map(len, frames))
-        if self._unsent_bytes >= SEND_BUFFER_BYTES:
+            self._unsent += frame.Body(CHANNEL, body[start : start + self._body_max]).marshal()
+        if len(self._unsent) >= SEND_BUFFER_BYTES:
             self._send_unsent()
 
     def wait(self) -> Settled:
@@ -145,7 +140,7 @@ class PublishConnection:
         if not self._open:
             return
         self._open = False
-        self._unsent, self._unsent_bytes = [], 0
+        self._unsent.clear()
         with contextlib.suppress(Exception):
             self._send_method(
                 0, spec.Connection.Close(reply_code=200, reply_text="Normal shutdown")
@@ -283,7 +278,7 @@ class PublishConnection:
 
     def _send_unsent(self) -> None:
         if self._unsent:
-            data, self._unsent, self._unsent_bytes = b"".join(self._unsent), [], 0
+            data, self._unsent = bytes(self._unsent), bytearray()
             self._send(data)
 
     def _send_method(self, channel: int, method: Any) -> None:
