@@ -21,7 +21,12 @@ the thread's publish connection (``messaging.after_commit``), then one ``basic.a
 the queue is quiet, so latency does not wait for a batch to fill. A service whose consumer is off
 the saga's path (notifications) sets ``MESSAGING_GATHER_MS``: after the first delivery of a batch
 the consumer goes on collecting deliveries that long (or until it holds the prefetch), so
-that a steady trickle of messages is applied in a few transactions rather than one each.
+that a steady trickle of messages is applied in a few transactions rather than one each. On the
+saga's path a consumer gathers only while it is busy (``MESSAGING_BUSY_GATHER_MS``, a few
+milliseconds): when its last batch held several messages and the next one came within that
+window of its end, messages are queuing, and waiting that long for more makes fewer, larger
+batches, as a database's group commit does; a message that comes to an idle consumer is applied
+at once.
 If any handler in the batch raises, the whole transaction rolls back and the batch is applied
 again one message per transaction, so each message still gets its own outcome as above.
 
@@ -379,6 +384,9 @@ class Consumer(Job):
         self._channel: BlockingChannel | None = None
         self._pending: list[_Delivery] = []
         self._first_at = 0.0  # time.monotonic() of the first pending delivery
+        # The last batch applied: its size and when it ended (time.monotonic()).
+        self._last_size = 0
+        self._last_ended = float("-inf")
 
     def on_connect(self) -> None:
         assert self.broker is not None
@@ -429,11 +437,24 @@ class Consumer(Job):
             return min(super().wait_seconds(), after_commit.MARK_IDLE_SECONDS)
         return super().wait_seconds()
 
+    def gather_window(self) -> float:
+        """How long after the first pending delivery the consumer goes on collecting: always
+        ``gather_seconds`` if set; else ``busy_gather_seconds`` while busy (the last batch held
+        several messages and the first pending one came within that window of its end), else 0.
+        """
+        if self.config.gather_seconds > 0:
+            return self.config.gather_seconds
+        window = self.config.busy_gather_seconds
+        busy = self._last_size > 1 and self._first_at - self._last_ended <= window
+        return window if busy else 0.0
+
     def _gather(self) -> None:
-        """Go on collecting deliveries until ``gather_seconds`` after the first pending one, or
-        until the prefetch is reached (the broker sends no more before an ack)."""
-        seconds = self.config.gather_seconds
-        if seconds <= 0 or not self._pending or self.broker is None:
+        """Go on collecting deliveries until :meth:`gather_window` after the first pending one,
+        or until the prefetch is reached (the broker sends no more before an ack)."""
+        if not self._pending or self.broker is None:
+            return
+        seconds = self.gather_window()
+        if seconds <= 0:
             return
         deadline = self._first_at + seconds
         while len(self._pending) < self.config.prefetch and not self.stop_event.is_set():
@@ -481,6 +502,7 @@ class Consumer(Job):
         # Every earlier delivery on this channel is settled: one ack covers the whole batch.
         channel.basic_ack(batch[-1].method.delivery_tag, multiple=len(batch) > 1)
         self.handled += len(batch)
+        self._last_size, self._last_ended = len(batch), time.monotonic()
         seconds = (time.perf_counter() - started) / len(batch)
         for outcome in outcomes:
             record_delivery(self.queue, outcome.action, seconds)

@@ -28,6 +28,7 @@ def env_str(name: str, default: str) -> str:
 # Unacknowledged messages a consumer holds, and so its largest batch (a backlog drains in
 # batches this size: reports/bench-changes.md measured 50, 100, 200 and 500).
 DEFAULT_PREFETCH = 200
+DEFAULT_BUSY_GATHER_MS = 4  # messaging.consumer: how long a busy consumer collects
 
 
 def env_int(name: str, default: int) -> int:
@@ -199,6 +200,10 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
         # How long a consumer collects deliveries after the first of a batch (messaging.consumer):
         # 0 on the saga's path; a service off it sets its own default.
         "MESSAGING_GATHER_MS": env_int("MESSAGING_GATHER_MS", 0),
+        # Without it, a consumer still collects this long while busy (its last batch held several
+        # messages and the next came within this of its end): fewer, larger batches under load;
+        # a message to an idle consumer is applied at once. 0 turns it off.
+        "MESSAGING_BUSY_GATHER_MS": env_int("MESSAGING_BUSY_GATHER_MS", DEFAULT_BUSY_GATHER_MS),
         # Which version of each event type to publish (messaging.versions): empty = what the
         # previous release's consumers read, "latest", or "stock.reserved=2,...".
         "MESSAGING_EVENT_VERSIONS": env_str("MESSAGING_EVENT_VERSIONS", ""),

@@ -290,6 +290,46 @@ def test_with_a_gather_window_a_trickle_of_deliveries_is_applied_in_one_transact
     assert broker.message_count(broker.names.queue("inventory")) == 0
 
 
+def test_a_busy_consumer_gathers_for_its_busy_window_and_an_idle_one_does_not(
+    broker: Broker,
+) -> None:
+    transactions: list[int] = []
+    release = threading.Event()
+
+    def hold_the_first(envelope: Envelope) -> None:
+        if len(transactions) == 1:
+            release.wait(5)
+
+    handler = in_transactions(transactions, hold_the_first)
+    with running_consumer(
+        broker, "inventory", {"order.created": handler}, prefetch=10, busy_gather_seconds=1.0
+    ) as consumer:
+        wait_for(lambda: broker.consumers(broker.names.queue("inventory")) == 1)
+        broker.publish_event("order.created", envelope().to_json().encode())
+        wait_for(lambda: len(transactions) == 1)  # applied at once, then held in its handler
+        for _ in range(2):  # these queue up behind it
+            broker.publish_event("order.created", envelope().to_json().encode())
+        time.sleep(0.3)
+        release.set()
+        wait_for(lambda: consumer.handled == 3)
+        # Busy now (its last batch held two): the next delivery, within the window of that
+        # batch's end, waits the window for more, and the one after it joins its batch.
+        broker.publish_event("order.created", envelope().to_json().encode())
+        time.sleep(0.3)
+        broker.publish_event("order.created", envelope().to_json().encode())
+        wait_for(lambda: consumer.handled == 5)
+        time.sleep(1.5)  # idle for longer than the window: the next message is not held
+        started = time.monotonic()
+        broker.publish_event("order.created", envelope().to_json().encode())
+        wait_for(lambda: consumer.handled == 6)
+        took = time.monotonic() - started
+    assert transactions[1] == transactions[2]  # the two that queued: one batch
+    assert transactions[3] == transactions[4]  # gathered while busy
+    assert len(set(transactions)) == 4
+    assert took < 0.5, took
+    assert broker.message_count(broker.names.queue("inventory")) == 0
+
+
 def test_without_a_gather_window_a_trickle_is_applied_as_it_comes(broker: Broker) -> None:
     transactions: list[int] = []
     handler = in_transactions(transactions, lambda envelope: None)

@@ -7,6 +7,7 @@ ack anything.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -200,3 +201,84 @@ def test_processor_dead_letters_malformed_and_unhandled_without_the_database() -
 def test_consumer_needs_handlers() -> None:
     with pytest.raises(RuntimeError, match="MESSAGING_HANDLERS is not set"):
         Consumer(None, _config())
+
+
+# Gathering while busy: how long the consumer goes on collecting after a batch's first delivery.
+
+
+class AckingProcessor(MessageProcessor):
+    """Acks every message of every batch, noting each batch's size."""
+
+    def __init__(self) -> None:
+        super().__init__("inventory", {}, max_attempts=4)
+        self.batches: list[int] = []
+
+    def process_batch(self, items: Sequence[Item]) -> list[Outcome]:
+        self.batches.append(len(items))
+        return [Outcome("ack")] * len(items)
+
+
+def _busy_consumer(busy_ms: int, gather_ms: int = 0) -> Consumer:
+    config = dataclasses.replace(
+        _config(), busy_gather_seconds=busy_ms / 1000, gather_seconds=gather_ms / 1000
+    )
+    consumer = Consumer({}, config)
+    consumer.processor = AckingProcessor()
+    return consumer
+
+
+def _hand_in(consumer: Consumer, count: int) -> None:
+    """``count`` deliveries handed in by pika, not applied yet."""
+    for tag in range(1, count + 1):
+        consumer._on_message(
+            FakeChannel(),
+            Basic.Deliver(delivery_tag=tag, exchange="unit.orders.events"),
+            BasicProperties(message_id=f"m-{tag}", type="order.created"),
+            b"{}",
+        )
+
+
+def _applied_together(consumer: Consumer, count: int) -> None:
+    _hand_in(consumer, count)
+    consumer.process_pending()
+
+
+def test_a_message_to_an_idle_consumer_is_applied_at_once() -> None:
+    consumer = _busy_consumer(busy_ms=50)
+    _hand_in(consumer, 1)
+    assert consumer.gather_window() == 0.0  # nothing applied before: not busy
+
+
+def test_after_a_lone_message_the_next_one_is_not_waited_for() -> None:
+    consumer = _busy_consumer(busy_ms=50)
+    _applied_together(consumer, 1)
+    _hand_in(consumer, 1)  # right after its end, but the last batch held one message
+    assert consumer.gather_window() == 0.0
+
+
+def test_after_a_batch_of_several_the_next_delivery_within_the_window_is_gathered() -> None:
+    consumer = _busy_consumer(busy_ms=50)
+    _applied_together(consumer, 3)
+    _hand_in(consumer, 1)
+    assert consumer.gather_window() == 0.05
+
+
+def test_a_delivery_later_than_the_window_after_a_batch_finds_the_consumer_idle() -> None:
+    consumer = _busy_consumer(busy_ms=20)
+    _applied_together(consumer, 3)
+    time.sleep(0.03)
+    _hand_in(consumer, 1)
+    assert consumer.gather_window() == 0.0
+
+
+def test_without_a_busy_window_a_busy_consumer_does_not_wait() -> None:
+    consumer = _busy_consumer(busy_ms=0)
+    _applied_together(consumer, 3)
+    _hand_in(consumer, 1)
+    assert consumer.gather_window() == 0.0
+
+
+def test_a_gather_window_applies_whatever_the_load() -> None:
+    consumer = _busy_consumer(busy_ms=4, gather_ms=100)
+    _hand_in(consumer, 1)
+    assert consumer.gather_window() == 0.1
