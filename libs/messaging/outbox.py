@@ -221,8 +221,9 @@ def insert(rows: Sequence[OutboxMessage]) -> None:
     ``bulk_create`` without Django compiling an ``INSERT`` on every event (it runs on every
     hot path): one statement, ids in the order of ``rows``.
 
-    One text per number of rows, each prepared by psycopg once it has run a few times; arrays
-    (one text for any number, through ``unnest``) cost more to adapt than they save.
+    One text per number of rows, each converted by psycopg once (its query cache; statements
+    are not prepared, ``service_runtime.settings``); arrays (one text for any number, through
+    ``unnest``) cost more to adapt than they save.
     """
     fields = _fields()
     values = [

@@ -6,8 +6,8 @@ a cycle. A row that may not exist yet (a product's first units in a warehouse) i
 before any row is locked, never while holding a lock.
 
 On PostgreSQL the moves are a few hand-written statements with a fixed text whatever the number
-of products and orders (arrays, not one placeholder per value), so psycopg prepares them once
-per connection and no ORM query is built per message: one ``SELECT ... FOR UPDATE`` of the
+of products and orders (arrays, not one placeholder per value), so psycopg converts each once
+and no ORM query is built per message: one ``SELECT ... FOR UPDATE`` of the
 levels, then one statement that updates every counter and writes every ledger row (and, for
 orders, their reservations: one order alone or a consumer's whole batch). Other databases
 (SQLite on a laptop) take the equivalent ORM path. Either way the CHECK constraints of

@@ -215,7 +215,7 @@ def _order_insert_orm(order: Order, lines: list[PricedLine], placed: HistoryEntr
 @functools.cache
 def _order_insert_sql() -> str:
     """The statement of :func:`order_insert`; its text is the same every time, so psycopg
-    prepares it once per connection.
+    converts it once (statements are not prepared: ``service_runtime.settings``).
 
     Four inserts in one round trip, none reading another's output (the lines and the history
     entry name the order by the id it is given): ``new_order``; ``new_lines``, from one JSON

@@ -229,7 +229,7 @@ def _move_pending_portable(answer: StockAnswer) -> _Moved | None:
 @functools.cache
 def _move_pending_sql() -> str:
     """The statement of :func:`_move_pending` on PostgreSQL; its text is the same every time,
-    so psycopg prepares it once per connection.
+    so psycopg converts it once (statements are not prepared: ``service_runtime.settings``).
 
     ``moved`` is the conditional update, ``noted`` the history rows that :func:`_record`
     would write for it (``actor_user_id`` stays NULL: an event is no caller), in the answers'
