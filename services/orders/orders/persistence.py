@@ -3,9 +3,10 @@
 Other databases (SQLite, for a laptop) take the twin; both store and read the same values.
 Only statements a measured figure justifies are written out (``reports/bench-changes.md``):
 
-- :func:`order_insert`: a new order, its lines, its first history entry and its event in one
-  statement, its own transaction, instead of four inserts between ``BEGIN`` and ``COMMIT``
-  (``POST /api/orders/``: the largest step of the closed loop);
+- :func:`order_insert_priced`: a new order priced from the product replica, with its lines,
+  its first history entry and its event, in one statement, its own transaction, instead of a
+  read of the prices and four inserts between ``BEGIN`` and ``COMMIT`` (``POST /api/orders/``:
+  the largest step of the closed loop); :func:`order_insert` is its ORM twin;
 - :func:`order_detail_get`: an order with its lines, history, allocations and shipments in one
   statement, read as tuples, instead of an ORM query for each and their model instances
   (``GET /api/orders/{id}/``: about a third of its CPU);
@@ -21,7 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -39,6 +40,7 @@ from orders.models import (
     Shipment,
     ShipmentLine,
 )
+from product_replica.models import ProductReplica
 from service_runtime import transactions
 from service_runtime.pagination import explicit_ordering, page_with_lateral
 
@@ -46,8 +48,8 @@ from service_runtime.pagination import explicit_ordering, page_with_lateral
 class PricedLine(NamedTuple):
     """The values of an ``OrderLine`` row (all but its ids), in the order the API shows them.
 
-    A new line has shipped, cancelled and returned nothing (what :func:`order_insert` leaves
-    to the columns' defaults)."""
+    A new line has shipped, cancelled and returned nothing (what :func:`order_insert_priced`
+    leaves to the columns' defaults)."""
 
     product_id: int
     sku: str
@@ -143,31 +145,37 @@ def _postgresql() -> bool:
 # Writing a new order
 
 
-def order_insert(
-    order: Order, lines: list[PricedLine], placed: HistoryEntry, event: OutboxMessage
-) -> HistoryEntry:
-    """Store a new ``order`` (an unsaved instance with every value set), its ``lines`` (their
-    ids follow the list), its first history entry and the outbox row of the ``event`` that
-    announces it, all or nothing; the entry as stored.
+def prices_in_statement() -> bool:
+    """Whether :func:`order_insert_priced` can place an order (PostgreSQL); elsewhere the
+    caller prices the lines and calls :func:`order_insert`."""
+    return _postgresql()
 
-    On PostgreSQL this is one statement, and so one transaction of its own: no ``BEGIN`` and
-    ``COMMIT`` round trips. Inside a caller's transaction it runs in a savepoint of it, so that
-    a constraint it meets leaves that transaction usable. A key placed before meets the unique
-    constraint on ``(user_id, idempotency_key)`` and ``IntegrityError`` is raised, with nothing
-    written. The statement stores the values given, timestamps included; the ORM twin takes its
-    own clock for the ``auto_now`` fields, as ``Model.save`` always does.
+
+def order_insert_priced(
+    order: Order,
+    lines: Sequence[tuple[int, int]],
+    placed: HistoryEntry,
+    event: OutboxMessage,
+    max_total: Decimal,
+) -> list[PricedLine] | None:
+    """PostgreSQL: price ``lines`` (product id, quantity; distinct products, quantities of at
+    least 1) from the product replica and store ``order`` (an unsaved instance with every value
+    set but its total) with those lines, its first history entry and the outbox row of the
+    ``event`` that announces it, all in one statement; the lines as stored, ``order.total`` set.
+
+    None, with nothing written, when a product has no replica or is not active, or when the
+    total would exceed ``max_total``: the caller says why. One statement, so one transaction of
+    its own and no separate read of the prices: no ``BEGIN``, ``COMMIT`` or ``SELECT`` round
+    trips. Inside a caller's transaction it runs in a savepoint of it, so that a constraint it
+    meets leaves that transaction usable. A key placed before meets the unique constraint on
+    ``(user_id, idempotency_key)`` and ``IntegrityError`` is raised, with nothing written.
     """
-    if not _postgresql():
-        with transaction.atomic():
-            outbox.insert([event])
-            return _order_insert_orm(order, lines, placed)
     rejected_lines = Order._meta.get_field("rejected_lines")
     assert isinstance(rejected_lines, models.Field)
     params: dict[str, Any] = {
         "id": order.id,
         "user_id": order.user_id,
         "status": str(order.status),
-        "total": order.total,
         "rejection_reason": order.rejection_reason,
         "rejected_lines": rejected_lines.get_db_prep_save(order.rejected_lines, connection),
         "cancellation_reason": order.cancellation_reason,
@@ -176,15 +184,12 @@ def order_insert(
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "deadline": order.deadline,
-        # The lines as one JSON array of rows, in the list's order: one text parameter, where
-        # an array per column cost psycopg a type inspection and a dump per element.
-        "lines": json.dumps(
-            [
-                [x.product_id, x.sku, x.name, str(x.unit_price), x.quantity, str(x.line_total)]
-                for x in lines
-            ],
-            separators=(",", ":"),
-        ),
+        # The lines as one JSON array of [product id, quantity], in the request's order: one
+        # text parameter, where an array per column cost psycopg a type inspection and a dump
+        # per element.
+        "lines": json.dumps([list(line) for line in lines], separators=(",", ":")),
+        "line_count": len(lines),
+        "max_total": max_total,
         **placed._asdict(),
         "from_status": str(placed.from_status),
         "to_status": str(placed.to_status),
@@ -195,67 +200,101 @@ def order_insert(
         after_commit.carrying_marks() as (params["marked_at"], params["marks"]),
         connection.cursor() as cursor,
     ):
-        cursor.execute(_order_insert_sql(), params)
+        cursor.execute(_order_insert_priced_sql(), params)
+        rows = cursor.fetchall()
+    if not rows or rows[0][0] is None:
+        return None
+    order.total = rows[0][0]
     # Now a stored row, as ``Order.objects.create`` leaves it (a later save() updates it).
     order._state.adding = False
     order._state.db = connection.alias
-    return placed
+    return [PricedLine(*row[1:]) for row in rows]
 
 
-EVENT_PREFIX = "event_"  # of the outbox row's parameters in the order's statement
-
-
-def _order_insert_orm(order: Order, lines: list[PricedLine], placed: HistoryEntry) -> HistoryEntry:
-    order.save(force_insert=True)
-    OrderLine.objects.bulk_create([OrderLine(order=order, **line._asdict()) for line in lines])
-    change = OrderStatusChange.objects.create(order=order, **placed._asdict())
+def order_insert(
+    order: Order, lines: list[PricedLine], placed: HistoryEntry, event: OutboxMessage
+) -> HistoryEntry:
+    """Elsewhere than PostgreSQL: store a new ``order`` (an unsaved instance with every value
+    set), its ``lines`` (their ids follow the list), its first history entry and the outbox row
+    of the ``event`` that announces it, all or nothing, through the ORM; the entry as stored.
+    The ORM takes its own clock for the ``auto_now`` fields, as ``Model.save`` always does."""
+    with transaction.atomic():
+        outbox.insert([event])
+        order.save(force_insert=True)
+        OrderLine.objects.bulk_create([OrderLine(order=order, **line._asdict()) for line in lines])
+        change = OrderStatusChange.objects.create(order=order, **placed._asdict())
     return HistoryEntry(*(getattr(change, name) for name in HistoryEntry._fields))
 
 
-@functools.cache
-def _order_insert_sql() -> str:
-    """The statement of :func:`order_insert`; its text is the same every time, so psycopg
-    converts it once (statements are not prepared: ``service_runtime.settings``).
+EVENT_PREFIX = "event_"  # of the outbox row's parameters in the order's statement
+PLACEABLE = "EXISTS (SELECT FROM placeable)"  # the order's statement writes nothing otherwise
 
-    Four inserts in one round trip, none reading another's output (the lines and the history
-    entry name the order by the id it is given): ``new_order``; ``new_lines``, from one JSON
-    array of rows (inserted in the array's order, so their ids follow the request as
-    ``bulk_create``'s do); ``new_event``, the outbox row of ``order.created``; then the history
-    entry. Django's foreign keys are checked at commit, so the order in which PostgreSQL runs
-    them does not matter. ``marked`` marks sent the events this web worker published earlier
-    and has not marked yet (``after_commit.defer_marks``; none most of the time when idle).
+
+@functools.cache
+def _order_insert_priced_sql() -> str:
+    """The statement of :func:`order_insert_priced`; its text is the same every time, so
+    psycopg converts it once (statements are not prepared: ``service_runtime.settings``).
+
+    ``requested`` reads the lines from one JSON array; ``priced`` joins them to the active
+    replicas (a missing or inactive product drops out); ``placeable`` is one row, the total,
+    only when every line was priced and the total is within ``max_total``. The four inserts
+    write only then, none reading another's output (the lines and the history entry name the
+    order by the id it is given): ``new_order``; ``new_lines``, inserted in the request's order
+    (so their ids follow it as ``bulk_create``'s do); ``new_event``, the outbox row of
+    ``order.created``; ``new_change``, the history entry. Django's foreign keys are checked at
+    commit, so the order in which PostgreSQL runs them does not matter. ``marked`` marks sent
+    the events this web worker published earlier and has not marked yet
+    (``after_commit.defer_marks``). The answer is the priced lines, each with the total (NULL
+    when nothing was written).
     """
     qn = connection.ops.quote_name
-    order, line, change = (qn(m._meta.db_table) for m in (Order, OrderLine, OrderStatusChange))
+    order, line, change, replica = (
+        qn(m._meta.db_table) for m in (Order, OrderLine, OrderStatusChange, ProductReplica)
+    )
     return f"""
-        WITH new_order AS (
+        WITH requested AS (
+            SELECT (x ->> 0)::bigint AS product_id, (x ->> 1)::bigint AS quantity, n
+            FROM jsonb_array_elements(%(lines)s::jsonb) WITH ORDINALITY AS asked (x, n)
+        ), priced AS (
+            SELECT requested.n, requested.product_id, replica."sku", replica."name",
+                replica."price" AS unit_price, requested.quantity,
+                replica."price" * requested.quantity AS line_total
+            FROM requested JOIN {replica} AS replica
+                ON replica."product_id" = requested.product_id AND replica."active"
+        ), placeable AS (
+            SELECT sum(line_total) AS total FROM priced
+            HAVING count(*) = %(line_count)s AND sum(line_total) <= %(max_total)s
+        ), new_order AS (
             INSERT INTO {order} (
                 "id", "user_id", "status", "total", "rejection_reason", "rejected_lines",
                 "cancellation_reason", "idempotency_key", "request_fingerprint",
                 "created_at", "updated_at", "deadline"
-            ) VALUES (
-                %(id)s, %(user_id)s, %(status)s, %(total)s, %(rejection_reason)s,
+            )
+            SELECT %(id)s, %(user_id)s, %(status)s, total, %(rejection_reason)s,
                 %(rejected_lines)s, %(cancellation_reason)s, %(idempotency_key)s,
                 %(request_fingerprint)s, %(created_at)s, %(updated_at)s, %(deadline)s
-            )
+            FROM placeable
         ), new_lines AS (
             INSERT INTO {line} (
                 "order_id", "product_id", "sku", "name", "unit_price", "quantity", "line_total"
             )
-            SELECT %(id)s::uuid, (x ->> 0)::bigint, x ->> 1, x ->> 2, (x ->> 3)::numeric,
-                (x ->> 4)::integer, (x ->> 5)::numeric
-            FROM jsonb_array_elements(%(lines)s::jsonb) WITH ORDINALITY AS priced (x, n)
+            SELECT %(id)s::uuid, product_id, sku, name, unit_price, quantity, line_total
+            FROM priced WHERE {PLACEABLE}
             ORDER BY n
         ), new_event AS (
-            {outbox.insert_statement(EVENT_PREFIX)}
+            {outbox.insert_statement(EVENT_PREFIX, PLACEABLE)}
+        ), new_change AS (
+            INSERT INTO {change} (
+                "order_id", "from_status", "to_status", "reason", "at", "caused_by_message_id",
+                "actor_user_id"
+            )
+            SELECT %(id)s, %(from_status)s, %(to_status)s, %(reason)s, %(at)s,
+                %(caused_by_message_id)s, %(actor_user_id)s
+            WHERE {PLACEABLE}
         ), {sending.carried_mark("%(marked_at)s", "%(marks)s")}
-        INSERT INTO {change} (
-            "order_id", "from_status", "to_status", "reason", "at", "caused_by_message_id",
-            "actor_user_id"
-        ) VALUES (
-            %(id)s, %(from_status)s, %(to_status)s, %(reason)s, %(at)s, %(caused_by_message_id)s,
-            %(actor_user_id)s
-        )
+        SELECT (SELECT total FROM placeable), product_id, sku, name, unit_price,
+            quantity, line_total
+        FROM priced ORDER BY n
     """  # noqa: S608 (names come from the models)
 
 

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 MAX_TOTAL = Decimal("9999999999.99")  # what the money schema of order.confirmed can carry
 PLACED_REASON = "placed"  # of a new order's first history entry
+# When the replica said "not placeable" and then, read again, found nothing wrong.
+CHANGED_WHILE_PLACED = "The products changed while this order was placed; send it again."
 
 
 class InvalidOrder(Exception):
@@ -85,20 +87,13 @@ def order_place(*, user_id: int, idempotency_key: str, lines: Sequence[LineReque
     """
     fingerprint = request_fingerprint(lines)
     try:
-        priced = _price(lines, product_replicas_by_id(product_ids=[x.product_id for x in lines]))
-    except InvalidOrder:
-        existing = order_by_idempotency_key(user_id=user_id, idempotency_key=idempotency_key)
-        if existing is None:
-            raise
-        return _replay(existing, fingerprint)
-    try:
         placement = _order_create(
-            user_id=user_id,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-            lines=priced,
+            user_id=user_id, idempotency_key=idempotency_key, fingerprint=fingerprint, lines=lines
         )
-    except IntegrityError:
+    except (InvalidOrder, IntegrityError):
+        # A retry, or a concurrent request that won the race (the insert met the constraint),
+        # or lines that cannot be placed any more (a product gone since): the order this key
+        # already placed, if there is one, exactly as if it had been looked up first.
         existing = order_by_idempotency_key(user_id=user_id, idempotency_key=idempotency_key)
         if existing is None:
             raise
@@ -109,7 +104,7 @@ def order_place(*, user_id: int, idempotency_key: str, lines: Sequence[LineReque
             "order %s placed by user %s: %d line(s), total %s; PENDING until stock is reserved",
             order.id,
             user_id,
-            len(priced),
+            len(placement.lines),
             order.total,
         )
     return placement
@@ -170,20 +165,36 @@ def _price(lines: Sequence[LineRequest], replicas: dict[int, ReplicaPrice]) -> l
     return priced
 
 
-def _order_create(
-    *, user_id: int, idempotency_key: str, fingerprint: str, lines: list[PricedLine]
-) -> Placement:
-    """Write a new PENDING order, its lines, its first history entry and ``order.created`` (one
-    statement, so one transaction), and publish the event once that has committed.
+def _well_formed(lines: Sequence[LineRequest]) -> bool:
+    """Lines that only the replica can still refuse: some, each product once, quantities of
+    at least 1 (anything else gets its errors from :func:`_price`)."""
+    products = {line.product_id for line in lines}
+    return bool(lines) and len(products) == len(lines) and all(x.quantity >= 1 for x in lines)
 
-    The order's id comes from its model default and every timestamp from one reading of this
-    process's clock.
+
+def _replicas(lines: Sequence[LineRequest]) -> dict[int, ReplicaPrice]:
+    return product_replicas_by_id(product_ids=[x.product_id for x in lines])
+
+
+def _order_create(
+    *, user_id: int, idempotency_key: str, fingerprint: str, lines: Sequence[LineRequest]
+) -> Placement:
+    """Write a new PENDING order, its lines priced from the replica, its first history entry
+    and ``order.created``, and publish the event once that has committed; raise
+    :class:`InvalidOrder` when the lines cannot be placed.
+
+    On PostgreSQL the statement that writes the order prices its lines (one statement, so one
+    transaction, and no read of the prices first); only when it found them not placeable are
+    the replicas read, to say why. Elsewhere the lines are priced first, then written by the
+    ORM. The order's id comes from its model default and every timestamp from one reading of
+    this process's clock.
     """
+    in_statement = persistence.prices_in_statement() and _well_formed(lines)
+    priced = [] if in_statement else _price(lines, _replicas(lines))
     now = timezone.now()
     order = Order(
         user_id=user_id,
         status=OrderStatus.PENDING,
-        total=sum((line.line_total for line in lines), Decimal("0.00")),
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
         created_at=now,
@@ -199,19 +210,24 @@ def _order_create(
         },
         correlation_id=str(order.id),
     )
-    placed = persistence.order_insert(
-        order,
-        lines,
-        HistoryEntry(
-            from_status="",
-            to_status=OrderStatus.PENDING.value,
-            reason=PLACED_REASON,
-            at=now,
-            caused_by_message_id=None,
-            actor_user_id=user_id,
-        ),
-        event,
+    entry = HistoryEntry(
+        from_status="",
+        to_status=OrderStatus.PENDING.value,
+        reason=PLACED_REASON,
+        at=now,
+        caused_by_message_id=None,
+        actor_user_id=user_id,
     )
+    if in_statement:
+        requested = [(x.product_id, x.quantity) for x in lines]
+        written = persistence.order_insert_priced(order, requested, entry, event, MAX_TOTAL)
+        if written is None:
+            _price(lines, _replicas(lines))  # raises, saying why
+            raise InvalidOrder({"lines": [CHANGED_WHILE_PLACED]})  # it changed since
+        priced = written
+    else:
+        order.total = sum((line.line_total for line in priced), Decimal("0.00"))
+        entry = persistence.order_insert(order, priced, entry, event)
     metrics.order_placed()
     outbox.announce([event])
-    return Placement(order=order, created=True, lines=tuple(lines), history=(placed,))
+    return Placement(order=order, created=True, lines=tuple(priced), history=(entry,))

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from messaging import after_commit
 from messaging import outbox as outbox_module
 from messaging.models import OutboxMessage
-from orders import placement, services
+from orders import persistence, placement, services
 from orders.models import Order, OrderLine, OrderStatusChange
 from tests.factories import CUSTOMER_ID, outbox
 
@@ -94,11 +94,12 @@ class TestPlacing:
     def test_query_count_is_pinned(
         self, customer: APIClient, products: dict, django_assert_num_queries: Any
     ) -> None:
-        # replica rows (one query), savepoint, the order with its lines, its history and its
-        # event (one statement), release savepoint. No idempotency-key lookup first (the
-        # unique constraint decides), no read-back (the response is built from the values just
-        # written) and no NOTIFY (the worker publishes the event itself after the commit).
-        with django_assert_num_queries(4):
+        # savepoint, the order priced from the replica with its lines, its history and its
+        # event (one statement), release savepoint. No read of the prices first (the statement
+        # prices the lines), no idempotency-key lookup (the unique constraint decides), no
+        # read-back (the response is built from the values just written) and no NOTIFY (the
+        # worker publishes the event itself after the commit).
+        with django_assert_num_queries(3):
             response = place(customer, ONE_OF_EACH)
         assert response.status_code == 202
 
@@ -158,12 +159,28 @@ class TestOneStatement:
             response = place(customer, ONE_OF_EACH)
         assert response.status_code == 202
         statements = [query["sql"] for query in queries]
-        # the replica's prices, then the order, its lines, its history and its event
-        assert len(statements) == 2, statements
+        # the order priced from the replica, its lines, its history and its event
+        assert len(statements) == 1, statements
         assert not any(sql in {"BEGIN", "COMMIT"} for sql in statements), statements
         [event] = outbox()
         assert event.correlation_id == response.json()["id"]
         assert Order.objects.get(pk=response.json()["id"]).status == "PENDING"
+
+    def test_an_order_that_cannot_be_placed_costs_its_statement_and_two_reads(
+        self, customer: APIClient, products: dict
+    ) -> None:
+        payload = {"lines": [{"product_id": 1, "quantity": 1}, {"product_id": 404, "quantity": 1}]}
+        with CaptureQueriesContext(connection) as queries:
+            response = place(customer, payload)
+        assert response.status_code == 400
+        # the order's statement, which wrote nothing, the replicas, to say why, and the order
+        # this key placed before, if any (there is none: the errors are the answer)
+        assert len(queries) == 3, [query["sql"] for query in queries]
+        assert response.json()["errors"]["lines"][1] == {
+            "product_id": ["Product 404 does not exist."]
+        }
+        assert (Order.objects.count(), OrderLine.objects.count()) == (0, 0)
+        assert (OrderStatusChange.objects.count(), OutboxMessage.objects.count()) == (0, 0)
 
     def test_the_order_statement_carries_the_marks_of_events_published_before(
         self, customer: APIClient, products: dict
@@ -180,7 +197,7 @@ class TestOneStatement:
         finally:
             waiting = after_commit._link.take_marks()
         assert response.status_code == 202
-        assert len(queries) == 2, [query["sql"] for query in queries]
+        assert len(queries) == 1, [query["sql"] for query in queries]
         assert waiting == []  # carried: no longer waiting
         rows = {row.correlation_id: row for row in OutboxMessage.objects.all()}
         assert rows[first].sent_at is not None
@@ -247,10 +264,10 @@ class TestIdempotency:
         self, customer: APIClient, products: dict, django_assert_num_queries: Any
     ) -> None:
         first = place(customer, ONE_OF_EACH)
-        # replica rows, savepoint, the order's insert that meets the unique constraint,
+        # savepoint, the order's statement, whose insert meets the unique constraint,
         # rollback to and release of the savepoint, the order by its key, then the order with
         # its lines and history (one statement).
-        with django_assert_num_queries(7):
+        with django_assert_num_queries(6):
             second = place(customer, ONE_OF_EACH)
         assert second.status_code == 200
         assert second.content == first.content
@@ -461,6 +478,30 @@ class TestValidation:
 
         assert response.status_code == 400
         assert "may not exceed" in response.json()["detail"]
+
+    def test_a_total_of_exactly_what_money_can_carry_is_placed(
+        self, customer: APIClient, make_product: Any
+    ) -> None:
+        make_product(1, price="9999999999.99")
+
+        response = place(customer, {"lines": [{"product_id": 1, "quantity": 1}]})
+
+        assert response.status_code == 202, response.json()
+        assert response.json()["total"] == "9999999999.99"
+
+    def test_lines_found_placeable_on_a_second_look_are_400_to_send_again(
+        self, customer: APIClient, products: dict, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # As if a product had been missing when the order's statement priced the lines, and
+        # had been added by the time the replicas were read to say why.
+        monkeypatch.setattr(persistence, "order_insert_priced", lambda *args: None)
+
+        response = place(customer, ONE_OF_EACH)
+
+        assert response.status_code == 400
+        assert "changed while this order was placed" in response.json()["detail"]
+        assert Order.objects.count() == 0
+        assert OutboxMessage.objects.count() == 0
 
     def test_malformed_json_is_400(self, customer: APIClient, products: dict) -> None:
         response = customer.post(

@@ -37,7 +37,7 @@ def take_the_orm_way(monkeypatch: pytest.MonkeyPatch) -> None:
     def written_out(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the written-out statements were used")
 
-    monkeypatch.setattr(persistence, "_order_insert_sql", written_out)
+    monkeypatch.setattr(persistence, "_order_insert_priced_sql", written_out)
     monkeypatch.setattr(persistence, "_order_detail_sql", written_out)
     monkeypatch.setattr(replica_persistence, "_prices_sql", written_out)
 
