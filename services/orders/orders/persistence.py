@@ -188,6 +188,9 @@ def order_insert_priced(
         # text parameter, where an array per column cost psycopg a type inspection and a dump
         # per element.
         "lines": json.dumps([list(line) for line in lines], separators=(",", ":")),
+        # The same ids as an array: the replicas are found by their primary key, not by a
+        # scan of the whole catalogue.
+        "product_ids": [product_id for product_id, _ in lines],
         "line_count": len(lines),
         "max_total": max_total,
         **placed._asdict(),
@@ -236,7 +239,8 @@ def _order_insert_priced_sql() -> str:
     psycopg converts it once (statements are not prepared: ``service_runtime.settings``).
 
     ``requested`` reads the lines from one JSON array; ``priced`` joins them to the active
-    replicas (a missing or inactive product drops out); ``placeable`` is one row, the total,
+    replicas, found by primary key from the array of their ids (a missing or inactive product
+    drops out); ``placeable`` is one row, the total,
     only when every line was priced and the total is within ``max_total``. The four inserts
     write only then, none reading another's output (the lines and the history entry name the
     order by the id it is given): ``new_order``; ``new_lines``, inserted in the request's order
@@ -261,6 +265,7 @@ def _order_insert_priced_sql() -> str:
                 replica."price" * requested.quantity AS line_total
             FROM requested JOIN {replica} AS replica
                 ON replica."product_id" = requested.product_id AND replica."active"
+            WHERE replica."product_id" = ANY(%(product_ids)s::bigint[])
         ), placeable AS (
             SELECT sum(line_total) AS total FROM priced
             HAVING count(*) = %(line_count)s AND sum(line_total) <= %(max_total)s
