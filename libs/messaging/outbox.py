@@ -124,16 +124,14 @@ def announce(rows: Sequence[OutboxMessage]) -> None:
 
 
 @functools.cache
-def insert_statement(prefix: str, where: str = "") -> str:
+def insert_statement(prefix: str, where: str = "true") -> str:
     """An ``INSERT`` of one outbox row whose values are the named parameters ``<prefix><column>``
-    (:func:`insert_values`), to put in a caller's statement (a ``WITH`` clause); with ``where``
-    (SQL), the row is written only when that condition holds."""
+    (:func:`insert_values`), to put in a caller's statement (a ``WITH`` clause); the row is
+    written only when ``where`` (SQL) holds."""
     table = connection.ops.quote_name(OutboxMessage._meta.db_table)
     names = ", ".join(connection.ops.quote_name(column) for column in _COLUMNS)
     values = ", ".join(f"%({prefix}{column})s" for column in _COLUMNS)
-    if where:
-        return f"INSERT INTO {table} ({names}) SELECT {values} WHERE {where}"
-    return f"INSERT INTO {table} ({names}) VALUES ({values})"  # noqa: S608
+    return f"INSERT INTO {table} ({names}) SELECT {values} WHERE {where}"
 
 
 def insert_values(row: OutboxMessage, prefix: str) -> dict[str, Any]:

@@ -249,33 +249,27 @@ def test_a_message_to_an_idle_consumer_is_applied_at_once() -> None:
     assert consumer.gather_window() == 0.0  # nothing applied before: not busy
 
 
-def test_after_a_lone_message_the_next_one_is_not_waited_for() -> None:
-    consumer = _busy_consumer(busy_ms=50)
-    _applied_together(consumer, 1)
-    _hand_in(consumer, 1)  # right after its end, but the last batch held one message
-    assert consumer.gather_window() == 0.0
-
-
-def test_after_a_batch_of_several_the_next_delivery_within_the_window_is_gathered() -> None:
-    consumer = _busy_consumer(busy_ms=50)
-    _applied_together(consumer, 3)
+@pytest.mark.parametrize(
+    ("busy_ms", "last_batch", "pause", "window"),
+    [
+        # right after its end, but the last batch held one message: not busy
+        (50, 1, 0.0, 0.0),
+        # a batch of several, the next delivery within the window of its end: busy
+        (50, 3, 0.0, 0.05),
+        # a batch of several, but the next delivery later than the window: idle again
+        (20, 3, 0.03, 0.0),
+        # busy, but without a busy window: no wait
+        (0, 3, 0.0, 0.0),
+    ],
+)
+def test_the_window_after_a_batch(
+    busy_ms: int, last_batch: int, pause: float, window: float
+) -> None:
+    consumer = _busy_consumer(busy_ms=busy_ms)
+    _applied_together(consumer, last_batch)
+    time.sleep(pause)
     _hand_in(consumer, 1)
-    assert consumer.gather_window() == 0.05
-
-
-def test_a_delivery_later_than_the_window_after_a_batch_finds_the_consumer_idle() -> None:
-    consumer = _busy_consumer(busy_ms=20)
-    _applied_together(consumer, 3)
-    time.sleep(0.03)
-    _hand_in(consumer, 1)
-    assert consumer.gather_window() == 0.0
-
-
-def test_without_a_busy_window_a_busy_consumer_does_not_wait() -> None:
-    consumer = _busy_consumer(busy_ms=0)
-    _applied_together(consumer, 3)
-    _hand_in(consumer, 1)
-    assert consumer.gather_window() == 0.0
+    assert consumer.gather_window() == window
 
 
 def test_a_gather_window_applies_whatever_the_load() -> None:
