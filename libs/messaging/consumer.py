@@ -67,7 +67,7 @@ from messaging.models import InboxMessage
 from messaging.outbox import collecting
 from messaging.publisher import CONFIRM_TIMEOUT_SECONDS
 from messaging.worker import DATABASE_ERRORS, Job, quietly
-from service_runtime import tracing
+from service_runtime import statements, tracing
 from service_runtime.logging import bind
 
 logger = logging.getLogger("messaging.consumer")
@@ -154,12 +154,14 @@ def record_many_in_inbox(consumer: str, envelopes: Sequence[Envelope]) -> set[st
         f"INSERT INTO {table} (consumer, message_id, message_type, processed_at) "  # noqa: S608
         f"VALUES {rows} ON CONFLICT (consumer, message_id) DO NOTHING RETURNING message_id"
     )
-    with after_commit.carrying_marks() as (marked_at, marks), db_connection.cursor() as cursor:
+    with after_commit.carrying_marks() as (marked_at, marks):
         if marks:  # the marks of the events the consumer's last batch published ride along
-            cursor.execute(f"WITH {sending.carried_mark()} {insert}", [marked_at, marks, *values])
+            new = statements.execute(
+                f"WITH {sending.carried_mark()} {insert}", [marked_at, marks, *values]
+            )
         else:
-            cursor.execute(insert, values)
-        return {str(id_field.to_python(row[0])) for row in cursor.fetchall()}
+            new = statements.execute(insert, values)
+        return {str(id_field.to_python(row[0])) for row in new}
 
 
 def forget_in_inbox(consumer: str, message_ids: Sequence[str]) -> None:

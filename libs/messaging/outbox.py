@@ -20,7 +20,7 @@ from messaging.config import MessagingConfig, get_config
 from messaging.envelope import Envelope
 from messaging.models import OutboxMessage
 from messaging.schemas import SchemaViolation
-from service_runtime import tracing
+from service_runtime import statements, tracing
 
 
 class OutsideTransaction(RuntimeError):
@@ -222,9 +222,10 @@ def insert(rows: Sequence[OutboxMessage]) -> None:
     ``bulk_create`` without Django compiling an ``INSERT`` on every event (it runs on every
     hot path): one statement, ids in the order of ``rows``.
 
-    One text per number of rows, each converted by psycopg once (its query cache; statements
-    are not prepared, ``service_runtime.settings``); arrays (one text for any number, through
-    ``unnest``) cost more to adapt than they save.
+    One text per number of rows, numbered once (:mod:`service_runtime.statements`: psycopg
+    would parse a text of more than 50 parameters on every call; statements are not prepared,
+    ``service_runtime.settings``); arrays (one text for any number, through ``unnest``) cost
+    more to adapt than they save.
     """
     fields = _fields()
     values = [
@@ -232,8 +233,7 @@ def insert(rows: Sequence[OutboxMessage]) -> None:
         for row in rows
         for field in fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(len(rows)), values)
+    statements.execute(_insert_sql(len(rows)), values)
 
 
 @functools.cache

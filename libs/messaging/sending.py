@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from messaging.models import OutboxMessage
 from messaging.publisher import OutgoingMessage, Publisher, Settled
-from service_runtime import tracing
+from service_runtime import statements, tracing
 from service_runtime.logging import bind
 
 logger = logging.getLogger("messaging.sending")
@@ -106,18 +106,18 @@ def record(outcome: Outcome) -> None:
     ``synchronous_commit`` off for the transaction it runs in (``set_config(..., true)``, which
     also holds for a statement's own transaction, where ``SET LOCAL`` would not).
     """
-    if not outcome.confirmed and not outcome.refused:
+    if outcome.confirmed:
+        sent_at = OutboxMessage._meta.get_field("sent_at")
+        statements.execute(
+            _mark(len(outcome.confirmed)),
+            [
+                sent_at.get_db_prep_save(timezone.now(), connection),  # type: ignore[union-attr]
+                *_ids(row.message_id for row in outcome.confirmed),
+            ],
+        )
+    if not outcome.refused:
         return
     with connection.cursor() as cursor:
-        if outcome.confirmed:
-            sent_at = OutboxMessage._meta.get_field("sent_at")
-            cursor.execute(
-                _mark(len(outcome.confirmed)),
-                [
-                    sent_at.get_db_prep_save(timezone.now(), connection),  # type: ignore[union-attr]
-                    *_ids(row.message_id for row in outcome.confirmed),
-                ],
-            )
         for row, reason in outcome.refused:
             # Kept unsent: no queue is bound for it yet (its consumer declares it).
             cursor.execute(
