@@ -1,17 +1,16 @@
 """Statements with many parameters, sent without psycopg parsing them again on every call.
 
-psycopg turns a statement's placeholders (``%s``, ``%(name)s``) into PostgreSQL's ``$1, $2,
-...`` before each execution and keeps the result only for statements of at most 50 parameters
-and 4,096 characters. A batch's multi-row statements have more (an outbox row has 9 columns, an
-inbox row 4, a batch up to the prefetch of rows; the notifications' statement is longer than
-that), so each was parsed anew on every call: 15 % of the orders worker's CPU and 9 % of
-inventory's while they drained a backlog (``reports/bench-changes.md``). :func:`execute`
-numbers such a statement once per text and runs it on psycopg's ``RawCursor``, which sends it
-as written.
+psycopg turns a statement's ``%s`` placeholders into PostgreSQL's ``$1, $2, ...`` before each
+execution and keeps the result only for statements of at most 50 parameters and 4,096
+characters. A batch's multi-row statements have more (an outbox row has 9 columns, an inbox row
+4, a batch up to the prefetch of rows), so each was parsed anew on every call: 15 % of the
+orders worker's CPU and 9 % of inventory's while they drained a backlog
+(``reports/bench-changes.md``). :func:`execute` numbers such a statement once per text and runs
+it on psycopg's ``RawCursor``, which sends it as written.
 
 Everywhere else the statement goes through Django's cursor as written: on SQLite, with
 client-side binding (``DATABASE_SERVER_SIDE_BINDING=0``), and while Django logs the queries
-(``DEBUG``, ``assertNumQueries``), whose log renders the statement from its placeholders. Either
+(``DEBUG``, ``assertNumQueries``), whose log renders the statement from its ``%s`` text. Either
 way it runs in the caller's transaction, if any, with Django's error wrapping and execute
 wrappers.
 """
@@ -19,53 +18,36 @@ wrappers.
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
 from psycopg import RawCursor
 
-_PLACEHOLDER = re.compile(r"%s|%\((\w+)\)s")
+PLACEHOLDER = "%s"
 
 
 @functools.lru_cache(maxsize=1024)
-def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
-    """``sql`` with its placeholders numbered ``$1, $2, ...``, and the names of its named ones
-    in the order of their numbers (a name used twice keeps one number).
+def numbered(sql: str) -> str:
+    """``sql`` with its ``%s`` placeholders numbered ``$1, $2, ...`` in order.
 
-    Either ``%s`` or ``%(name)s`` placeholders, not both, and no other ``%`` (an escaped ``%%``,
-    a ``LIKE`` pattern): a statement with one is refused, as its numbering could be wrong."""
-    names: list[str] = []
-    positional = 0
-
-    def number(match: re.Match[str]) -> str:
-        nonlocal positional
-        name = match.group(1)
-        if name is None:
-            positional += 1
-            return f"${positional}"
-        if name not in names:
-            names.append(name)
-        return f"${names.index(name) + 1}"
-
-    text = _PLACEHOLDER.sub(number, sql)
-    if "%" in text or (positional and names):
-        raise ValueError(f"only %s or only %(name)s placeholders can be numbered: {sql[:200]!r}")
-    return text, tuple(names)
+    Only plain ``%s`` placeholders: a statement with any other ``%`` (a named placeholder, an
+    escaped ``%%``, a ``LIKE`` pattern) is refused, as its numbering could be wrong."""
+    first, *rest = sql.split(PLACEHOLDER)
+    if "%" in first or any("%" in piece for piece in rest):
+        raise ValueError(f"only %s placeholders can be numbered: {sql[:200]!r}")
+    return first + "".join(f"${index}{piece}" for index, piece in enumerate(rest, 1))
 
 
-def execute(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """Run ``sql`` with ``params`` (a sequence for ``%s`` placeholders, a mapping for
-    ``%(name)s`` ones) on the default database; the rows it returns (none for a statement
-    without ``RETURNING`` or a result)."""
+def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (``%s`` placeholders only) with ``params`` on the default database; the rows
+    it returns (none for a statement without ``RETURNING`` or a result)."""
     if not _sent_as_written():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description is not None else []
-    statement, names = numbered(sql)
-    values = [params[name] for name in names] if isinstance(params, Mapping) else params
+    statement = numbered(sql)
     # What connection.cursor() does, with psycopg's RawCursor instead of Django's own.
     connection.close_if_health_check_failed()
     connection.ensure_connection()
@@ -73,7 +55,7 @@ def execute(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[A
     with connection.wrap_database_errors:
         raw = RawCursor(connection.connection)
     with CursorWrapper(raw, connection) as cursor:
-        cursor.execute(statement, values)
+        cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description is not None else []
 
 

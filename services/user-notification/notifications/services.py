@@ -20,7 +20,6 @@ from notifications.email_deliveries import (
     email_delivery_schedule,
 )
 from notifications.models import EmailDelivery, Notification
-from service_runtime import statements
 
 logger = logging.getLogger(__name__)
 
@@ -165,8 +164,9 @@ def _create_group(group: Sequence[tuple[int, NewNotification]], *, key: str) -> 
         "now": now,
         "pending": EmailDelivery.Status.PENDING.value,
     }
-    # Longer than the statements psycopg keeps its parsing of: numbered once, sent as written.
-    rows = statements.execute(_create_statement(key=key, wake=wake), params)
+    with connection.cursor() as cursor:
+        cursor.execute(_create_statement(key=key, wake=wake), params)
+        rows = cursor.fetchall()
     if wake and any(row[3] is not None for row in rows):
         notify.mark_notified(NOTIFY_CHANNEL)
     return {

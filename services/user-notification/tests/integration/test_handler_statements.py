@@ -15,12 +15,11 @@ from django.test.utils import CaptureQueriesContext
 
 from messaging.consumer import Item, MessageProcessor
 from messaging.envelope import decode
-from notifications import handlers, services
+from notifications import handlers
 from notifications.email_deliveries import NOTIFY_CHANNEL
 from notifications.handlers import HANDLERS
 from notifications.models import EmailDelivery, Notification
 from notifications.services import notification_create
-from service_runtime import statements
 from tests.factories import user_registered
 
 pytestmark = pytest.mark.django_db
@@ -226,14 +225,3 @@ class TestWokenOnCommit:
 
         assert list(listener.notifies(timeout=0.2)) == []
         assert Notification.objects.get().user == quiet
-
-
-@pytest.mark.parametrize("key", ["order", "return", "message"])
-@pytest.mark.parametrize("wake", [True, False])
-def test_each_form_of_the_statement_can_be_numbered_once_and_sent_as_written(key, wake):
-    """The notifications' statement is longer than psycopg keeps the parsing of: it goes out
-    through ``service_runtime.statements`` (numbered once), which takes named placeholders
-    and nothing else with a ``%``."""
-    text, names = statements.numbered(services._create_statement(key=key, wake=wake))
-    assert "%" not in text
-    assert {"users", "kinds", "titles", "bodies", "messages", "now"} <= set(names)
