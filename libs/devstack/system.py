@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,19 +45,44 @@ def _die_with_parent() -> None:
 _handed_out: set[int] = set()
 
 
-def free_port(exclude: frozenset[int] = frozenset()) -> int:
+def free_port(exclude: frozenset[int] = frozenset(), *, restartable: bool = False) -> int:
     """A port nothing listens on, never one this process handed out before.
 
     The kernel may give the same free port to two binds in a row once the first socket is
     closed; two services started on one port would answer each other's requests.
+
+    ``restartable``: for a server that is stopped and started again on the same port, one below
+    the kernel's range of ephemeral ports (those it hands to outgoing connections). While such a
+    server is down its clients keep reconnecting, each attempt from a new ephemeral port, and
+    one that lands on the server's port keeps the server from listening there again (a private
+    RabbitMQ node failed to restart so: ``dist_port_already_used``).
     """
+    candidates = _below_ephemeral() if restartable else None
     while True:
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
+            try:
+                sock.bind(("127.0.0.1", next(candidates) if candidates else 0))
+            except OSError:  # taken: try another
+                continue
             port = int(sock.getsockname()[1])
         if port not in _handed_out and port not in exclude:
             _handed_out.add(port)
             return port
+
+
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+RESTARTABLE_SPAN = 8000  # ports below the ephemeral range that restartable servers draw from
+
+
+def _below_ephemeral() -> Iterator[int]:
+    """Random ports from the ``RESTARTABLE_SPAN`` below the kernel's ephemeral range."""
+    try:
+        low = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    first = max(1024, low - RESTARTABLE_SPAN)
+    while True:
+        yield random.randrange(first, low)
 
 
 def hold_port(exclude: frozenset[int] = frozenset()) -> socket.socket:

@@ -35,8 +35,10 @@ class InfraError(RuntimeError):
     """A private server could not be set up; the message says which and why."""
 
 
-def free_port() -> int:
-    return system.free_port(exclude=SHARED_PORTS)
+def free_port(*, restartable: bool = False) -> int:
+    """A port for one of our servers; ``restartable`` for those the faults stop and start
+    again (see ``devstack.system.free_port``)."""
+    return system.free_port(exclude=SHARED_PORTS, restartable=restartable)
 
 
 def _run(argv: Sequence[str], *, timeout: float = 120, check: bool = True, **kwargs: object) -> str:
@@ -87,7 +89,7 @@ class PrivatePostgres:
         self.dir = root / f"pg-{name}"
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"
-        self.port = free_port()
+        self.port = free_port(restartable=True)
         self.listen = tuple(listen)
         self._user = "postgres" if os.geteuid() == 0 else None
 
@@ -178,8 +180,8 @@ class RabbitNode:
         self.node = f"{name}@localhost"
         self.dir = root / f"rabbit-{name}"
         self.home = home
-        self.port = free_port()
-        self.dist_port = free_port()
+        self.port = free_port(restartable=True)
+        self.dist_port = free_port(restartable=True)
         self.listen = tuple(listen)
         self.extra_config = extra_config
         self.process: subprocess.Popen[bytes] | None = None

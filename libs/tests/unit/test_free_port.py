@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,32 @@ def test_a_held_port_is_offered_to_nobody_else_but_our_servers_can_listen_on_it(
                 server.listen()
     finally:
         held.close()
+
+
+def test_a_restartable_port_lies_below_the_kernels_ephemeral_range(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Outgoing connections take their ports from the ephemeral range: a server restarted on
+    a port there may find a client's connection sitting on it."""
+    limits = tmp_path / "ip_local_port_range"
+    limits.write_text("40000\t50000\n")
+    monkeypatch.setattr(system, "EPHEMERAL_RANGE_FILE", limits)
+    ports = [system.free_port(restartable=True) for _ in range(20)]
+    assert len(set(ports)) == 20
+    assert all(40000 - system.RESTARTABLE_SPAN <= port < 40000 for port in ports), ports
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports[-1]))
+
+
+def test_a_restartable_port_already_taken_is_passed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free = probe.getsockname()[1]
+        offers = iter([busy, 5432, free])
+        monkeypatch.setattr(system.random, "randrange", lambda first, last: next(offers))
+        port = system.free_port(exclude=frozenset({5432}), restartable=True)
+    assert port == free
