@@ -25,7 +25,7 @@ from django.db import connection
 from django.db.backends.utils import CursorWrapper
 from psycopg import RawCursor
 
-PLACEHOLDER = "%s"
+_PLACEHOLDER = "%s"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -34,7 +34,7 @@ def numbered(sql: str) -> str:
 
     Only plain ``%s`` placeholders: a statement with any other ``%`` (a named placeholder, an
     escaped ``%%``, a ``LIKE`` pattern) is refused, as its numbering could be wrong."""
-    first, *rest = sql.split(PLACEHOLDER)
+    first, *rest = sql.split(_PLACEHOLDER)
     if "%" in first or any("%" in piece for piece in rest):
         raise ValueError(f"only %s placeholders can be numbered: {sql[:200]!r}")
     return first + "".join(f"${index}{piece}" for index, piece in enumerate(rest, 1))
@@ -43,20 +43,22 @@ def numbered(sql: str) -> str:
 def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """Run ``sql`` (``%s`` placeholders only) with ``params`` on the default database; the rows
     it returns (none for a statement without ``RETURNING`` or a result)."""
-    if not _sent_as_written():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall() if cursor.description is not None else []
-    statement = numbered(sql)
-    # What connection.cursor() does, with psycopg's RawCursor instead of Django's own.
+    if _sent_as_written():
+        statement, cursor = numbered(sql), _raw_cursor()
+    else:
+        statement, cursor = sql, connection.cursor()
+    with cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
+def _raw_cursor() -> CursorWrapper:
+    """What ``connection.cursor()`` gives, on psycopg's ``RawCursor`` instead of Django's own."""
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     connection.validate_thread_sharing()
     with connection.wrap_database_errors:
-        raw = RawCursor(connection.connection)
-    with CursorWrapper(raw, connection) as cursor:
-        cursor.execute(statement, params)
-        return cursor.fetchall() if cursor.description is not None else []
+        return CursorWrapper(RawCursor(connection.connection), connection)
 
 
 def _sent_as_written() -> bool:

@@ -13,9 +13,14 @@ import psycopg._queries
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from messaging.models import InboxMessage
+from messaging import outbox, sending
+from messaging.consumer import record_many_in_inbox
+from messaging.envelope import Envelope
+from messaging.models import InboxMessage, OutboxMessage
 from service_runtime import statements
+from tests.factories import order_created
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,14 +53,17 @@ def statements_sent() -> Iterator[list[str]]:
         yield sent
 
 
+@contextmanager
+def parsed_by_psycopg() -> Iterator[mock.MagicMock]:
+    """Counts psycopg's parsing of statements it keeps no parsed copy of."""
+    real = psycopg._queries._query2pg_nocache
+    with mock.patch.object(psycopg._queries, "_query2pg_nocache", wraps=real) as parsed:
+        yield parsed
+
+
 def test_a_statement_of_hundreds_of_parameters_is_sent_numbered_and_returns_its_rows() -> None:
     sql, params = _insert(ROWS)
-    with (
-        statements_sent() as sent,
-        mock.patch.object(
-            psycopg._queries, "_query2pg_nocache", wraps=psycopg._queries._query2pg_nocache
-        ) as parsed,
-    ):
+    with statements_sent() as sent, parsed_by_psycopg() as parsed:
         rows = statements.execute(sql, params)
     assert sent == [statements.numbered(sql)]
     assert parsed.call_count == 0  # psycopg did not parse the text
@@ -103,3 +111,34 @@ def test_with_client_side_binding_the_statement_goes_as_written() -> None:
         rows = statements.execute(sql, params)
     assert sent == [sql]
     assert len(rows) == 3
+
+
+BATCH = 60  # a drain's batch: every statement below is past psycopg's 50 parameters
+
+
+def test_a_batchs_writes_are_not_parsed_again_on_every_call(settings: Any) -> None:
+    """The outbox insert, the inbox insert and the sent marks of a full batch go through
+    :func:`statements.execute`: psycopg would parse each anew on every call otherwise."""
+    settings.MESSAGING_SERVICE = "orders"
+    rows = [
+        OutboxMessage(
+            message_id=uuid.uuid4(),
+            exchange="orders.events",
+            routing_key="order.created",
+            body="{}",
+            correlation_id="c",
+            created_at=timezone.now(),
+        )
+        for _ in range(BATCH)
+    ]
+    envelopes = [
+        Envelope.new("order.created", order_created(), source="orders", correlation_id="c")
+        for _ in range(BATCH)
+    ]
+    with parsed_by_psycopg() as parsed, transaction.atomic():
+        outbox.insert(rows)
+        fresh = record_many_in_inbox("tests", envelopes)
+        sending.record(sending.Outcome(confirmed=rows))
+    assert parsed.call_count == 0
+    assert fresh == {envelope.id for envelope in envelopes}
+    assert OutboxMessage.objects.filter(sent_at__isnull=False).count() == BATCH
