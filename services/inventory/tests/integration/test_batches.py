@@ -5,6 +5,7 @@ product's counters, one statement writing every reservation, counter and ledger 
 outbox row per event.
 """
 
+import json
 import uuid
 
 import pytest
@@ -76,6 +77,30 @@ class TestStatements:
         assert write.startswith("WITH reservation AS (INSERT INTO")
         assert (twenty_events, two_events) == (20, 2)  # stock.reserved, one row each
         assert Reservation.objects.filter(status=Reservation.Status.RESERVED).count() == 22
+
+    def test_the_write_takes_its_rows_as_json_not_as_lists(self, make_product):
+        """psycopg dumps a list parameter element by element in Python (2.3 ms for a batch of
+        200 orders, against 79 µs for the same rows as JSON): the rows go as two JSON texts."""
+        products = [make_product(on_hand=100) for _ in range(2)]
+        envelopes = [
+            factories.order_created([(products[0].pk, 1), (products[1].pk, 2)]) for _ in range(3)
+        ]
+        seen = []
+
+        def capture(execute, sql, params, many, context):
+            if sql.startswith("WITH reservation AS"):
+                seen.append(params)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(capture):
+            assert actions(process_batch(envelopes)) == ["ack"] * 3
+        assert len(seen) == 1
+        (params,) = seen
+        assert [name for name, value in params.items() if isinstance(value, list | tuple)] == []
+        reservations, wanted = json.loads(params["reservations"]), json.loads(params["wanted"])
+        assert [row[0] for row in reservations] == [e.data["order_id"] for e in envelopes]
+        assert len(wanted) == 6  # two lines an order, each from one warehouse
+        assert counters(products[0]) == (100, 3) and counters(products[1]) == (100, 6)
 
 
 @pytest.mark.usefixtures("either_stock_path")
