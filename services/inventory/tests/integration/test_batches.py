@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from messaging.consumer import Item, MessageProcessor, Outcome
 from messaging.envelope import decode
 from messaging.models import InboxMessage, OutboxMessage
+from service_runtime.query_plans import statements as recorded_statements
 from stock import services
 from stock.handlers import HANDLERS
 from stock.models import Reservation, StockLevel
@@ -85,17 +86,11 @@ class TestStatements:
         envelopes = [
             factories.order_created([(products[0].pk, 1), (products[1].pk, 2)]) for _ in range(3)
         ]
-        seen = []
-
-        def capture(execute, sql, params, many, context):
-            if sql.startswith("WITH reservation AS"):
-                seen.append(params)
-            return execute(sql, params, many, context)
-
-        with connection.execute_wrapper(capture):
+        with recorded_statements() as run:
             assert actions(process_batch(envelopes)) == ["ack"] * 3
-        assert len(seen) == 1
-        (params,) = seen
+        writes = [params for sql, params in run if sql.startswith("WITH reservation AS")]
+        assert len(writes) == 1
+        (params,) = writes
         assert [name for name, value in params.items() if isinstance(value, list | tuple)] == []
         reservations, wanted = json.loads(params["reservations"]), json.loads(params["wanted"])
         assert [row[0] for row in reservations] == [e.data["order_id"] for e in envelopes]

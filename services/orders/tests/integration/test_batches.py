@@ -17,6 +17,7 @@ from messaging.models import InboxMessage, OutboxMessage
 from orders import services
 from orders.handlers import HANDLERS
 from orders.models import Order, OrderAllocation, OrderLine, OrderStatus
+from service_runtime.query_plans import statements as recorded_statements
 from tests.factories import body, outbox, stock_event
 
 pytestmark = pytest.mark.django_db
@@ -93,17 +94,11 @@ def test_the_move_takes_its_rows_as_json_not_as_lists(place: Any) -> None:
     allocations go as two JSON texts, whatever the batch's size."""
     orders = [place() for _ in range(3)]
     answers = [reserved(orders[0].id), rejected(orders[1].id), reserved(orders[2].id)]
-    seen: list[Any] = []
-
-    def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if "jsonb_array_elements" in sql and "UPDATE" in sql:
-            seen.append(params)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(capture):
+    with recorded_statements() as run:
         assert actions(process_batch(answers)) == ["ack"] * 3
-    assert len(seen) == 1
-    (params,) = seen
+    moves = [params for sql, params in run if "jsonb_array_elements" in sql and "UPDATE" in sql]
+    assert len(moves) == 1
+    (params,) = moves
     assert [name for name, value in params.items() if isinstance(value, list | tuple)] == []
     rows = json.loads(params["answers"])
     assert [row[0] for row in rows] == [str(o.id) for o in orders]
