@@ -1,6 +1,7 @@
 """Events about orders in batches: their notifications and e-mail copies in one statement,
 whatever their number and types, and each message still its own outcome."""
 
+import json
 import uuid
 from typing import Any
 
@@ -13,6 +14,7 @@ from messaging.envelope import decode
 from messaging.models import InboxMessage
 from notifications.handlers import HANDLERS
 from notifications.models import EmailDelivery, Notification
+from service_runtime.query_plans import statements as recorded_statements
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +54,23 @@ def test_twenty_events_of_every_type_cost_one_statement(make_user, make_message)
     assert statements(20) == statements(2) == ["SAVEPOINT", "INSERT", "WITH", "RELEASE"]
     assert Notification.objects.count() == 22
     assert EmailDelivery.objects.count() == 14 + 2  # not for the user who turned e-mail off
+
+
+def test_the_notifications_go_as_json_rows_not_as_lists(make_user, make_message):
+    """psycopg dumps a list parameter element by element in Python: the notifications go as
+    one JSON text, and only their users, which the planner reads by, as an array."""
+    user = make_user("alice")
+    bodies = [make_message(t, about_order(t, user.pk)) for t in TYPES[:3]]
+    with recorded_statements() as run:
+        assert process_batch(bodies) == ["ack"] * 3
+    writes = [params for sql, params in run if sql.startswith("WITH")]
+    assert len(writes) == 1
+    (params,) = writes
+    lists = [name for name, value in params.items() if isinstance(value, list | tuple)]
+    assert lists == ["users"]
+    rows = json.loads(params["notices"])
+    assert [row[1] for row in rows] == ["order_received", "order_confirmed", "order_rejected"]
+    assert Notification.objects.filter(user=user).count() == 3
 
 
 def test_each_notification_is_the_one_its_event_alone_would_create(
