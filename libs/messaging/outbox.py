@@ -223,8 +223,8 @@ def insert(rows: Sequence[OutboxMessage]) -> None:
     hot path): one statement, ids in the order of ``rows``.
 
     One text per number of rows, numbered once (:mod:`service_runtime.statements`: psycopg
-    would parse a text of more than 50 parameters on every call; statements are not prepared,
-    ``service_runtime.settings``); arrays (one text for any number, through ``unnest``) cost
+    would parse a text of more than 50 parameters on every call; it is not prepared, as its text
+    changes with the number of rows); arrays (one text for any number, through ``unnest``) cost
     more to adapt than they save.
     """
     fields = _fields()

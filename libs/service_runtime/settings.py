@@ -50,6 +50,10 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+# psycopg prepares a statement once it ran this many times: never, unless asked to.
+PREPARE_ONLY_WHEN_ASKED = 2**31 - 1
+
+
 def database(service: str) -> dict[str, Any]:
     """``DATABASE_URL`` when set, else an SQLite file per service under ``var/``."""
     url = os.environ.get("DATABASE_URL")
@@ -63,12 +67,18 @@ def database(service: str) -> dict[str, Any]:
             config["ENGINE"] = "service_runtime.postgresql"
         options = config.setdefault("OPTIONS", {})
         # Parameters bound by the server (psycopg's Cursor, not ClientCursor): no quoting in
-        # Python. Statements are not prepared (Django's default, prepare_threshold None): in
-        # the closed loop preparing saved 7 % of PostgreSQL's CPU per order but cost 20 % more
-        # in a backlog's drain, whose large batch statements are planned anew either way
-        # (reports/bench-changes.md). Behind a transaction-pooling PgBouncer older than 1.21,
-        # set it to false.
-        options.setdefault("server_side_binding", env_bool("DATABASE_SERVER_SIDE_BINDING", True))
+        # Python. Behind a transaction-pooling PgBouncer older than 1.21, set both to false.
+        server_side = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
+        options.setdefault("server_side_binding", server_side)
+        if server_side and env_bool("DATABASE_PREPARED_STATEMENTS", True):
+            # Only the statements service_runtime.statements is asked to prepare are prepared
+            # (a count never reaches the threshold), and they alone run on generic plans: every
+            # other statement is planned for its values, as when none were prepared (preparing
+            # them all saved 7 % of PostgreSQL's CPU per order in the closed loop and cost 20 %
+            # more in a backlog's drain: reports/bench-changes.md).
+            options.setdefault("prepare_threshold", PREPARE_ONLY_WHEN_ASKED)
+            startup = options.get("options", "")
+            options["options"] = f"{startup} -c plan_cache_mode=force_generic_plan".strip()
         return config
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     return {

@@ -18,6 +18,7 @@ for every connection error between two checks.
 from __future__ import annotations
 
 import select
+from typing import Any
 
 from django.db.backends.postgresql import base
 from psycopg import pq
@@ -30,7 +31,18 @@ def quiet(fileno: int) -> bool:
     return not poller.poll(0)  # POLLERR, POLLHUP and POLLNVAL are reported unasked
 
 
+# Prepared statements a connection keeps (psycopg's default is 100): the few that
+# service_runtime.statements prepares, each planned again as the process ages; past this many,
+# the least recently used is deallocated.
+PREPARED_MAX = 16
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        connection = super().get_new_connection(conn_params)
+        connection.prepared_max = PREPARED_MAX
+        return connection
+
     def is_usable(self) -> bool:
         connection = self.connection
         if connection is None:

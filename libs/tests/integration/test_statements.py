@@ -19,6 +19,7 @@ from messaging import outbox, sending
 from messaging.consumer import record_many_in_inbox
 from messaging.envelope import Envelope
 from messaging.models import InboxMessage, OutboxMessage
+from service_runtime import settings as service_settings
 from service_runtime import statements
 from tests.factories import order_created
 
@@ -142,3 +143,84 @@ def test_a_batchs_writes_are_not_parsed_again_on_every_call(settings: Any) -> No
     assert parsed.call_count == 0
     assert fresh == {envelope.id for envelope in envelopes}
     assert OutboxMessage.objects.filter(sent_at__isnull=False).count() == BATCH
+
+
+def _prepared_here() -> list[tuple[str, int, int]]:
+    """This connection's prepared statements: their text, generic and custom plans made."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+        return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
+
+
+_SUM = f"SELECT %(a)s::integer + %(b)s::integer, %(a)s::integer FROM {TABLE} WHERE consumer = %(c)s"  # noqa: S608
+
+
+def test_named_parameters_are_numbered_by_name() -> None:
+    statements.execute(*_insert(1))
+    rows = statements.execute(_SUM, {"a": 2, "b": 3, "c": "tests"})
+    assert rows == [(5, 2)]
+    rows = statements.execute(_SUM, {"c": "tests", "b": 30, "a": 20}, prepared=True)
+    assert rows == [(50, 20)]
+
+
+def test_a_prepared_statement_runs_on_one_generic_plan() -> None:
+    statements.execute(*_insert(1))
+    for a in range(1, 4):
+        assert statements.execute(_SUM, {"a": a, "b": 1, "c": "tests"}, prepared=True) == [
+            (a + 1, a)
+        ]
+    [(text, generic, custom)] = [p for p in _prepared_here() if "consumer = $3" in p[0]]
+    assert text.startswith(statements.numbered_by_name(_SUM)[0])
+    assert (generic, custom) == (3, 0)  # planned once, for no values in particular
+
+
+def test_statements_not_asked_to_be_prepared_are_not_even_after_many_runs() -> None:
+    sql, params = _insert(1)
+    statements.execute(sql, params)
+    for _ in range(20):
+        statements.execute(_SUM, {"a": 1, "b": 1, "c": "tests"})
+        assert InboxMessage.objects.filter(consumer="tests").count() == 1
+    assert _prepared_here() == []
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("force_generic_plan",)  # for the prepared ones only
+
+
+def test_a_prepared_statement_is_planned_again_as_the_process_ages() -> None:
+    statements.execute(*_insert(1))
+    params = {"a": 1, "b": 1, "c": "tests"}
+    for generation in (4, 4, 5):
+        with mock.patch.object(statements, "plan_generation", return_value=generation):
+            statements.execute(_SUM, params, prepared=True)
+    prepared = sorted(p for p in _prepared_here() if "consumer = $3" in p[0])
+    assert [(text.rsplit("\n", 1)[1], generic) for text, generic, _ in prepared] == [
+        ("-- plans 4", 2),
+        ("-- plans 5", 1),
+    ]
+
+
+def test_with_preparing_turned_off_nothing_is_prepared() -> None:
+    statements.execute(*_insert(1))
+    connection.ensure_connection()
+    raw = connection.connection
+    assert raw is not None
+    threshold, raw.prepare_threshold = raw.prepare_threshold, None
+    try:
+        rows = statements.execute(_SUM, {"a": 1, "b": 1, "c": "tests"}, prepared=True)
+    finally:
+        raw.prepare_threshold = threshold
+    assert rows == [(2, 1)]
+    assert _prepared_here() == []
+
+
+def test_preparing_is_on_by_default_and_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgres://u@db:5432/orders?options=-c%20statement_timeout%3D5000"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("DATABASE_PREPARED_STATEMENTS", raising=False)
+    options = service_settings.database("orders")["OPTIONS"]
+    assert options["prepare_threshold"] == service_settings.PREPARE_ONLY_WHEN_ASKED
+    assert options["options"] == "-c statement_timeout=5000 -c plan_cache_mode=force_generic_plan"
+    monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", "0")
+    options = service_settings.database("orders")["OPTIONS"]
+    assert "prepare_threshold" not in options
+    assert "plan_cache_mode" not in options.get("options", "")

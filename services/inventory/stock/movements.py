@@ -28,6 +28,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from service_runtime import statements
 from stock.availability import Key, Offer, Shelf
 from stock.models import Reservation, StockLedgerEntry, StockLevel, Warehouse
 
@@ -178,9 +179,7 @@ def lock_levels(product_ids: Iterable[int]) -> dict[Key, Level]:
     unknown products are left out."""
     ids = sorted(set(product_ids))
     if _hand_written_sql():
-        with connection.cursor() as cursor:
-            cursor.execute(_LOCK_SQL, [ids])
-            rows: Iterable[tuple[Any, ...]] = cursor.fetchall()
+        rows: Iterable[tuple[Any, ...]] = statements.execute(_LOCK_SQL, [ids], prepared=True)
     else:
         rows = (
             StockLevel.objects.select_for_update(of=("self",))
@@ -302,39 +301,39 @@ def reserve(levels: Levels, decisions: Sequence[Decision]) -> dict[str, Reservat
     if not _hand_written_sql():
         return _reserve_portable(levels, decisions, kind=kind, reason=reason)
     reserving = [d for d in decisions if d.rejection is None]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _RESERVE_SQL,
-            {
-                "now": now,
-                # The rows as two JSON parameters: psycopg dumps a list parameter element by
-                # element in Python, which cost more than the statement's own work in a large
-                # batch (reports/bench-changes.md).
-                "reservations": json.dumps(
+    rows = statements.execute(
+        _RESERVE_SQL,
+        {
+            "now": now,
+            # The rows as two JSON parameters: psycopg dumps a list parameter element by
+            # element in Python, which cost more than the statement's own work in a large
+            # batch (reports/bench-changes.md).
+            "reservations": json.dumps(
+                [
                     [
-                        [
-                            d.order_id,
-                            d.user_id,
-                            d.status,
-                            as_lines(d.wanted),
-                            as_allocations(d.taken),
-                            d.rejection or "",
-                        ]
-                        for d in decisions
+                        d.order_id,
+                        d.user_id,
+                        d.status,
+                        as_lines(d.wanted),
+                        as_allocations(d.taken),
+                        d.rejection or "",
                     ]
-                ),
-                "wanted": json.dumps(
-                    [
-                        [d.order_id, pid, wid, quantity]
-                        for d in reserving
-                        for (pid, wid), quantity in d.taken.items()
-                    ]
-                ),
-                "kind": kind,
-                "reason": reason,
-            },
-        )
-        ids = {order_id: pk for pk, order_id in cursor.fetchall()}
+                    for d in decisions
+                ]
+            ),
+            "wanted": json.dumps(
+                [
+                    [d.order_id, pid, wid, quantity]
+                    for d in reserving
+                    for (pid, wid), quantity in d.taken.items()
+                ]
+            ),
+            "kind": kind,
+            "reason": reason,
+        },
+        prepared=True,
+    )
+    ids = {order_id: pk for pk, order_id in rows}
     written: dict[str, Reservation] = {}
     for d in decisions:
         pk = ids.get(uuid.UUID(d.order_id))

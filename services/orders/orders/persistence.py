@@ -41,7 +41,7 @@ from orders.models import (
     ShipmentLine,
 )
 from product_replica.models import ProductReplica
-from service_runtime import transactions
+from service_runtime import statements, transactions
 from service_runtime.pagination import explicit_ordering, page_with_lateral
 
 
@@ -201,10 +201,8 @@ def order_insert_priced(
     with (
         transactions.alone(),
         after_commit.carrying_marks() as (params["marked_at"], params["marks"]),
-        connection.cursor() as cursor,
     ):
-        cursor.execute(_order_insert_priced_sql(), params)
-        rows = cursor.fetchall()
+        rows = statements.execute(_order_insert_priced_sql(), params, prepared=True)
     if not rows or rows[0][0] is None:
         return None
     order.total = rows[0][0]
@@ -235,8 +233,8 @@ PLACEABLE = "EXISTS (SELECT FROM placeable)"  # the order's statement writes not
 
 @functools.cache
 def _order_insert_priced_sql() -> str:
-    """The statement of :func:`order_insert_priced`; its text is the same every time, so
-    psycopg converts it once (statements are not prepared: ``service_runtime.settings``).
+    """The statement of :func:`order_insert_priced`; its text is the same every time, so it
+    is prepared and runs on its generic plan (``service_runtime.statements``).
 
     ``requested`` reads the lines from one JSON array; ``priced`` joins them to the active
     replicas, found by primary key from the array of their ids (a missing or inactive product

@@ -46,6 +46,7 @@ from orders.placement import (  # noqa: F401 - the placing API, re-exported
     order_place,
     request_fingerprint,
 )
+from service_runtime import statements
 
 logger = logging.getLogger(__name__)
 
@@ -195,9 +196,7 @@ def _move_pending(answers: Sequence[StockAnswer]) -> dict[uuid.UUID, _Moved]:
         "rejected": OrderStatus.REJECTED.value,
         "now": now,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_move_pending_sql(), params)
-        rows = cursor.fetchall()
+    rows = statements.execute(_move_pending_sql(), params, prepared=True)
     moved = {row[0]: _Moved(user_id=row[1], total=row[2], created_at=row[3]) for row in rows}
     for answer in answers:
         if answer.order_id in moved:
@@ -237,7 +236,7 @@ def _move_pending_portable(answer: StockAnswer) -> _Moved | None:
 @functools.cache
 def _move_pending_sql() -> str:
     """The statement of :func:`_move_pending` on PostgreSQL; its text is the same every time,
-    so psycopg converts it once (statements are not prepared: ``service_runtime.settings``).
+    so it is prepared and runs on its generic plan (``service_runtime.statements``).
 
     ``moved`` is the conditional update, ``noted`` the history rows that :func:`_record`
     would write for it (``actor_user_id`` stays NULL: an event is no caller), in the answers'

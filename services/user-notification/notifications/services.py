@@ -21,6 +21,7 @@ from notifications.email_deliveries import (
     email_delivery_schedule,
 )
 from notifications.models import EmailDelivery, Notification
+from service_runtime import statements
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +177,7 @@ def _create_group(group: Sequence[tuple[int, NewNotification]], *, key: str) -> 
         "now": now,
         "pending": EmailDelivery.Status.PENDING.value,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_create_statement(key=key, wake=wake), params)
-        rows = cursor.fetchall()
+    rows = statements.execute(_create_statement(key=key, wake=wake), params, prepared=True)
     if wake and any(row[3] is not None for row in rows):
         notify.mark_notified(NOTIFY_CHANNEL)
     return {
