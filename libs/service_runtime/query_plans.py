@@ -74,3 +74,26 @@ def most_rows_read(run: Sequence[Statement], table: str | None = None) -> int:
         ),
         default=0,
     )
+
+
+def prepared() -> list[tuple[str, int, int]]:
+    """The default connection's prepared statements: each one's text (numbered, with the
+    generation of its plans on its last line), and the generic and custom plans it was run on."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+            " ORDER BY prepare_time"
+        )
+        return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
+
+
+def plans_of(*beginnings: str) -> dict[str, tuple[int, int]]:
+    """For each beginning that some prepared statements of the default connection start with
+    (leading white space aside): the generic and the custom plans they were run on, summed."""
+    found: dict[str, tuple[int, int]] = {}
+    for statement, generic, custom in prepared():
+        for beginning in beginnings:
+            if statement.lstrip().startswith(beginning):
+                before = found.get(beginning, (0, 0))
+                found[beginning] = (before[0] + generic, before[1] + custom)
+    return found

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from messaging.consumer import Item, MessageProcessor, Outcome
 from messaging.envelope import decode
 from messaging.models import InboxMessage, OutboxMessage
+from service_runtime import query_plans
 from service_runtime.query_plans import statements as recorded_statements
 from stock import services
 from stock.handlers import HANDLERS
@@ -96,6 +97,22 @@ class TestStatements:
         assert [row[0] for row in reservations] == [e.data["order_id"] for e in envelopes]
         assert len(wanted) == 6  # two lines an order, each from one warehouse
         assert counters(products[0]) == (100, 3) and counters(products[1]) == (100, 6)
+
+    def test_the_lock_and_the_write_run_prepared_on_generic_plans(self, make_product):
+        """Planned on every call they cost PostgreSQL more than their work: each is prepared
+        once per connection and runs on one plan, made for no values in particular."""
+        products = [make_product(on_hand=100) for _ in range(2)]
+
+        for size in (3, 1):
+            envelopes = [factories.order_created([(products[0].pk, 1)]) for _ in range(size)]
+            before = query_plans.plans_of("SELECT s.product_id", "WITH reservation AS")
+            assert actions(process_batch(envelopes)) == ["ack"] * size
+            after = query_plans.plans_of("SELECT s.product_id", "WITH reservation AS")
+            assert sorted(after) == ["SELECT s.product_id", "WITH reservation AS"]
+            for text, (generic, custom) in after.items():
+                assert custom == 0
+                assert generic == before.get(text, (0, 0))[0] + 1
+        assert counters(products[0]) == (100, 4)
 
 
 @pytest.mark.usefixtures("either_stock_path")

@@ -14,6 +14,7 @@ from messaging.envelope import decode
 from messaging.models import InboxMessage
 from notifications.handlers import HANDLERS
 from notifications.models import EmailDelivery, Notification
+from service_runtime import query_plans
 from service_runtime.query_plans import statements as recorded_statements
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +72,22 @@ def test_the_notifications_go_as_json_rows_not_as_lists(make_user, make_message)
     rows = json.loads(params["notices"])
     assert [row[1] for row in rows] == ["order_received", "order_confirmed", "order_rejected"]
     assert Notification.objects.filter(user=user).count() == 3
+
+
+def test_the_notifications_are_written_prepared_on_a_generic_plan(make_user, make_message):
+    """Planned on every call the statement cost PostgreSQL more than its work: it is prepared
+    once per connection and runs on one plan, made for no values in particular."""
+    user = make_user("alice")
+
+    before = query_plans.plans_of("WITH i AS").get("WITH i AS", (0, 0))
+    for kinds in (TYPES[:3], TYPES[3:]):
+        assert process_batch([make_message(t, about_order(t, user.pk)) for t in kinds]) == [
+            "ack"
+        ] * len(kinds)
+    after = query_plans.plans_of("WITH i AS")["WITH i AS"]
+    # (one text for each unique key the notifications fall under)
+    assert after == (before[0] + 2, 0)
+    assert Notification.objects.filter(user=user).count() == 5
 
 
 def test_each_notification_is_the_one_its_event_alone_would_create(
