@@ -311,11 +311,10 @@ def order_detail_get(*, order_id: uuid.UUID, owner_id: int | None) -> OrderDetai
     if not _postgresql():
         return _order_detail_get_orm(order_id, owner_id)
     params: dict[str, Any] = {"id": order_id, "owner_id": owner_id}
-    with connection.cursor() as cursor:
-        cursor.execute(_order_detail_sql(owned=owner_id is not None), params)
-        row = cursor.fetchone()
-    if row is None:
+    found = statements.execute(_order_detail_sql(owned=owner_id is not None), params, prepared=True)
+    if not found:
         return None
+    row = found[0]
     (order_id, user_id, status, total, refunded_total, rejection_reason, rejected_lines,
      cancellation_reason, created_at, updated_at, deadline, *columns) = row  # fmt: skip
     # array_agg over no rows is NULL: no lines, no history, no allocation or no shipment.

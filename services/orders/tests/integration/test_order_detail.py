@@ -24,6 +24,7 @@ from orders.models import (
     Shipment,
     ShipmentLine,
 )
+from service_runtime import query_plans
 from tests.factories import CUSTOMER_ID, OTHER_CUSTOMER_ID, stock_event
 
 pytestmark = pytest.mark.django_db
@@ -196,6 +197,18 @@ class TestCost:
             assert staff.get(f"/api/orders/{uuid.uuid4()}/").status_code == 404
         with django_assert_num_queries(1):
             assert customer.get(f"/api/orders/{uuid.uuid4()}/").status_code == 404
+
+    def test_prepared_once_and_run_on_a_generic_plan(
+        self, customer: APIClient, staff: APIClient, orders: list[Order]
+    ) -> None:
+        """Planned on every request the statement cost PostgreSQL five times its work: it is
+        prepared once per connection (one text for a customer, one for staff)."""
+        texts = ("SELECT o.",)
+        before = query_plans.plans_of(*texts).get(texts[0], (0, 0))
+        for order in orders:
+            assert customer.get(f"/api/orders/{order.id}/").status_code == 200
+            assert staff.get(f"/api/orders/{order.id}/").status_code == 200
+        assert query_plans.plans_of(*texts)[texts[0]] == (before[0] + 2 * len(orders), 0)
 
 
 class TestAListPage:
