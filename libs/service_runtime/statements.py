@@ -121,10 +121,7 @@ class _Cursor(RawCursor):
     takes ``%(name)s`` placeholders with a mapping: numbered here, once per text."""
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        if isinstance(params, Mapping):
-            query, names = numbered_by_name(query)
-            params = [params[name] for name in names]
-        return super().execute(query, params, **kwargs)
+        return super().execute(*_positional(query, params), **kwargs)
 
 
 class _PreparingCursor(_Cursor):
@@ -134,9 +131,26 @@ class _PreparingCursor(_Cursor):
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         if self.connection.prepare_threshold is None:
             return super().execute(query, params, **kwargs)
-        # A new text each generation: psycopg prepares it anew, and PostgreSQL plans it anew.
-        query = f"{query}\n-- plans {plan_generation()}"
+        query, params = _positional(query, params)
+        query = _of_generation(query, plan_generation())
         return super().execute(query, params, **{**kwargs, "prepare": True})
+
+
+def _positional(query: Any, params: Any) -> tuple[Any, Any]:
+    """A statement with ``%(name)s`` placeholders and its mapping as numbered ``$n`` and a
+    list; any other statement as it is."""
+    if isinstance(params, Mapping):
+        query, names = numbered_by_name(query)
+        return query, [params[name] for name in names]
+    return query, params
+
+
+@functools.lru_cache(maxsize=256)
+def _of_generation(statement: str, generation: int) -> str:
+    """``statement`` tagged with the generation of its plans: a new text each generation, so
+    psycopg prepares it anew and PostgreSQL plans it anew. One string per pair, so that the
+    text is not built (and hashed) again on every call."""
+    return f"{statement}\n-- plans {generation}"
 
 
 def _raw_cursor(kind: type[_Cursor]) -> CursorWrapper:

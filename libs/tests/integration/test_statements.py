@@ -239,3 +239,16 @@ def test_a_batchs_inbox_rows_go_as_one_prepared_statement_whatever_its_size() ->
     inbox = [p for p in query_plans.prepared() if f"INSERT INTO {TABLE}" in p[0]]
     assert [(generic, custom) for _, generic, custom in inbox] == [(6, 0)]
     assert InboxMessage.objects.filter(consumer="tests").count() == 1 + BATCH + 3
+
+
+def test_a_connection_keeps_at_most_sixteen_prepared_statements_dropping_the_oldest() -> None:
+    """Each generation prepares its statements anew: the older ones are deallocated, so a
+    long-lived process does not pile up plans on the server."""
+    statements.execute(*_insert(1))
+    params = {"a": 1, "b": 1, "c": "tests"}
+    for generation in range(1, 21):
+        with mock.patch.object(statements, "plan_generation", return_value=generation):
+            assert statements.execute(_SUM, params, prepared=True) == [(2, 1)]
+    statements.execute("SELECT 1", [])  # psycopg deallocates what it rotated out before this
+    kept = sorted(int(text.rsplit(" ", 1)[1]) for text, _, _ in query_plans.prepared())
+    assert kept == list(range(5, 21))

@@ -154,9 +154,9 @@ def _create_group(group: Sequence[tuple[int, NewNotification]], *, key: str) -> 
     wake = not notify.notified_in_this_transaction(NOTIFY_CHANNEL)
     now = timezone.now()
     params: dict[str, Any] = {
-        # The users as an array, which the planner reads their rows by; every notification as
-        # one JSON row: psycopg dumps a list parameter element by element in Python, which
-        # cost more than the statement's own work (reports/bench-changes.md).
+        # The users as an array, their rows found by primary key; every notification as one
+        # JSON row: psycopg dumps a list parameter element by element in Python, which cost
+        # more than the statement's own work (reports/bench-changes.md).
         "users": [n.user_id for _, n in group],
         "notices": json.dumps(
             [
