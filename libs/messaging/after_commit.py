@@ -17,6 +17,12 @@ waiting longer than ``MARK_AGE_LIMIT_SECONDS`` are marked with the next ones at 
 never come (a crash) only let the relay publish those rows again, which the consumers' inbox
 absorbs.
 
+A consumer does not even wait for its confirms (:func:`pipeline_confirms`): its batch's events
+are sent, the batch is acked, and the confirms are read while the next batch runs (by that
+batch's statement that carries marks, or before its events go out), or when the consumer idles.
+Its rows are committed before they are sent, so a confirm that never comes (a refusal, a broken
+connection, a crash) leaves its row to the relay, as above.
+
 One publish connection per thread (:mod:`messaging.publish_connection`: its frames written and
 read on its own socket, without pika's I/O loop), opened on first use in the process that uses
 it (never one inherited across a fork, never shared between threads); a consumer's thread has
@@ -45,7 +51,7 @@ from messaging.config import MessagingConfig
 from messaging.metrics import record_published
 from messaging.models import OutboxMessage
 from messaging.publish_connection import PublishConnection
-from messaging.publisher import ConfirmTimeout
+from messaging.publisher import ConfirmTimeout, Settled
 from service_runtime import transactions
 
 logger = logging.getLogger("messaging.after_commit")
@@ -107,8 +113,10 @@ class _Flush:
 
 def publish_committed(rows: Sequence[OutboxMessage], config: MessagingConfig) -> None:
     """Publish committed rows with confirms and mark the confirmed ones sent; on any failure
-    leave them to the relay."""
+    leave them to the relay. A thread that pipelines its confirms (:func:`pipeline_confirms`)
+    goes on once the rows are sent: their confirms are read later (:func:`settle_in_flight`)."""
     crash_points.reach(crash_points.AFTER_COMMIT)
+    settle_in_flight()  # the events of the thread's last transaction, if still out
     user_id = sending.broker_user(config.broker_url)
     for attempt in (1, 2):
         reused = _link.ready()
@@ -118,6 +126,10 @@ def publish_committed(rows: Sequence[OutboxMessage], config: MessagingConfig) ->
                 return  # no connection to use now: the relay sends them
             for row in rows:
                 sending.send(publisher, row, app_id=config.service, user_id=user_id)
+            if _link.pipelining:
+                publisher.send()
+                _link.in_flight = list(rows)
+                return
             settled = publisher.wait()
             break
         except CONNECTION_ERRORS as exc:
@@ -132,6 +144,37 @@ def publish_committed(rows: Sequence[OutboxMessage], config: MessagingConfig) ->
                     exc,
                 )
                 return
+    _settled(rows, settled)
+
+
+def settle_in_flight(*, wait: bool = True) -> None:
+    """Read the confirms of the events this thread sent without waiting for them (blocking
+    until they come, at most the thread's confirm timeout; with ``wait`` false, only if they
+    all came already), then mark or defer the marks as :func:`publish_committed` does. A
+    connection that fails meanwhile leaves them unmarked, to the relay."""
+    rows, broker = _link.in_flight, _link.broker
+    if rows is None or broker is None:
+        return
+    try:
+        settled = broker.wait() if wait else broker.settled_now()
+    except CONNECTION_ERRORS as exc:
+        _link.failed(back_off=False)  # the next events try a new connection
+        logger.warning(
+            "no confirms for %d event(s) sent after commit (%s: %s); the relay will send them",
+            len(rows),
+            type(exc).__name__,
+            exc,
+        )
+        return
+    if settled is None:
+        return  # still out: read with the next events, or when the thread idles
+    _link.in_flight = None
+    _settled(rows, settled)
+
+
+def _settled(rows: Sequence[OutboxMessage], settled: Settled) -> None:
+    """What the broker settled of ``rows``: the confirmed ones marked (or their marks
+    deferred), the refused ones left unsent with the reason."""
     crash_points.reach(crash_points.AFTER_PUBLISH)
     outcome = sending.settle(rows, settled)
     record_published(row.routing_key for row in outcome.confirmed)
@@ -162,9 +205,17 @@ def defer_marks(on: bool = True) -> None:
     _link.deferring = on
 
 
+def pipeline_confirms(on: bool = True) -> None:
+    """Let this thread go on as soon as its events are sent, their confirms read later: by its
+    next statement that carries marks if they came by then, else when it next publishes or
+    idles (:func:`flush_marks`, which it must call then). For a consumer, which acks its batch
+    at the commit: an event whose confirm never comes is the outbox's, like any other."""
+    _link.pipelining = on
+
+
 def marks_waiting() -> bool:
-    """Whether confirmed events of this thread wait for their mark."""
-    return bool(_link.marks)
+    """Whether events of this thread wait for their mark (or for their confirms first)."""
+    return bool(_link.marks) or _link.in_flight is not None
 
 
 def marks_overdue() -> bool:
@@ -177,6 +228,7 @@ def carrying_marks() -> Iterator[tuple[Any, list[Any]]]:
     """Around a statement of this thread that carries the waiting marks: the parameters of
     :func:`messaging.sending.carried_mark` (no ids on SQLite, or when none wait). Once the
     statement's transaction commits they no longer wait; if it fails or rolls back, they do."""
+    settle_in_flight(wait=False)  # confirms that came meanwhile: marked by this statement
     marks = list(_link.marks) if connection.vendor == "postgresql" else []
     yield sending.mark_values(marks)
     if marks:
@@ -185,7 +237,9 @@ def carrying_marks() -> Iterator[tuple[Any, list[Any]]]:
 
 
 def flush_marks() -> None:
-    """Mark the waiting events of this thread sent now, in a statement of their own."""
+    """Mark the waiting events of this thread sent now, in a statement of their own (once the
+    confirms of those still out have come)."""
+    settle_in_flight()
     if _link.marks:
         _mark(sending.Outcome())
 
@@ -213,6 +267,8 @@ class _Link(threading.local):
         self.deferring = False  # marks wait for a later statement of this thread
         self.marks: list[Any] = []  # message ids confirmed, not marked sent yet
         self.marks_since = 0.0  # when the oldest of them was confirmed
+        self.pipelining = False  # its events' confirms are read after it went on
+        self.in_flight: list[OutboxMessage] | None = None  # sent, confirms not read yet
 
     def defer(self, message_ids: Sequence[Any]) -> None:
         if not self.marks:
@@ -243,7 +299,7 @@ class _Link(threading.local):
         now = time.monotonic()
         if self.pid != os.getpid():
             # Inherited across a fork: the socket is the parent's, so leave it alone.
-            self.broker, self.pid = None, os.getpid()
+            self.broker, self.in_flight, self.pid = None, None, os.getpid()
         if now < self.resume_at:
             return None
         idle = config.heartbeat > 0 and now - self.used_at > config.heartbeat
@@ -261,7 +317,8 @@ class _Link(threading.local):
             self.resume_at = time.monotonic() + BACKOFF_SECONDS
 
     def _close(self) -> None:
-        broker, self.broker = self.broker, None
+        # Confirms not read are lost with the connection: the relay sends those rows.
+        broker, self.broker, self.in_flight = self.broker, None, None
         if broker is not None and self.pid == os.getpid():
             broker.close()
 

@@ -417,10 +417,12 @@ class Consumer(Job):
     def on_connect(self) -> None:
         assert self.broker is not None
         # The events its handlers write go out right after each commit (on the thread's publish
-        # connection, before the batch is acked), and are marked sent by its next batch's first
-        # statement. Its batch waits for them anyway: it may wait as long as the relay would.
+        # connection, before the batch is acked); their confirms are read while the next batch
+        # runs, whose first statement marks them sent. When it does wait for them (idle, or
+        # stopping), it may wait as long as the relay would.
         after_commit.wait_for_confirms(CONFIRM_TIMEOUT_SECONDS)
         after_commit.defer_marks()
+        after_commit.pipeline_confirms()
         channel = self.broker.channel()
         # Its own queues and bindings only; the exchanges are their publishers' (a missing one
         # fails the bind, and the consumer retries until its publisher declared it).

@@ -1,12 +1,14 @@
 """A publish-only AMQP connection: one channel in confirm mode, on a socket of its own.
 
 A writer publishes its transaction's few events right after the commit and waits for their
-confirms. Through pika's ``BlockingConnection`` that wait runs pika's I/O loop in Python: per
-message a timer armed and cancelled, two rounds of ``epoll``, four socket writes (the method,
-header and body frames, and the loop's wake-up) and three reads, about 200 us of CPU on this
-kind of machine. :class:`PublishConnection` writes a batch's frames in one ``send`` and
-reads the broker's answers straight off its socket, encoded and decoded by pika's own frame
-codec; nothing else is ever sent on it, so nothing else has to be dispatched.
+confirms (or, a consumer, reads them while its next batch runs: :meth:`send`, then
+:meth:`settled_now` or :meth:`wait`). Through pika's ``BlockingConnection`` that wait runs
+pika's I/O loop in Python: per message a timer armed and cancelled, two rounds of ``epoll``,
+four socket writes (the method, header and body frames, and the loop's wake-up) and three
+reads, about 200 us of CPU on this kind of machine. :class:`PublishConnection` writes a
+batch's frames in one ``send`` and reads the broker's answers straight off its socket, encoded
+and decoded by pika's own frame codec; nothing else is ever sent on it, so nothing else has to
+be dispatched.
 
 The guarantees are :class:`~messaging.publisher.ConfirmingPublisher`'s, with the same
 interface: every message persistent-as-given and ``mandatory``, the batch's confirms awaited
@@ -116,6 +118,11 @@ class PublishConnection:
         if len(self._unsent) >= SEND_BUFFER_BYTES:
             self._send_unsent()
 
+    def send(self) -> None:
+        """Write what is queued now; its confirms are read later, by :meth:`wait` or
+        :meth:`settled_now` (nothing more is published before they are)."""
+        self._send_unsent()
+
     def wait(self) -> Settled:
         """Send what is queued, then block until the broker settled every message published
         since the last wait."""
@@ -128,6 +135,17 @@ class PublishConnection:
         finally:
             settled = self._outstanding.take()
         return settled
+
+    def settled_now(self) -> Settled | None:
+        """Without blocking: what :meth:`wait` would return, if the broker has already settled
+        every message published since the last wait; None while some are still out."""
+        self._send_unsent()
+        what = f"publisher confirms within {self._confirm_timeout:g}s"
+        while self._outstanding.waiting and self._readable():
+            self._receive(time.monotonic() + self._confirm_timeout, what)
+        if self._outstanding.waiting:
+            return None
+        return self._outstanding.take()
 
     def publish_all(self, messages: list[OutgoingMessage]) -> Settled:
         for message in messages:
@@ -211,13 +229,18 @@ class PublishConnection:
     # -- reading the broker's answers ---------------------------------------------------------
 
     def _read_what_waits(self) -> None:
+        if self._readable():
+            seconds = self._confirm_timeout
+            self._receive(time.monotonic() + seconds, f"what the broker sent, within {seconds:g}s")
+
+    def _readable(self) -> bool:
+        """Whether a read would not block (something arrived, or the stream ended)."""
         # poll, not select: a process may hold more than select's 1,024 descriptors.
         poller = select.poll()
         poller.register(self._sock, select.POLLIN)
-        readable = poller.poll(0)
-        if readable or (isinstance(self._sock, ssl.SSLSocket) and self._sock.pending()):
-            seconds = self._confirm_timeout
-            self._receive(time.monotonic() + seconds, f"what the broker sent, within {seconds:g}s")
+        if poller.poll(0):
+            return True
+        return isinstance(self._sock, ssl.SSLSocket) and self._sock.pending() > 0
 
     def _receive(self, deadline: float, what: str) -> None:
         """Read once (waiting until ``deadline``) and handle every complete frame."""

@@ -27,6 +27,7 @@ from pika.exceptions import ChannelClosedByBroker
 from messaging import topology
 from messaging.config import MessagingConfig, get_config
 from messaging.consumer import Consumer, Handler
+from messaging.models import OutboxMessage
 from messaging.outbox import publish_event
 from messaging.worker import Job, Worker
 from tests.factories import order_created
@@ -86,6 +87,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def unsent_ids() -> set[str]:
+    """Message ids of the outbox rows not marked sent."""
+    rows = OutboxMessage.objects.filter(sent_at__isnull=True).values_list("message_id", flat=True)
+    return {str(m) for m in rows}
 
 
 def write_orders(count: int = 1) -> list[str]:
@@ -234,6 +241,12 @@ class Broker:
             self.delete_everything()
         finally:
             self._connection.close()
+
+
+def queued_ids(broker: Broker, count: int, service: str = "inventory") -> list[str]:
+    """Message ids of ``count`` messages taken from ``service``'s queue, in order."""
+    received = broker.wait_for_messages(broker.names.queue(service), count)
+    return [str(d.properties.message_id) for d in received]
 
 
 @pytest.fixture

@@ -16,7 +16,14 @@ from messaging.consumer import record_many_in_inbox
 from messaging.envelope import Envelope
 from messaging.models import OutboxMessage
 from tests.factories import envelope, order_created, reserve
-from tests.integration.conftest import Broker, running_consumer, wait_for, write_orders
+from tests.integration.conftest import (
+    Broker,
+    queued_ids,
+    running_consumer,
+    unsent_ids,
+    wait_for,
+    write_orders,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
@@ -35,32 +42,22 @@ def deferring_writer(settings: Any, broker: Broker) -> Iterator[None]:
     after_commit.close_connection()
 
 
-def _unsent() -> set[str]:
-    rows = OutboxMessage.objects.filter(sent_at__isnull=True).values_list("message_id", flat=True)
-    return {str(m) for m in rows}
-
-
-def _queued(broker: Broker, count: int) -> list[str]:
-    received = broker.wait_for_messages(broker.names.queue("inventory"), count)
-    return [str(d.properties.message_id) for d in received]
-
-
 def test_published_at_once_marked_by_the_next_statement_that_carries_marks(
     broker: Broker,
 ) -> None:
     with CaptureQueriesContext(connection) as queries:
         first = write_orders(2)
     # Published and confirmed right after the commit, but no statement of its own marked them.
-    assert _queued(broker, 2) == first
+    assert queued_ids(broker, 2) == first
     assert not any("sent_at" in q["sql"] for q in queries.captured_queries)
-    assert _unsent() == set(first) and after_commit.marks_waiting()
+    assert unsent_ids() == set(first) and after_commit.marks_waiting()
 
     with transaction.atomic():
         record_many_in_inbox("inventory", [envelope()])
-        assert _unsent() == set()  # marked by the inbox insert...
+        assert unsent_ids() == set()  # marked by the inbox insert...
         assert after_commit.marks_waiting()  # ...but waiting until that commits
     assert not after_commit.marks_waiting()
-    assert _unsent() == set()
+    assert unsent_ids() == set()
 
 
 def test_marks_carried_by_a_transaction_that_rolls_back_still_wait(broker: Broker) -> None:
@@ -68,28 +65,28 @@ def test_marks_carried_by_a_transaction_that_rolls_back_still_wait(broker: Broke
     with pytest.raises(RuntimeError), transaction.atomic():
         record_many_in_inbox("inventory", [envelope()])
         raise RuntimeError("the batch failed")
-    assert _unsent() == {message_id} and after_commit.marks_waiting()
+    assert unsent_ids() == {message_id} and after_commit.marks_waiting()
     after_commit.flush_marks()  # what a thread does when it idles
-    assert _unsent() == set() and not after_commit.marks_waiting()
+    assert unsent_ids() == set() and not after_commit.marks_waiting()
 
 
 def test_marks_waiting_too_long_are_written_with_the_next_events(
     broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = write_orders(1)
-    assert _unsent() == set(first)
+    assert unsent_ids() == set(first)
     monkeypatch.setattr(after_commit, "MARK_AGE_LIMIT_SECONDS", 0.0)
     assert after_commit.marks_overdue()
     second = write_orders(1)
-    assert _queued(broker, 2) == first + second
-    assert _unsent() == set() and not after_commit.marks_waiting()
+    assert queued_ids(broker, 2) == first + second
+    assert unsent_ids() == set() and not after_commit.marks_waiting()
 
 
 def test_without_deferring_the_writer_marks_at_once(broker: Broker) -> None:
     after_commit.defer_marks(False)
     ids = write_orders(2)
-    assert _queued(broker, 2) == ids
-    assert _unsent() == set() and not after_commit.marks_waiting()
+    assert queued_ids(broker, 2) == ids
+    assert unsent_ids() == set() and not after_commit.marks_waiting()
 
 
 class TestConsumer:
@@ -132,6 +129,6 @@ class TestConsumer:
             sent = [self._send(broker) for _ in range(3)]
             wait_for(lambda: consumer.handled == 3)
             # Well inside the relay's grace (no relay runs here anyway).
-            wait_for(lambda: _unsent() == set(), timeout=1.0)
+            wait_for(lambda: unsent_ids() == set(), timeout=1.0)
         assert len(broker.wait_for_messages(broker.names.queue("orders"), 3)) == 3
         assert {row.correlation_id for row in OutboxMessage.objects.all()} == set(sent)

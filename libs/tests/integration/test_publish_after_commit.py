@@ -255,7 +255,7 @@ def test_a_consumer_publishes_its_batch_events_on_one_publish_connection_of_its_
     # (no relay runs here).
     assert _unsent() == set()
     assert not opened[0].is_open  # closed when the consumer stopped
-    # It waits for its confirms as long as the relay would: its batch waits anyway.
+    # When it waits for its confirms (idle, stopping), it waits as long as the relay would.
     assert opened[0]._confirm_timeout == CONFIRM_TIMEOUT_SECONDS
 
 
