@@ -24,7 +24,7 @@ from django.db import connection, connections, transaction
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import ChannelClosedByBroker
 
-from messaging import topology
+from messaging import after_commit, topology
 from messaging.config import MessagingConfig, get_config
 from messaging.consumer import Consumer, Handler
 from messaging.models import OutboxMessage
@@ -256,6 +256,22 @@ def broker() -> Iterator[Broker]:
         yield broker
     finally:
         broker.close()
+
+
+@pytest.fixture
+def deferring_writer(settings: Any, broker: Broker) -> Iterator[None]:
+    """This thread writes orders' events, published at commit, their marks deferred
+    (``after_commit.defer_marks``); nothing of it is left for the next test."""
+    settings.MESSAGING_SERVICE = "orders"
+    settings.MESSAGING_PREFIX = broker.prefix
+    settings.MESSAGING_PUBLISH_AFTER_COMMIT = True
+    broker.declare()
+    after_commit.close_connection()
+    after_commit.defer_marks()
+    yield
+    after_commit.defer_marks(False)
+    after_commit._link.take_marks()  # nothing carried over to the next test
+    after_commit.close_connection()
 
 
 @contextmanager

@@ -4,7 +4,6 @@ written alone when the thread idles or they grow old, never lost by a rollback."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,17 +28,9 @@ pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def deferring_writer(settings: Any, broker: Broker) -> Iterator[None]:
-    settings.MESSAGING_SERVICE = "orders"
-    settings.MESSAGING_PREFIX = broker.prefix
-    settings.MESSAGING_PUBLISH_AFTER_COMMIT = True
-    broker.declare()
-    after_commit.close_connection()
-    after_commit.defer_marks()
-    yield
-    after_commit.defer_marks(False)
-    after_commit._link.take_marks()  # nothing carried over to the next test
-    after_commit.close_connection()
+def _writer(deferring_writer: None) -> None:
+    """Every test here writes orders' events, their marks deferred (before a class's own
+    fixtures, which may change the service)."""
 
 
 def test_published_at_once_marked_by_the_next_statement_that_carries_marks(

@@ -33,19 +33,10 @@ pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
-def pipelining_writer(settings: Any, broker: Broker) -> Iterator[None]:
-    settings.MESSAGING_SERVICE = "orders"
-    settings.MESSAGING_PREFIX = broker.prefix
-    settings.MESSAGING_PUBLISH_AFTER_COMMIT = True
-    broker.declare()
-    after_commit.close_connection()
-    after_commit.defer_marks()
+def pipelining_writer(deferring_writer: None) -> Iterator[None]:
     after_commit.pipeline_confirms()
     yield
     after_commit.pipeline_confirms(False)
-    after_commit.defer_marks(False)
-    after_commit._link.take_marks()  # nothing carried over to the next test
-    after_commit.close_connection()
 
 
 def _confirms_read() -> bool:
