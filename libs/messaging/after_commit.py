@@ -155,6 +155,9 @@ def settle_in_flight(*, wait: bool = True) -> None:
     rows, broker = _link.in_flight, _link.broker
     if rows is None or broker is None:
         return
+    if not _link.ready():  # inherited across a fork: the parent's socket, and its confirms
+        _link.in_flight = None
+        return
     try:
         settled = broker.wait() if wait else broker.settled_now()
     except CONNECTION_ERRORS as exc:

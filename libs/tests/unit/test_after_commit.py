@@ -81,6 +81,19 @@ class TestAConnectionOfItsOwn:
         assert len(link.opened) == 2
         assert link.opened[0].is_open  # the parent's socket: not closed from the child
 
+    def test_confirms_in_flight_are_never_read_from_a_parent_s_socket(
+        self, link: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        read: list[Any] = []
+        connection = link.publisher(_config())
+        connection.wait = lambda: read.append("wait")
+        link.in_flight = [OutboxMessage(message_id="m1")]
+        link.pid -= 1  # as in a child forked while its parent's events were in flight
+        monkeypatch.setattr(after_commit, "_link", link)
+        after_commit.settle_in_flight()
+        assert read == [] and link.in_flight is None  # left to the relay
+        assert connection.is_open  # the parent's socket: not closed from the child
+
     def test_after_a_failure_no_attempt_until_the_back_off_passed(self, link: Any) -> None:
         link.publisher(_config())
         link.failed(back_off=True)
