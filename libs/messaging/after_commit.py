@@ -153,9 +153,9 @@ def settle_in_flight(*, wait: bool = True) -> None:
     all came already), then mark or defer the marks as :func:`publish_committed` does. A
     connection that fails meanwhile leaves them unmarked, to the relay."""
     rows, broker = _link.in_flight, _link.broker
-    if rows is None or broker is None:
+    if rows is None:
         return
-    if not _link.ready():  # inherited across a fork: the parent's socket, and its confirms
+    if broker is None or not _link.ready():  # a parent's socket, inherited across a fork
         _link.in_flight = None
         return
     try:

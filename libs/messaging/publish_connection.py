@@ -129,9 +129,8 @@ class PublishConnection:
         try:
             self._send_unsent()
             deadline = time.monotonic() + self._confirm_timeout
-            what = f"publisher confirms within {self._confirm_timeout:g}s"
             while self._outstanding.waiting:
-                self._receive(deadline, what)
+                self._receive(deadline, self._confirms)
         finally:
             settled = self._outstanding.take()
         return settled
@@ -140,9 +139,8 @@ class PublishConnection:
         """Without blocking: what :meth:`wait` would return, if the broker has already settled
         every message published since the last wait; None while some are still out."""
         self._send_unsent()
-        what = f"publisher confirms within {self._confirm_timeout:g}s"
         while self._outstanding.waiting and self._readable():
-            self._receive(time.monotonic() + self._confirm_timeout, what)
+            self._receive(time.monotonic() + self._confirm_timeout, self._confirms)
         if self._outstanding.waiting:
             return None
         return self._outstanding.take()
@@ -227,6 +225,11 @@ class PublishConnection:
                 return received.method
 
     # -- reading the broker's answers ---------------------------------------------------------
+
+    @property
+    def _confirms(self) -> str:
+        """What a confirm wait waits for, and how long (for the error when nothing comes)."""
+        return f"publisher confirms within {self._confirm_timeout:g}s"
 
     def _read_what_waits(self) -> None:
         if self._readable():
