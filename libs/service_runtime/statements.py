@@ -40,11 +40,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from psycopg import RawCursor
+from psycopg.pq import ExecStatus
 
 _PLACEHOLDER = "%s"
+TUPLES_OK = ExecStatus.TUPLES_OK
 _NAMED = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
 
 # A process's prepared statements are planned again when it is 1, 2, 4 ... this many seconds
@@ -105,15 +108,22 @@ def execute(
     Placeholders are all ``%s`` with a sequence of parameters, or all ``%(name)s`` with a
     mapping. ``prepared``: run it prepared, on its generic plan (see the module's docstring).
     Django's execute wrappers see a statement with named placeholders as written, with its
-    mapping; one with ``%s`` placeholders numbered."""
-    if not _sent_as_written():
-        statement, cursor = sql, connection.cursor()
-    else:
-        statement = sql if isinstance(params, Mapping) else numbered(sql)
-        cursor = _raw_cursor(_PreparingCursor if prepared else _Cursor)
-    with cursor:
+    mapping; one with ``%s`` placeholders numbered.
+
+    The connection is looked up once per call: ``django.db.connection`` finds the thread's
+    connection again on every attribute read, which cost a hot path dozens of lookups per
+    message when each statement read it a dozen times."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if not _sent_as_written(db):
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description is not None else []
+    statement = sql if isinstance(params, Mapping) else numbered(sql)
+    with _raw_cursor(db, _PreparingCursor if prepared else _Cursor) as cursor:
         cursor.execute(statement, params)
-        return cursor.fetchall() if cursor.description is not None else []
+        # What the statement answered, without building the columns' description to ask.
+        result = cursor.cursor.pgresult
+        return cursor.fetchall() if result is not None and result.status == TUPLES_OK else []
 
 
 class _Cursor(RawCursor):
@@ -153,19 +163,19 @@ def _of_generation(statement: str, generation: int) -> str:
     return f"{statement}\n-- plans {generation}"
 
 
-def _raw_cursor(kind: type[_Cursor]) -> CursorWrapper:
-    """What ``connection.cursor()`` gives, on ``kind`` of psycopg's ``RawCursor`` instead of
-    Django's own cursor."""
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        return CursorWrapper(kind(connection.connection), connection)
+def _raw_cursor(db: BaseDatabaseWrapper, kind: type[_Cursor]) -> CursorWrapper:
+    """What ``db.cursor()`` gives, on ``kind`` of psycopg's ``RawCursor`` instead of Django's
+    own cursor."""
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    with db.wrap_database_errors:
+        return CursorWrapper(kind(db.connection), db)
 
 
-def _sent_as_written() -> bool:
+def _sent_as_written(db: BaseDatabaseWrapper) -> bool:
     return (
-        connection.vendor == "postgresql"
-        and bool(getattr(connection.features, "uses_server_side_binding", False))
-        and not connection.queries_logged
+        db.vendor == "postgresql"
+        and bool(getattr(db.features, "uses_server_side_binding", False))
+        and not db.queries_logged
     )

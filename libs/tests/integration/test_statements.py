@@ -241,6 +241,33 @@ def test_a_batchs_inbox_rows_go_as_one_prepared_statement_whatever_its_size() ->
     assert InboxMessage.objects.filter(consumer="tests").count() == 1 + BATCH + 3
 
 
+def test_one_events_outbox_row_goes_prepared_and_several_do_not() -> None:
+    """A transaction of one message or one request writes one outbox row: that text is
+    prepared, so PostgreSQL plans it once per connection instead of on every event. A batch's
+    several rows are not (each count would keep a prepared statement of its own)."""
+    outbox_table = OutboxMessage._meta.db_table
+
+    def row() -> OutboxMessage:
+        envelope = Envelope.new(
+            "order.created", order_created(), source="orders", correlation_id="c"
+        )
+        return OutboxMessage(
+            message_id=envelope.id,
+            exchange="tests.events",
+            routing_key=envelope.type,
+            body=envelope.to_json(),
+            correlation_id="c",
+            created_at=timezone.now(),
+        )
+
+    for count in (1, 1, 1, 3, 3):
+        with transaction.atomic():
+            outbox.insert([row() for _ in range(count)])
+    written = [p for p in query_plans.prepared() if f'INSERT INTO "{outbox_table}"' in p[0]]
+    assert [(generic, custom) for _, generic, custom in written] == [(3, 0)]
+    assert OutboxMessage.objects.count() == 9
+
+
 def test_a_connection_keeps_at_most_sixteen_prepared_statements_dropping_the_oldest() -> None:
     """Each generation prepares its statements anew: the older ones are deallocated, so a
     long-lived process does not pile up plans on the server."""
