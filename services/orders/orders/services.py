@@ -243,6 +243,12 @@ def _move_pending_sql() -> str:
     order. A rejection sets the reasons; a confirmation keeps them (NULL falls back).
     ``allocated`` stores where a confirmed order's units are held, ``cancelled`` counts every
     unit of a rejected order as cancelled.
+
+    ``moved`` finds its orders by primary key, from the array of the answered ids, and checks
+    their status as a filter only (``IS TRUE`` keeps the status index out of the plan): with the
+    status as an index condition, a plan made while PENDING orders were few took every PENDING
+    order through that index and kept the answered ones, so a backlog (inventory down for a
+    while) made every answer read all of it.
     """
     qn = connection.ops.quote_name
     order, change = Order._meta, OrderStatusChange._meta
@@ -259,7 +265,8 @@ def _move_pending_sql() -> str:
                 {qn("rejection_reason")} = COALESCE(a.rejection, o.{qn("rejection_reason")}),
                 {qn("rejected_lines")} = COALESCE(a.rejected_lines, o.{qn("rejected_lines")})
             FROM answer AS a
-            WHERE o.{qn("id")} = a.order_id AND o.{qn("status")} = %(pending)s
+            WHERE o.{qn("id")} = ANY (ARRAY(SELECT order_id FROM answer))
+                AND o.{qn("id")} = a.order_id AND (o.{qn("status")} = %(pending)s) IS TRUE
             RETURNING o.{qn("id")}, o.{qn("user_id")}, o.{qn("total")}, o.{qn("created_at")},
                 a.to_status, a.reason, a.causation_id, a.position
         ), noted AS (
