@@ -47,7 +47,7 @@ from psycopg import RawCursor
 from psycopg.pq import ExecStatus
 
 _PLACEHOLDER = "%s"
-TUPLES_OK = ExecStatus.TUPLES_OK
+_TUPLES_OK = ExecStatus.TUPLES_OK
 _NAMED = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
 
 # A process's prepared statements are planned again when it is 1, 2, 4 ... this many seconds
@@ -123,7 +123,7 @@ def execute(
         cursor.execute(statement, params)
         # What the statement answered, without building the columns' description to ask.
         result = cursor.cursor.pgresult
-        return cursor.fetchall() if result is not None and result.status == TUPLES_OK else []
+        return cursor.fetchall() if result is not None and result.status == _TUPLES_OK else []
 
 
 class _Cursor(RawCursor):
