@@ -41,6 +41,18 @@ def _insert(count: int) -> tuple[str, list[Any]]:
     return sql, params
 
 
+def _outbox_row() -> OutboxMessage:
+    """An unsaved outbox row of ``order.created``, as :func:`outbox.insert` takes them."""
+    return OutboxMessage(
+        message_id=uuid.uuid4(),
+        exchange="orders.events",
+        routing_key="order.created",
+        body="{}",
+        correlation_id="c",
+        created_at=timezone.now(),
+    )
+
+
 @contextmanager
 def statements_sent() -> Iterator[list[str]]:
     """The texts of the statements the default connection runs meanwhile."""
@@ -121,17 +133,7 @@ def test_a_batchs_writes_are_not_parsed_again_on_every_call(settings: Any) -> No
     """The outbox insert, the inbox insert and the sent marks of a full batch go through
     :func:`statements.execute`: psycopg would parse each anew on every call otherwise."""
     settings.MESSAGING_SERVICE = "orders"
-    rows = [
-        OutboxMessage(
-            message_id=uuid.uuid4(),
-            exchange="orders.events",
-            routing_key="order.created",
-            body="{}",
-            correlation_id="c",
-            created_at=timezone.now(),
-        )
-        for _ in range(BATCH)
-    ]
+    rows = [_outbox_row() for _ in range(BATCH)]
     envelopes = [
         Envelope.new("order.created", order_created(), source="orders", correlation_id="c")
         for _ in range(BATCH)
@@ -246,23 +248,9 @@ def test_one_events_outbox_row_goes_prepared_and_several_do_not() -> None:
     prepared, so PostgreSQL plans it once per connection instead of on every event. A batch's
     several rows are not (each count would keep a prepared statement of its own)."""
     outbox_table = OutboxMessage._meta.db_table
-
-    def row() -> OutboxMessage:
-        envelope = Envelope.new(
-            "order.created", order_created(), source="orders", correlation_id="c"
-        )
-        return OutboxMessage(
-            message_id=envelope.id,
-            exchange="tests.events",
-            routing_key=envelope.type,
-            body=envelope.to_json(),
-            correlation_id="c",
-            created_at=timezone.now(),
-        )
-
     for count in (1, 1, 1, 3, 3):
         with transaction.atomic():
-            outbox.insert([row() for _ in range(count)])
+            outbox.insert([_outbox_row() for _ in range(count)])
     written = [p for p in query_plans.prepared() if f'INSERT INTO "{outbox_table}"' in p[0]]
     assert [(generic, custom) for _, generic, custom in written] == [(3, 0)]
     assert OutboxMessage.objects.count() == 9

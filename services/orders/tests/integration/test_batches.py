@@ -291,14 +291,16 @@ def test_an_answer_reads_its_own_order_however_many_others_wait(place: Any) -> N
     that PostgreSQL plans as for a large table (on 300 rows, reading them all is cheaper)."""
     waiting = [place() for _ in range(300)]
     connection.close()  # a new connection: its plans are made from here on
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
-    for order in waiting[:3]:  # planned on the first, for no values in particular, and kept
-        assert actions(process_batch([reserved(order.id)])) == ["ack"]
-    before = _order_rows_fetched()
-    assert actions(process_batch([reserved(waiting[3].id)])) == ["ack"]
-    # The answered order, and the foreign-key checks of the rows written for it.
-    assert _order_rows_fetched() - before <= 5
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET enable_seqscan = off")
+        for order in waiting[:3]:  # planned on the first, for no values in particular, and kept
+            assert actions(process_batch([reserved(order.id)])) == ["ack"]
+        before = _order_rows_fetched()
+        assert actions(process_batch([reserved(waiting[3].id)])) == ["ack"]
+        # The answered order, and the foreign-key checks of the rows written for it.
+        assert _order_rows_fetched() - before <= 5
+    finally:
+        connection.close()  # the setting goes with it, even when the test fails
     assert status_of(waiting[3]) == OrderStatus.CONFIRMED
     assert Order.objects.filter(status=OrderStatus.PENDING).count() == 296
-    connection.close()  # the setting goes with it
