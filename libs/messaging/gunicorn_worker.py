@@ -1,19 +1,23 @@
-"""The services' gunicorn worker: gunicorn's sync worker, which marks its events sent while idle.
+"""The services' gunicorn worker: gunicorn's sync worker, which settles its events while idle.
 
 A worker process serves one request at a time, in its main thread. The events a request
-publishes after its commit are confirmed by the broker before the response goes, but their
-sent marks wait (``messaging.after_commit.defer_marks``) for a later statement of the same
-worker to carry them, such as the next order's insert, which saves a round trip and a
-transaction per request. This class lets them wait no longer than that is free:
+publishes after its commit are sent to the broker before the response goes, but the response
+does not wait for their confirms (``messaging.after_commit.pipeline_confirms``): their rows
+are committed, so an event whose confirm never comes is the relay's. The confirms are read
+after the response, and the sent marks wait (``messaging.after_commit.defer_marks``) for a
+later statement of the same worker to carry them, such as the next order's insert, which saves
+a round trip and a transaction per request. This class lets them wait no longer than that is
+free:
 
-* when no request comes within ``MARK_IDLE_SECONDS``, it marks them in a statement of their own
-  before it waits on;
-* after a request, marks waiting longer than ``MARK_AGE_LIMIT_SECONDS`` (a worker serving only
-  reads for a while) are written at once;
-* a worker that stops marks what waits.
+* after a request, the confirms that came are read without blocking, and marks waiting longer
+  than ``MARK_AGE_LIMIT_SECONDS`` (a worker serving only reads for a while) are written at once;
+* when no request comes within ``MARK_IDLE_SECONDS``, it waits for the confirms still out and
+  marks them in a statement of their own before it waits on;
+* a worker that stops does the same.
 
-Marks that never come (a worker killed) only let the relay publish those events again after its
-grace, which the consumers' inbox absorbs. Chosen in ``service_runtime.gunicorn_conf``.
+Confirms or marks that never come (a refusal, a broken connection, a worker killed) only let
+the relay publish those events again after its grace, which the consumers' inbox absorbs.
+Chosen in ``service_runtime.gunicorn_conf``.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ class MarkingSyncWorker(SyncWorker):
             from messaging import after_commit
 
             # The service is loaded (Django is set up): from now on the requests of this
-            # thread leave their marks to a later statement.
+            # thread answer once their events are sent, and leave the confirms and the marks
+            # to later.
             after_commit.defer_marks()
+            after_commit.pipeline_confirms()
             self.marks = after_commit
 
     def wait(self, timeout: float) -> Any:
@@ -55,8 +61,19 @@ class MarkingSyncWorker(SyncWorker):
         try:
             super().handle_request(*args)
         finally:
-            if self.marks is not None and self.marks.marks_overdue():
-                self._flush()
+            if self.marks is not None:
+                self._settle()
+
+    def _settle(self) -> None:
+        """After a request: read the confirms that came, and write the marks that waited
+        too long (a worker serving only reads would otherwise leave them to the relay)."""
+        assert self.marks is not None
+        try:
+            self.marks.settle_in_flight(wait=False)
+        except Exception:
+            logger.warning("could not read the confirms of published events", exc_info=True)
+        if self.marks.marks_overdue():
+            self._flush()
 
     def run(self) -> None:
         try:
