@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from messaging import versions
 from messaging.topology import Names
@@ -47,7 +48,11 @@ class MessagingConfig:
         return len(self.retry_delays_ms) + 1
 
 
+@functools.cache
 def get_config() -> MessagingConfig:
+    """The messaging settings, read once: this runs for every event published and every batch
+    consumed. A change through Django's ``override_settings`` (the tests') is seen at once;
+    settings are not meant to change otherwise while a process runs."""
     return MessagingConfig(
         service=settings.MESSAGING_SERVICE,
         broker_url=getattr(
@@ -69,5 +74,13 @@ def get_config() -> MessagingConfig:
     )
 
 
-# Read once per value: get_config() runs for every event published.
+# Read once per value.
 _event_versions = functools.lru_cache(maxsize=8)(versions.parse_setting)
+
+
+def _forget(*, setting: str, **_: object) -> None:
+    if setting.startswith("MESSAGING_"):
+        get_config.cache_clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="messaging.config.get_config")

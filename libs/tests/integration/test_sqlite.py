@@ -34,6 +34,7 @@ settings.configure(
 django.setup()
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.test import override_settings
 from messaging.consumer import ACK, MessageProcessor
 from messaging.models import InboxMessage, OutboxMessage
 from messaging.outbox import publish_event
@@ -101,7 +102,7 @@ def queued():
 assert queued() == 2, queued()
 
 # Published by its writer right after the commit, no relay running.
-settings.MESSAGING_PUBLISH_AFTER_COMMIT = True
+override_settings(MESSAGING_PUBLISH_AFTER_COMMIT=True).enable()
 direct = publish()
 row = OutboxMessage.objects.get(message_id=direct.id)
 assert row.sent_at is not None and row.attempts == 0, row
