@@ -99,7 +99,7 @@ def _event(
         message_id=envelope.id,
         exchange=config.names.exchange(config.service),
         routing_key=event_type,
-        body=envelope.to_json(),
+        body=envelope.body().decode(),
         correlation_id=envelope.correlation_id,
         created_at=timezone.now(),
         attempts=0,
