@@ -14,12 +14,15 @@ accept and refuse the same documents).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 
 class SchemaViolation(ValueError):
@@ -174,9 +177,6 @@ EVENTS: dict[tuple[str, int], dict[str, Any]] = {
     ),
 }
 
-# Formats are asserted too ("uuid" must parse as a UUID, not only look like one).
-_FORMATS = Draft202012Validator.FORMAT_CHECKER
-
 
 def _is_uuid(value: str) -> bool:
     """The "uuid" format as Draft 2020-12 asserts it: parses, and has its four dashes."""
@@ -206,13 +206,30 @@ def _python_anchors(schema: Any) -> Any:
 
 class _Validator:
     """One schema compiled once into Python code; the reference validator words why a
-    document is refused."""
+    document is refused.
+
+    Both are built on first use: a worker that restarts to drain a backlog starts on its
+    messages sooner (compiling every schema and importing ``jsonschema`` took a sixth of its
+    start-up), and only a refused document needs the reference.
+    """
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        self.check: Callable[[Any], Any] = fastjsonschema.compile(
-            _python_anchors(schema), formats={"uuid": _is_uuid}, use_default=False
+        self.schema = schema
+        self.anchored = _python_anchors(schema)  # refuses an unsupported pattern at once
+
+    @functools.cached_property
+    def check(self) -> Callable[[Any], Any]:
+        compiled: Callable[[Any], Any] = fastjsonschema.compile(
+            self.anchored, formats={"uuid": _is_uuid}, use_default=False
         )
-        self.reference = Draft202012Validator(schema, format_checker=_FORMATS)
+        return compiled
+
+    @functools.cached_property
+    def reference(self) -> Draft202012Validator:
+        from jsonschema import Draft202012Validator
+
+        # Formats are asserted too ("uuid" must parse as a UUID, not only look like one).
+        return Draft202012Validator(self.schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
     def problem(self, instance: Any) -> str | None:
         """Why ``instance`` does not match (its first error, where and what), or None."""
