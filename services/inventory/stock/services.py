@@ -128,9 +128,12 @@ def stock_reserve_many(*, orders: Sequence[OrderToReserve]) -> list[Reservation]
             raise OrderSeenBefore(f"orders {missing} already have a reservation")
         return [_already_seen(unique[0].order_id)] * len(orders)
     backorders.record_waiting(decisions, written)
+    products = movements.products(levels)  # once for the batch, not once per order
     for order, decision, allocation in zip(unique, decisions, allocations, strict=True):
         with handling(order.causation):
-            _announce(written[order.order_id], decision, allocation, levels, order.causation)
+            _announce(
+                written[order.order_id], decision, allocation, levels, products, order.causation
+            )
     return [written[order.order_id] for order in orders]
 
 
@@ -139,6 +142,7 @@ def _announce(
     decision: movements.Decision,
     allocation: Allocation,
     levels: movements.Levels,
+    products: Mapping[int, movements.Level],
     causation: Envelope,
 ) -> None:
     """The events of one order's reservation: reserved (and stock now low), backordered, or
@@ -149,7 +153,7 @@ def _announce(
         _announce_backordered(reservation, decision, levels, causation)
         after = {pid: before[pid] - units for pid, units in _per_product(decision.taken).items()}
         _announce_low_stock(
-            levels, before, after, correlation_id=correlation_id, causation=causation
+            products, before, after, correlation_id=correlation_id, causation=causation
         )
         return
     if not allocation.reserved:
@@ -174,7 +178,7 @@ def _announce(
     publish_event("stock.reserved", data, correlation_id=correlation_id, causation=causation)
     logger.info("order %s reserved: %s", order_id, _describe(decision.taken))
     after = {pid: before[pid] - quantity for pid, quantity in decision.wanted.items()}
-    _announce_low_stock(levels, before, after, correlation_id=correlation_id, causation=causation)
+    _announce_low_stock(products, before, after, correlation_id=correlation_id, causation=causation)
 
 
 def _announce_backordered(
@@ -551,7 +555,13 @@ def _serve_waiting(
     before = {pid: offer.available for pid, offer in movements.offers(levels).items()}
     completed = backorders.serve(levels, product_ids, causation=causation)
     after = {pid: offer.available for pid, offer in movements.offers(levels).items()}
-    _announce_low_stock(levels, before, after, correlation_id=correlation_id, causation=causation)
+    _announce_low_stock(
+        movements.products(levels),
+        before,
+        after,
+        correlation_id=correlation_id,
+        causation=causation,
+    )
     if completed:
         logger.info("backordered orders completed: %s", ", ".join(completed))
 
@@ -581,7 +591,7 @@ def _move_by_staff(
     before = {pid: _sellable(levels, pid) for pid in products}
     entries = movements.apply(levels, deltas, kind=kind, reason=reason, actor_id=actor_id)
     after = {pid: _sellable(levels, pid) for pid in products}
-    _announce_low_stock(levels, before, after, correlation_id=correlation_id)
+    _announce_low_stock(movements.products(levels), before, after, correlation_id=correlation_id)
     return entries
 
 
@@ -591,7 +601,7 @@ def _sellable(levels: movements.Levels, product_id: int) -> int:
 
 
 def _announce_low_stock(
-    levels: movements.Levels,
+    products: Mapping[int, movements.Level],
     before: Mapping[int, int],
     after: Mapping[int, int],
     *,
@@ -599,8 +609,8 @@ def _announce_low_stock(
     causation: Envelope | None = None,
 ) -> None:
     """``stock.low`` for each product whose availability (in its active warehouses) has just
-    dropped under its threshold."""
-    products = movements.products(levels)
+    dropped under its threshold. ``products``: one locked row of each product
+    (``movements.products``)."""
     for pid, available in after.items():
         level = products[pid]
         threshold = level.low_stock_threshold
