@@ -45,6 +45,27 @@ def test_json_is_compact_and_has_exactly_the_envelope_fields() -> None:
     assert " " not in envelope().to_json().split('"data"')[0]
 
 
+def test_the_body_is_encoded_once_and_is_the_json_of_the_envelope() -> None:
+    built = Envelope.new(
+        "stock.released",
+        {"order_id": str(uuid.uuid4()), "reason": "Lagerbestand erschöpft ✓"},
+        source="inventory",
+        correlation_id="corr-1",
+    )
+    assert built.body() is built.body()  # kept from new(), where its size was checked
+    assert built.body() == built.to_json().encode()
+    text = built.to_json()
+    assert json.loads(text) == built.as_dict()
+    assert list(json.loads(text)) == sorted(json.loads(text))
+    assert "erschöpft ✓" in text  # UTF-8 as it is, not escaped
+    assert decode(built.body()) == built
+
+
+def test_an_envelope_not_from_new_is_encoded_when_asked() -> None:
+    made = Envelope(type="order.created", data=order_created(), source="orders", correlation_id="c")
+    assert made.body() == made.to_json().encode()
+
+
 @pytest.mark.parametrize(
     ("data", "where"),
     [
@@ -111,6 +132,9 @@ def test_new_refuses_a_message_over_the_size_limit() -> None:
         (b"", "body is not JSON"),
         (b"\xff\xfe\xfa", "body is not JSON"),
         (b"[" * 100_000, "body is not JSON"),
+        (b'{"id": NaN}', "body is not JSON"),
+        (b'{"id": 1e999}', "body is not JSON"),
+        (b'{"id": "\\ud800"}', "body is not JSON"),
         (b"[1, 2]", "invalid envelope: (root): [1, 2] is not of type 'object'"),
         (b'"text"', "invalid envelope: (root): 'text' is not of type 'object'"),
         (b"null", "invalid envelope: (root): None is not of type 'object'"),
