@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
+import random
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,8 +19,10 @@ import pytest
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
+from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.trace import NonRecordingSpan, SpanKind, StatusCode
 from pika.spec import Basic, BasicProperties
 
 from messaging.config import MessagingConfig
@@ -25,7 +33,7 @@ from messaging.outbox import publish_event
 from messaging.publisher import OutgoingMessage, Settled
 from messaging.relay import OutboxRelay
 from service_runtime import tracing
-from service_runtime.logging import bound, current_trace_ids
+from service_runtime.logging import JsonFormatter, bound, current_trace_ids
 from service_runtime.request_context import RequestContextMiddleware
 from tests.factories import body, order_created, stock_reserved
 
@@ -127,18 +135,269 @@ class TestWithoutAnExporter:
         with tracing.tracer().start_as_current_span("a root") as root:
             headers = tracing.inject()
         assert headers is not None
-        with tracing.consume_span(
+        with _open("consume", headers) as span:  # a delivery of inventory's queue
+            assert not span.is_recording()
+            assert _ids(span)[0] == _ids(root)[0]
+            assert _ids(span)[1] != _ids(root)[1]
+        assert spans.get_finished_spans() == ()
+
+
+# Trace headers as they may come, the sane and the odd: for each, the spans made without the SDK
+# must be the SDK's.
+ODD_TRACEPARENTS = [
+    f"00-{TRACE_ID}-{PARENT_SPAN_ID}-00",
+    f"00-{TRACE_ID}-{PARENT_SPAN_ID}-03",  # sampled, random trace id
+    f"00-{TRACE_ID}-{PARENT_SPAN_ID}-ff",
+    f"  {TRACEPARENT}\t",  # blanks around are allowed
+    f"{TRACEPARENT}\n",
+    f"01-{TRACE_ID}-{PARENT_SPAN_ID}-01-and-more",  # a later version may say more
+    f"{TRACEPARENT}-and-more",  # version 00 may not
+    f"ff-{TRACE_ID}-{PARENT_SPAN_ID}-01",  # an invalid version
+    TRACEPARENT.upper(),
+    f"00-{'0' * 32}-{PARENT_SPAN_ID}-01",  # all-zero ids are invalid
+    f"00-{TRACE_ID}-{'0' * 16}-01",
+    f"00-{TRACE_ID[:-1]}-{PARENT_SPAN_ID}-01",
+    f"00-{TRACE_ID}-{PARENT_SPAN_ID}-1",
+    f"00-{TRACE_ID}-{PARENT_SPAN_ID}-0g",
+    f"00_{TRACE_ID}_{PARENT_SPAN_ID}_01",
+    f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01" + " " * 600,  # longer than the propagator reads
+    "nonsense",
+]
+HEADERS: list[Mapping[str, Any] | None] = [
+    None,
+    {},
+    {"x-attempt": 1},
+    {"traceparent": TRACEPARENT},
+    {"Traceparent": TRACEPARENT.encode(), "x-attempt": 1},
+    {"traceparent": ""},
+    {"traceparent": 42},
+    {"traceparent": TRACEPARENT, "TRACEPARENT": f"00-{'a' * 32}-{'b' * 16}-01"},  # the last
+    {"traceparent": TRACEPARENT, "tracestate": "vendor=1,other=two"},
+    {"traceparent": TRACEPARENT, "TraceState": b"vendor=1"},
+    {"traceparent": TRACEPARENT, "tracestate": "vendor=1,not a member"},
+    {"traceparent": TRACEPARENT, "tracestate": ",".join(f"k{n}=v" for n in range(40))},
+    {"traceparent": TRACEPARENT, "tracestate": "k=v," * 3000},  # too long: dropped
+    {"traceparent": "nonsense", "tracestate": "vendor=1"},
+    *({"traceparent": odd, "tracestate": "vendor=1"} for odd in ODD_TRACEPARENTS),
+]
+
+
+def _open(kind: str, headers: Mapping[str, Any] | None) -> AbstractContextManager[Any]:
+    if kind == "consume":
+        return tracing.consume_span(
             queue="inventory",
             exchange="orders.events",
             routing_key="order.created",
             message_id="m",
             correlation_id="c",
             headers=headers,
-        ) as span:
-            assert not span.is_recording()
-            assert _ids(span)[0] == _ids(root)[0]
-            assert _ids(span)[1] != _ids(root)[1]
+        )
+    if kind == "publish":
+        return tracing.publish_span(
+            exchange="orders.events",
+            routing_key="order.created",
+            message_id="m",
+            correlation_id="c",
+            stored_headers=headers,
+        )
+    return tracing.server_span("POST", "/api/orders/", headers or {})
+
+
+KINDS = {"consume": SpanKind.CONSUMER, "publish": SpanKind.PRODUCER, "server": SpanKind.SERVER}
+
+
+@pytest.fixture
+def same_random() -> Iterator[None]:
+    """Leaves ``random`` as it was (the tests seed it, to draw the same ids twice)."""
+    state = random.getstate()
+    yield
+    random.setstate(state)
+
+
+class TestUnrecordedSpansWithoutTheSdk:
+    """Nothing records: the message and request spans are made without the SDK's
+    ``start_as_current_span`` and the propagator, and must be what they would have made."""
+
+    @pytest.fixture(autouse=True)
+    def _not_recording(self, spans: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+        monkeypatch.setattr(tracing._sampler, "recording", False)
+        yield
         assert spans.get_finished_spans() == ()
+
+    @pytest.mark.parametrize("kind", KINDS)
+    @pytest.mark.parametrize("headers", HEADERS, ids=lambda headers: repr(headers)[:80])
+    def test_the_span_is_the_one_the_sdk_makes(
+        self,
+        kind: str,
+        headers: Mapping[str, Any] | None,
+        same_random: None,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        random.seed(7)  # the same ids drawn by both
+        with _open(kind, headers) as given:
+            span = trace.get_current_span()
+            injected = tracing.inject()
+            extracted = trace.get_current_span(tracing.extract(headers)).get_span_context()
+        warnings = [record.getMessage() for record in caplog.records]
+        caplog.clear()
+
+        random.seed(7)
+        parent = tracing._propagator.extract(tracing.trace_headers(headers))
+        with tracing.tracer().start_as_current_span(
+            "sdk", context=parent, kind=KINDS[kind]
+        ) as expected:
+            carrier: dict[str, str] = {}
+            tracing._propagator.inject(carrier)
+        sdk_extracted = trace.get_current_span(
+            tracing._propagator.extract(tracing.trace_headers(headers))
+        ).get_span_context()
+
+        assert isinstance(span, NonRecordingSpan)
+        assert span.get_span_context() == expected.get_span_context()
+        assert injected == carrier
+        assert given == (carrier if kind == "publish" else span)
+        assert extracted == sdk_extracted
+        assert warnings == [record.getMessage() for record in caplog.records]  # and no more
+
+    def test_a_span_continues_the_traceparent_with_a_new_span_id_and_the_flag_off(self) -> None:
+        headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-03", "x-attempt": 1}
+        with _open("consume", headers) as span:
+            trace_id, span_id = _ids(span)
+            assert trace_id == TRACE_ID
+            assert span_id not in (PARENT_SPAN_ID, "0" * 16)
+            assert not span.is_recording()
+            # sampled off, random-trace-id as the parent said
+            assert tracing.inject() == {"traceparent": f"00-{TRACE_ID}-{span_id}-02"}
+        with _open("consume", headers) as other:
+            assert _ids(other)[0] == TRACE_ID and _ids(other)[1] != span_id
+
+    @pytest.mark.parametrize(
+        "traceparent",
+        [f"00-{TRACE_ID}-{'0' * 16}-01", f"00-{TRACE_ID.upper()}-{PARENT_SPAN_ID}-01", "00-x"],
+    )
+    def test_a_malformed_traceparent_starts_a_new_trace(self, traceparent: str) -> None:
+        with _open("consume", {"traceparent": traceparent, "tracestate": "vendor=1"}) as span:
+            trace_id, span_id = _ids(span)
+            assert span.get_span_context().is_valid and trace_id != TRACE_ID
+            # a new random trace id: the random-trace-id flag, the sampled one off, no state
+            assert tracing.inject() == {"traceparent": f"00-{trace_id}-{span_id}-02"}
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_the_tracestate_is_kept(self, kind: str) -> None:
+        headers = {"traceparent": TRACEPARENT, "tracestate": "vendor=1,other=two"}
+        with _open(kind, headers) as given:
+            span = trace.get_current_span()
+            assert dict(span.get_span_context().trace_state) == {"vendor": "1", "other": "two"}
+            expected = {
+                "traceparent": f"00-{TRACE_ID}-{_ids(span)[1]}-00",
+                "tracestate": "vendor=1,other=two",
+            }
+            assert tracing.inject() == expected
+            if kind == "publish":
+                assert given == expected
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_the_context_is_restored_after_the_block_and_after_an_exception(
+        self, kind: str
+    ) -> None:
+        token = context_api.attach(context_api.set_value("other", "kept"))
+        try:
+            with tracing.tracer().start_as_current_span("outer") as outer:
+                before = context_api.get_current()
+                with _open(kind, {"traceparent": TRACEPARENT}):
+                    inner = trace.get_current_span()
+                    assert inner is not outer and _ids(inner)[0] == TRACE_ID
+                    assert context_api.get_value("other") == "kept"
+                assert context_api.get_current() is before
+                assert trace.get_current_span() is outer
+
+                failure = LookupError("the handler failed")
+                with pytest.raises(LookupError) as raised, _open(kind, {}):
+                    failing = trace.get_current_span()
+                    assert failing is not outer and failing.get_span_context().is_valid
+                    raise failure
+                assert raised.value is failure
+                assert context_api.get_current() is before
+                assert trace.get_current_span() is outer
+            assert not outer.is_recording()  # nor anything in it, or the fixture says so
+        finally:
+            context_api.detach(token)
+        assert tracing.inject() is None
+
+    def test_log_lines_in_such_a_span_carry_its_ids(self) -> None:
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonFormatter(service="inventory"))
+        logger = logging.getLogger("tests.tracing.unrecorded")
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            for _ in range(2):  # a second span: new ids on the lines
+                with _open("consume", {"traceparent": TRACEPARENT}) as span:
+                    logger.warning("handling")
+                line = json.loads(stream.getvalue().splitlines()[-1])
+                assert (line["trace_id"], line["span_id"]) == _ids(span)
+            logger.warning("after")
+            assert "trace_id" not in json.loads(stream.getvalue().splitlines()[-1])
+        finally:
+            logger.removeHandler(handler)
+
+    def test_a_request_through_the_middleware_continues_the_callers_trace(self) -> None:
+        seen: dict[str, Any] = {}
+
+        def view(request: HttpRequest) -> HttpResponse:
+            seen["span"] = trace.get_current_span()
+            seen["log_context"] = request.log_context  # type: ignore[attr-defined]
+            return HttpResponse(status=202)
+
+        request = RequestFactory().post(
+            "/api/orders/", headers={"traceparent": TRACEPARENT, "tracestate": "vendor=1"}
+        )
+        response = RequestContextMiddleware(view)(request)
+        span = seen["span"]
+        assert isinstance(span, NonRecordingSpan) and _ids(span)[0] == TRACE_ID
+        assert response["traceresponse"] == f"00-{TRACE_ID}-{_ids(span)[1]}-00"
+        assert (seen["log_context"]["trace_id"], seen["log_context"]["span_id"]) == _ids(span)
+        assert not trace.get_current_span().get_span_context().is_valid
+
+    def test_neither_the_sdks_span_machinery_nor_the_propagator_runs(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("the SDK's way was taken")
+
+        monkeypatch.setattr(SdkTracer, "start_span", refuse)
+        monkeypatch.setattr(SdkTracer, "start_as_current_span", refuse)
+        monkeypatch.setattr(tracing._sampler, "should_sample", refuse)
+        monkeypatch.setattr(tracing._propagator, "extract", refuse)
+        monkeypatch.setattr(tracing._propagator, "inject", refuse)
+        headers = {"traceparent": TRACEPARENT, "tracestate": "vendor=1"}
+        for kind in KINDS:
+            with _open(kind, headers):
+                assert tracing.inject() is not None
+        assert trace.get_current_span(tracing.extract(headers)).get_span_context().is_valid
+
+
+def test_with_an_exporter_the_sdk_makes_and_records_the_spans(spans: Any) -> None:
+    assert tracing.recording()  # what the session's in-memory exporter did
+    headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_SPAN_ID}-00", "tracestate": "vendor=1"}
+    for kind in KINDS:
+        with _open(kind, headers):
+            span = trace.get_current_span()
+            assert span.is_recording() and not isinstance(span, NonRecordingSpan)
+            assert tracing.inject() == {
+                "traceparent": f"00-{TRACE_ID}-{_ids(span)[1]}-01",  # recorded: sampled
+                "tracestate": "vendor=1",
+            }
+        with pytest.raises(LookupError), _open(kind, headers):
+            raise LookupError("the handler failed")
+    finished = spans.get_finished_spans()
+    assert [span.kind for span in finished] == [kind for kind in KINDS.values() for _ in "ok"]
+    assert {span.parent.span_id for span in finished if span.parent} == {int(PARENT_SPAN_ID, 16)}
+    assert finished[0].attributes["messaging.destination.subscription.name"] == "inventory"
+    for failed in finished[1::2]:  # the SDK records the exception on a span that records
+        assert failed.status.status_code == StatusCode.ERROR
+        assert [event.name for event in failed.events] == ["exception"]
 
 
 @pytest.mark.parametrize(("endpoint", "recorded"), [("", False), ("http://127.0.0.1:9", True)])
