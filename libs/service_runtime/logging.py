@@ -14,16 +14,18 @@ passed with ``extra=`` is added as a field too.
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.config
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from types import MappingProxyType, TracebackType
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import trace
 from pythonjsonlogger import json as jsonlogger
@@ -31,6 +33,26 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _context: ContextVar[Mapping[str, str]] = ContextVar("service_runtime_log_context", default=_EMPTY)
+
+
+def _c_encoder() -> Callable[[object, int], Iterable[str]] | None:
+    """The C encoder ``json.dumps(..., default=str, ensure_ascii=False)`` makes for each call,
+    without its check for circular references; None where there is none to make."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None  # pragma: no cover - a Python without ``_json``
+    sample = {"a": [1, 2.5, None, True, "é\n"], "b": b"x"}
+    try:
+        # markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan
+        encode = make(None, str, encode_basestring, None, ": ", ", ", False, False, True)
+        same = "".join(encode(sample, 0)) == json.dumps(sample, default=str, ensure_ascii=False)
+    except TypeError:  # pragma: no cover - another Python's encoder
+        return None
+    return cast("Callable[[object, int], Iterable[str]]", encode) if same else None
+
+
+# Made once and shared: it keeps no state between calls (without the markers of the check).
+_encode_json = _c_encoder()
 
 # The fields every JSON line starts with, in this order.
 CORE_FIELDS = ("ts", "level", "service", "logger", "message", "correlation_id", "message_id")
@@ -60,12 +82,53 @@ def current_correlation_id() -> str | None:
     return _context.get().get("correlation_id")
 
 
+# The span context :func:`current_trace_ids` last saw, and its answer (a span context is
+# immutable, and the lines of a message or request are written inside the same span).
+_last_trace_ids: tuple[object, tuple[str, str] | None] = (None, None)
+
+
 def current_trace_ids() -> tuple[str, str] | None:
     """``(trace_id, span_id)`` of the current span as lower-case hex, or None outside a span."""
+    global _last_trace_ids
     span_context = trace.get_current_span().get_span_context()
-    if not span_context.is_valid:
-        return None
-    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+    last_context, ids = _last_trace_ids
+    if span_context is last_context:
+        return ids
+    ids = None
+    if span_context.is_valid:
+        ids = f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
+    _last_trace_ids = (span_context, ids)
+    return ids
+
+
+# The last second :func:`_timestamp` wrote, and its text up to the seconds.
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
+def _timestamp(created: float) -> str:
+    """``created`` as ``2026-01-02T03:04:05.678Z``: UTC, milliseconds truncated.
+
+    The same text as ``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``
+    with ``Z`` for ``+00:00`` (``created`` rounded half-even to microseconds first, as
+    ``datetime`` does), for a fifth of the cost: the text up to the seconds is made once a second.
+    """
+    global _last_second
+    seconds = int(created)
+    micros = round((created - seconds) * 1e6)
+    if micros >= 1_000_000:
+        seconds += 1
+        micros -= 1_000_000
+    elif micros < 0:
+        seconds -= 1
+        micros += 1_000_000
+    second, text = _last_second
+    if second != seconds:
+        text = datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None).isoformat()
+        _last_second = (seconds, text)
+    return text + _MILLISECONDS[micros // 1000]
+
+
+_MILLISECONDS = tuple(f".{millis:03d}Z" for millis in range(1000))
 
 
 def _trace_ids_from_traceparent(value: object) -> tuple[str, str] | None:
@@ -108,8 +171,15 @@ def _int_or_none(value: object) -> int | None:
 class JsonFormatter(jsonlogger.JsonFormatter):
     """One JSON object per record, on one line (newlines in messages and tracebacks escaped).
 
-    python-json-logger does the formatting (message, traceback, stack) and the JSON encoding;
-    :meth:`add_fields` chooses the fields: the core ones first, then trace, context and extras.
+    A python-json-logger formatter: it formats the traceback (or takes ``exc_text``) and the
+    stack, knows the LogRecord attributes that are not extras, and its ``json.dumps`` (with
+    ``default=str``, unicode unescaped) is what the line is. :meth:`add_fields` chooses the
+    fields: the core ones first, then trace, context and extras.
+
+    A line is written per consumed message, so :meth:`format` does what the library's does
+    for half the cost, with the same text byte for byte (``test_logging`` compares them): it
+    encodes with a C encoder made once (``json.dumps`` makes one per line), and finds the
+    timestamp, the trace ids and the extras with less work.
     """
 
     def __init__(self, service: str = "", **kwargs: Any) -> None:
@@ -120,51 +190,95 @@ class JsonFormatter(jsonlogger.JsonFormatter):
             **kwargs,
         )
         self.service = service
+        self._reserved = frozenset(self.reserved_attrs)
+        self._asctime = "asctime" in self._required_fields
+        # The library encodes with ``json.dumps(..., default=str, ensure_ascii=False)``, which
+        # makes an encoder for each line: use the one made once, unless told otherwise.
+        self._encode = (
+            _encode_json
+            if self.json_serializer is json.dumps
+            and self.json_default is str
+            and self.json_encoder is None
+            and self.json_indent is None
+            and not self.json_ensure_ascii
+            else None
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        """What ``BaseJsonFormatter.format`` does, with the same effects on ``record``."""
+        message_dict: dict[str, Any]
+        if isinstance(record.msg, dict):
+            message_dict = record.msg.copy()
+            record.message = ""
+        else:
+            message_dict = {}
+            record.message = record.getMessage()
+        if self._asctime:
+            record.asctime = self.formatTime(record, self.datefmt)
+        if record.exc_info or record.exc_text or record.stack_info:
+            if record.exc_info and not message_dict.get("exc_info"):
+                message_dict["exc_info"] = self.formatException(record.exc_info)
+            if not message_dict.get("exc_info") and record.exc_text:
+                message_dict["exc_info"] = record.exc_text
+            if record.stack_info and not message_dict.get("stack_info"):
+                message_dict["stack_info"] = self.formatStack(record.stack_info)
+        payload: dict[str, Any] = {}
+        self.add_fields(payload, record, message_dict)
+        return self.serialize_log_record(self.process_log_record(payload))
+
+    def serialize_log_record(self, log_data: dict[str, Any]) -> str:
+        if self._encode is not None:
+            try:
+                return self.prefix + "".join(self._encode(log_data, 0))
+            except Exception:  # noqa: S110
+                # A value it fails on (a circular one, one whose ``str`` raises) fails
+                # ``json.dumps`` too, which raises what it always raised.
+                pass
+        return super().serialize_log_record(log_data)
 
     def add_fields(
         self, payload: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
         context = _context.get()
-        payload.update(
-            {
-                "ts": datetime.fromtimestamp(record.created, UTC)
-                .isoformat(timespec="milliseconds")
-                .replace("+00:00", "Z"),
-                "level": record.levelname,
-                "service": self.service or None,
-                "logger": record.name,
-                # The library leaves ``message`` empty when ``msg`` is a dict: keep its text.
-                "message": record.message or record.getMessage(),
-                "correlation_id": context.get("correlation_id"),
-                "message_id": context.get("message_id"),
-            }
-        )
+        payload["ts"] = _timestamp(record.created)
+        payload["level"] = record.levelname
+        payload["service"] = self.service or None
+        payload["logger"] = record.name
+        # The library leaves ``message`` empty when ``msg`` is a dict: keep its text.
+        payload["message"] = record.message or record.getMessage()
+        payload["correlation_id"] = context.get("correlation_id")
+        payload["message_id"] = context.get("message_id")
         ids = current_trace_ids()
         if ids:
             payload["trace_id"], payload["span_id"] = ids
         for name, value in context.items():
             payload.setdefault(name, value)
-        extras = {k: v for k, v in vars(record).items() if k not in self.reserved_attrs}
-        request = extras.pop("request", None)
-        if request is not None:
-            # Django's ``django.request`` lines are written after the middleware returned:
-            # the context it bound is gone, but it left a copy on the request.
-            for name, value in getattr(request, "log_context", {}).items():
-                if payload.get(name) is None:
-                    payload[name] = value
-        for name, value in extras.items():
-            if name == "service":
-                continue  # the formatter's own service wins over a caller's guess
-            if name in ("correlation_id", "message_id", "trace_id", "span_id") and value:
-                payload[name] = value  # an explicit ``extra=`` beats the bound context
-            else:
-                payload.setdefault(name, value)
+        attributes = record.__dict__
+        reserved = self._reserved
+        if not reserved.issuperset(attributes):  # there are ``extra=`` fields
+            extras = [name for name in attributes if name not in reserved]
+            if "request" in extras and (request := attributes["request"]) is not None:
+                # Django's ``django.request`` lines are written after the middleware returned:
+                # the context it bound is gone, but it left a copy on the request.
+                for name, value in getattr(request, "log_context", {}).items():
+                    if payload.get(name) is None:
+                        payload[name] = value
+            for name in extras:
+                if name == "request":
+                    continue
+                if name == "service":
+                    continue  # the formatter's own service wins over a caller's guess
+                value = attributes[name]
+                if name in ("correlation_id", "message_id", "trace_id", "span_id") and value:
+                    payload[name] = value  # an explicit ``extra=`` beats the bound context
+                else:
+                    payload.setdefault(name, value)
         if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
             for name, value in _gunicorn_access_fields(record.args).items():
                 if value is not None:
                     payload[name] = value
         payload["pid"] = record.process
-        # The library has formatted the traceback (or taken ``exc_text``) and the stack.
+        # :meth:`format` has formatted the traceback (or taken ``exc_text``) and the stack.
         if "exc_info" in message_dict:
             payload["exception"] = message_dict["exc_info"]
         if "stack_info" in message_dict:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import enum
 import io
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,6 +20,7 @@ from typing import Any
 
 import pytest
 from gunicorn.glogging import SafeAtoms
+from pythonjsonlogger import json as jsonlogger
 
 from service_runtime import logging as structured
 from service_runtime import tracing
@@ -287,3 +291,258 @@ def test_text_format_puts_the_traceback_under_the_line() -> None:
     first, *rest = TextFormatter(service="orders").format(record).splitlines()
     assert first.endswith(" orders ERROR orders.services: failed")
     assert rest[0] == "Traceback (most recent call last):" and rest[-1] == "ValueError: bad"
+
+
+# The line, byte for byte. ``format`` does the library's work its own faster way (one C encoder
+# made once, the timestamp and the extras found with less work): these tests hold its text to
+# what python-json-logger's ``format`` and ``json.dumps`` write with the same fields.
+
+
+class _LibraryPath(JsonFormatter):
+    """The same fields, through python-json-logger's own ``format`` and ``json.dumps``."""
+
+    format = jsonlogger.JsonFormatter.format
+    serialize_log_record = jsonlogger.JsonFormatter.serialize_log_record
+
+
+class _Request:
+    log_context = {"correlation_id": "req-7", "request_id": "req-7", "trace_id": "c" * 32}
+
+
+class _Shade(enum.Enum):
+    DARK = "dark"
+
+
+def _failed() -> Any:
+    try:
+        try:
+            raise KeyError("inner")
+        except KeyError as exc:
+            raise ValueError("outer, ünïcode\nsecond line") from exc
+    except ValueError:
+        return sys.exc_info()
+
+
+_ATOMS = {
+    "m": "GET",
+    "U": "/api/orders/1",
+    "s": "404",
+    "M": 3,
+    "h": "10.0.0.1",
+    "r": "GET /api/orders/1 HTTP/1.1",
+    "{x-request-id}o": "req-2",
+    "{traceresponse}o": f"00-{'d' * 32}-{'e' * 16}-01",
+}
+
+_RECORDS: dict[str, dict[str, Any]] = {
+    "plain": {"msg": "order placed"},
+    "args": {"msg": "order %s took %d ms", "args": ("o-1", 12)},
+    "mapping args": {"msg": "%(order)s", "args": ({"order": "o-1"},)},
+    "empty message": {"msg": ""},
+    "not a string": {"msg": ValueError("boom")},
+    "unicode and escapes": {"msg": 'Zoë ☕ "quoted"\n\ttab \\ \x00 \u2028', "name": "ördërs"},
+    "a custom level": {"level": 25},
+    "extras of odd types": {
+        "extra": {
+            "when": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            "amount": Decimal("1.50"),
+            "id": uuid.UUID(int=7),
+            "raw": b"\x00\xff",
+            "tags": {"b"},
+            "nested": {"list": [1, 2.5, None, True, Decimal("2")], 3: "int key"},
+            "shade": _Shade.DARK,
+            "nan": math.nan,
+            "big": 10**30,
+            "_private": 1,
+            "empty": "",
+        }
+    },
+    "extras keep their order": {"extra": {"zulu": 1, "alpha": 2, "mike": 3}},
+    "explicit ids beat the bound ones": {
+        "extra": {"correlation_id": "explicit", "message_id": "m-9", "order_id": "o-9"}
+    },
+    "empty explicit ids do not": {"extra": {"correlation_id": "", "message_id": None}},
+    "explicit trace ids": {"extra": {"trace_id": "f" * 32, "span_id": "0" * 16}},
+    "a caller's service, ts, pid and exception": {
+        "extra": {"service": "no", "ts": "no", "pid": "no", "exception": "no", "stack": "no"}
+    },
+    "a request's context": {"extra": {"request": _Request(), "status_code": 404}},
+    "a request without context": {"extra": {"request": object(), "status_code": 500}},
+    "an exception": {"exc_info": True, "extra": {"exception": "mine"}},
+    "an already formatted exception": {"exc_text": "Traceback (most recent call last):\nE"},
+    "a stack": {"stack_info": True},
+    "an exception and a stack": {"exc_info": True, "stack_info": True},
+    "a dict message": {"msg": {"order_id": "o-1", "level": "mine"}},
+    "a dict message with its own traceback": {
+        "msg": {"exc_info": "given", "stack_info": "given stack"},
+        "exc_info": True,
+    },
+    "a gunicorn access line": {
+        "name": "gunicorn.access",
+        "msg": '"%(r)s" %(s)s',
+        "args": (SafeAtoms(_ATOMS),),
+    },
+    "a gunicorn access line without headers": {
+        "name": "gunicorn.access",
+        "msg": '"%(r)s" %(s)s',
+        "args": (SafeAtoms({**_ATOMS, "{x-request-id}o": "-", "{traceresponse}o": "-"}),),
+    },
+}
+
+
+def _record(
+    *,
+    msg: Any = "order placed",
+    args: Any = (),
+    name: str = "orders.services",
+    level: int = logging.INFO,
+    exc_info: bool = False,
+    exc_text: str | None = None,
+    stack_info: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> logging.LogRecord:
+    record = logging.getLogger(name).makeRecord(
+        name,
+        level,
+        __file__,
+        7,
+        msg,
+        args,
+        _failed() if exc_info else None,
+        "handle",
+        extra,
+        "Stack (most recent call last):\n  in a test" if stack_info else None,
+    )
+    record.created = 1767225599.9996  # rounds to 2025-12-31T23:59:59.999
+    record.exc_text = exc_text
+    return record
+
+
+@pytest.mark.parametrize("case", list(_RECORDS))
+@pytest.mark.parametrize("where", ["outside", "bound", "in a span"])
+def test_a_line_is_what_python_json_logger_writes(case: str, where: str, spans: Any) -> None:
+    def both() -> tuple[str, str]:
+        ours = JsonFormatter(service="orders").format(_record(**_RECORDS[case]))
+        theirs = _LibraryPath(service="orders").format(_record(**_RECORDS[case]))
+        return ours, theirs
+
+    if where == "outside":
+        ours, theirs = both()
+    else:
+        with bind(correlation_id="order-1", message_id="m-1", request_id="r-1", zone="ü"):
+            if where == "bound":
+                ours, theirs = both()
+            else:
+                with tracing.tracer().start_as_current_span("work"):
+                    ours, theirs = both()
+    assert ours == theirs
+    assert '"ts": "2025-12-31T23:59:59.999Z"' in ours
+
+
+def test_the_fields_and_their_order(spans: Any) -> None:
+    with (
+        bind(correlation_id="order-1", message_id="m-1", request_id="r-1"),
+        tracing.tracer().start_as_current_span("work") as span,
+    ):
+        record = _record(
+            msg="order %s: %s",
+            args=("o-1", "réservé"),
+            exc_info=True,
+            stack_info=True,
+            extra={
+                "request": _Request(),
+                "message_id": "m-2",
+                "amount": Decimal("1.50"),
+                "service": "no",
+                "attempt": 2,
+            },
+        )
+        line = JsonFormatter(service="orders").format(record)
+    context = span.get_span_context()
+    assert record.exc_info is not None
+    expected = [
+        ("ts", "2025-12-31T23:59:59.999Z"),
+        ("level", "INFO"),
+        ("service", "orders"),
+        ("logger", "orders.services"),
+        ("message", "order o-1: réservé"),
+        ("correlation_id", "order-1"),
+        ("message_id", "m-2"),
+        ("trace_id", format(context.trace_id, "032x")),
+        ("span_id", format(context.span_id, "016x")),
+        ("request_id", "r-1"),
+        ("amount", "1.50"),
+        ("attempt", 2),
+        ("pid", os.getpid()),
+        ("exception", logging.Formatter().formatException(record.exc_info)),
+        ("stack", "Stack (most recent call last):\n  in a test"),
+    ]
+    assert list(json.loads(line).items()) == expected
+    assert line == json.dumps(dict(expected), ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("case", "keys"),
+    [
+        ("plain", ["pid"]),
+        ("extras keep their order", ["zulu", "alpha", "mike", "pid"]),
+        ("a request's context", ["request_id", "trace_id", "status_code", "pid"]),
+        ("a caller's service, ts, pid and exception", ["pid", "exception", "stack"]),
+        ("an exception and a stack", ["pid", "exception", "stack"]),
+        (
+            "a gunicorn access line",
+            [
+                "http_method",
+                "http_path",
+                "http_status",
+                "duration_ms",
+                "remote_addr",
+                "request_id",
+                "trace_id",
+                "span_id",
+                "pid",
+            ],
+        ),
+    ],
+)
+def test_the_keys_after_the_core_ones_and_their_order(case: str, keys: list[str]) -> None:
+    line = JsonFormatter(service="orders").format(_record(**_RECORDS[case]))
+    assert list(json.loads(line)) == [*CORE_FIELDS, *keys]
+
+
+@pytest.mark.parametrize(
+    "created",
+    [0.0, 0.0005, 0.9994999, 0.9995, 0.9999994, 0.9999995, 0.9999996, 1767225599.9999995]
+    + [1767225599.999999 + step * 1e-7 for step in range(-20, 20)],
+)
+def test_the_timestamp_is_datetimes_text(created: float) -> None:
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert structured._timestamp(created) == expected.replace("+00:00", "Z")
+
+
+def test_a_value_json_cannot_write_fails_as_it_did(captured: Any) -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference detected"):
+        JsonFormatter(service="orders").format(_record(extra={"loop": loop}))
+
+
+def test_the_trace_ids_follow_the_current_span(captured: Any, spans: Any) -> None:
+    logger, stream = captured
+    with tracing.tracer().start_as_current_span("outer") as outer:
+        logger.info("outer")
+        with tracing.tracer().start_as_current_span("inner") as inner:
+            logger.info("inner")
+        logger.info("outer again")
+    logger.info("outside")
+    ids = [(line.get("trace_id"), line.get("span_id")) for line in _lines(stream)]
+    assert ids == [
+        *[
+            (
+                format(span.get_span_context().trace_id, "032x"),
+                format(span.get_span_context().span_id, "016x"),
+            )
+            for span in (outer, inner, outer)
+        ],
+        (None, None),
+    ]
