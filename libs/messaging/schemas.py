@@ -15,6 +15,7 @@ accept and refuse the same documents).
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -178,8 +179,20 @@ EVENTS: dict[tuple[str, int], dict[str, Any]] = {
 }
 
 
+# The canonical form, which every id this system writes has: a uuid at once.
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
 def _is_uuid(value: str) -> bool:
-    """The "uuid" format as Draft 2020-12 asserts it: parses, and has its four dashes."""
+    """The "uuid" format as Draft 2020-12 asserts it: parses, and has its four dashes.
+
+    Checked on every id of every message published and consumed: the canonical form is
+    matched first (a fifth of the cost of parsing); anything else is judged as the reference
+    does (``uuid.UUID`` takes more than the canonical form)."""
+    if _CANONICAL_UUID.fullmatch(value):
+        return True
     try:
         uuid.UUID(value)
     except ValueError:

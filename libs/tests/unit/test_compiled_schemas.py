@@ -207,3 +207,24 @@ def test_decode_dead_letters_what_the_compiled_envelope_refuses() -> None:
 def test_a_pattern_with_a_dollar_inside_is_refused_at_compile_time() -> None:
     with pytest.raises(ValueError, match="only a closing"):
         schemas._Validator({"type": "string", "pattern": "^a$|^b$"})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "5b8f0c3e-5a43-4a55-9e43-7ad8d8f3e0a1",
+        "5B8F0C3E-5A43-4A55-9E43-7AD8D8F3E0A1",
+        "00000000-0000-0000-0000-000000000000",
+        "0000000_-0000-0000-0000-000000000000",  # uuid.UUID reads it (int() takes the _)
+        "{5b8f0c3e-5a43-4a55-9e43-7ad8d8f3e0a}",
+        "urn:uuid:5b8f0c3e-5a43-4a55-9e43-7ad8d8f3e0a1",
+        "5b8f0c3e5a434a559e437ad8d8f3e0a1",
+        "5b8f0c3e-5a43-4a55-9e43-7ad8d8f3e0a1\n",
+        "5b8f0c3e-5a43-4a55-9e43-7ad8d8f3e0ag",
+        "5b8f0c3e-5a434-a55-9e43-7ad8d8f3e0a1",
+        "",
+    ],
+)
+def test_the_uuid_format_is_the_references(value: str) -> None:
+    expected = Draft202012Validator.FORMAT_CHECKER.conforms(value, "uuid")
+    assert schemas._is_uuid(value) == expected
