@@ -47,6 +47,28 @@ class Envelope:
         whole envelope is one that :func:`decode` accepts (field limits, size), so an event a
         consumer would dead-letter is never published.
         """
+        return cls.encoded(
+            event_type,
+            data,
+            source=source,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            version=version,
+        )[0]
+
+    @classmethod
+    def encoded(
+        cls,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        source: str,
+        correlation_id: str,
+        causation_id: str | None = None,
+        version: int | None = None,
+    ) -> tuple[Envelope, bytes]:
+        """:meth:`new`'s envelope and its message body, encoded once: the bytes its size was
+        checked on are the ones to send."""
         if version is None:
             version = schemas.current_version(event_type)
         schemas.validate(event_type, version, data)
@@ -66,8 +88,7 @@ class Envelope:
             raise schemas.SchemaViolation(
                 f"{event_type} message of {len(body)} bytes exceeds the {MAX_BODY_BYTES} limit"
             )
-        object.__setattr__(envelope, "_body", body)
-        return envelope
+        return envelope, body
 
     def as_dict(self) -> dict[str, Any]:
         """The envelope's fields, sharing ``data`` (``dataclasses.asdict`` would copy it deeply,
@@ -77,12 +98,6 @@ class Envelope:
     def to_json(self) -> str:
         """The message body: compact JSON, keys sorted, UTF-8 text as it is."""
         return _encode(self.as_dict()).decode()
-
-    def body(self) -> bytes:
-        """The message body of an envelope from :meth:`new`, as encoded there (its size was
-        checked on those bytes); encoded now for any other."""
-        encoded = self.__dict__.get("_body")
-        return encoded if encoded is not None else _encode(self.as_dict())
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Envelope))

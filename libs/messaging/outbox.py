@@ -87,7 +87,7 @@ def _event(
         )
     # The newest payload, written in the version this service's consumers read.
     version, data = versions.for_publishing(event_type, data, config.event_versions)
-    envelope = Envelope.new(
+    envelope, body = Envelope.encoded(
         event_type,
         data,
         source=config.service,
@@ -99,7 +99,7 @@ def _event(
         message_id=envelope.id,
         exchange=config.names.exchange(config.service),
         routing_key=event_type,
-        body=envelope.body().decode(),
+        body=body.decode(),
         correlation_id=envelope.correlation_id,
         created_at=timezone.now(),
         attempts=0,
