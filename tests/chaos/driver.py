@@ -10,7 +10,10 @@ careful client would, so "accepted" means the client holds an order id (202, or 
 With ``backorder_products``, that many products allow backorders and staff work beside the
 customers: small deliveries of those products (each serves their waiting lists) and transfers
 between two warehouses racing the reservations; once every order was sent, staff deliver what
-the waiting lists still miss until none is left, so every order ends final.
+the waiting lists still miss until none is left, so every order ends final. Some customers of
+those products cancel later, tired of waiting (4 to 10 s after placing): by then their order
+often holds units of a product others wait for, so the inventory worker, releasing them, serves
+that product's waiting list (the other cancellations come too early for that).
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class OrderDriver:
         cancel_share: float = 0.06,
         ship_share: float = 0.06,
         backorder_products: int = 0,
+        late_cancel_share: float = 0.12,
     ) -> None:
         self.anonymous = Api(urls["inventory"], urls["orders"], urls["user-notification"])
         self.staff = self.anonymous.as_user(staff_username, staff_password)
@@ -82,6 +86,7 @@ class OrderDriver:
         self.cancel_share = cancel_share
         self.ship_share = ship_share
         self.backorder_products = backorder_products
+        self.late_cancel_share = late_cancel_share  # of the orders naming a backorderable product
         self.backorderable: list[int] = []
         self.warehouses = ["default"]
         self.products: list[int] = []
@@ -212,6 +217,10 @@ class OrderDriver:
                     self._schedule(self.random.uniform(0.0, 2.0), "cancel", order_id)
                 elif roll < self.cancel_share + self.ship_share:
                     self._schedule(self.random.uniform(1.0, 4.0), "ship", order_id)
+                elif roll < self.cancel_share + self.ship_share + self.late_cancel_share and any(
+                    line["product_id"] in self.backorderable for line in lines
+                ):
+                    self._schedule(self.random.uniform(4.0, 10.0), "cancel", order_id)
 
     def _post_with_retries(
         self, api: Api, url: str, body: Any, headers: dict[str, str] | None = None
