@@ -32,3 +32,31 @@ def test_a_loaded_worker_sets_what_it_holds_aside_from_the_collector(tmp_path: P
     )
     before, after = map(int, result.stdout.split())
     assert before == 0 and after > 1000
+
+
+def test_a_loaded_worker_has_its_url_patterns_before_its_first_request(tmp_path: Path) -> None:
+    # Django imports the URL configuration (views, serializers, the schema generator) on the
+    # first request it resolves, and builds reverse()'s map on the first reverse(): a worker's
+    # first request would pay for both.
+    script = (
+        "import sys, django; django.setup(); "
+        "from django.urls import get_resolver; "
+        "from service_runtime import gunicorn_conf as c; "
+        "before = 'tests.urls' in sys.modules, get_resolver()._populated; "
+        "c.post_worker_init(None); "
+        "print(*before, 'tests.urls' in sys.modules, get_resolver()._populated)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            "PYTHONPATH": str(LIBS),
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["False", "False", "True", "True"]
