@@ -18,13 +18,14 @@ that product's waiting list (the other cancellations come too early for that).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import random
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ class DriverStats:
     cancels: Counter[str] = field(default_factory=Counter)
     ships: Counter[str] = field(default_factory=Counter)
     staff: Counter[str] = field(default_factory=Counter)  # deliveries and transfers, by outcome
+    trickled: int = 0  # of ``attempted``: sent after the planned ones (:meth:`OrderDriver.trickle`)
 
 
 def _user_id(api: Api) -> int:
@@ -182,6 +184,28 @@ class OrderDriver:
     @property
     def placing_done(self) -> bool:
         return self._placing_done.is_set()
+
+    @contextlib.contextmanager
+    def trickle(self, rate: float = 10.0) -> Iterator[None]:
+        """While the block runs, once the planned orders were all sent, more orders at ``rate``
+        per second: a fault that strikes only in a commit (an armed crash point) still finds
+        some after the run's own orders. They count as any other."""
+        stop = threading.Event()
+
+        def place_while_stopped_placing() -> None:
+            while not stop.wait(1.0 / rate):
+                if self._placing_done.is_set():
+                    self._place_one()
+                    with self._lock:
+                        self.stats.trickled += 1
+
+        thread = threading.Thread(target=place_while_stopped_placing, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def join(self, timeout: float | None = None) -> None:
         for thread in self._threads:

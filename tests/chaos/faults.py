@@ -96,10 +96,13 @@ def crash_writers(point: str, labels: list[str], times_each: int) -> Injector:
         moments = sorted(ctx.rng.uniform(0.03, 0.7) for _ in plan)
         reached: Counter[str] = Counter()
         ctx.started()
-        for moment, label in zip(moments, plan, strict=True):
-            ctx.wait_for_share(moment)
-            if ctx.system.crash_at(label, point):
-                reached[label] += 1
+        # A try that comes after the run's last order (the tries outlast a short run) would
+        # wait for a commit that never comes: a trickle of orders goes on until the last one.
+        with ctx.driver.trickle():
+            for moment, label in zip(moments, plan, strict=True):
+                ctx.wait_for_share(moment)
+                if ctx.system.crash_at(label, point):
+                    reached[label] += 1
         ctx.ended()
         ctx.notes.append(
             f"kill -9 at {point}: " + ", ".join(f"{k} x{reached[k]}" for k in sorted(labels))

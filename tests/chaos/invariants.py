@@ -182,11 +182,13 @@ QUERIES: dict[str, tuple[str, str]] = {
         "user-notification",
         "SELECT user_id, order_id, kind FROM notifications_notification WHERE order_id IS NOT NULL",
     ),
+    # order.shipped is once per shipment: an order held in two warehouses ships in two.
     "orders_events": (
         "orders",
         "SELECT routing_key, correlation_id, COUNT(*) FROM messaging_outboxmessage WHERE "
         "routing_key IN ('order.confirmed', 'order.rejected', 'order.shipped') "
-        "GROUP BY 1, 2 HAVING COUNT(*) > 1",
+        "GROUP BY 1, 2, CASE WHEN routing_key = 'order.shipped' "
+        "THEN body::jsonb -> 'data' ->> 'shipment_id' END HAVING COUNT(*) > 1",
     ),
     "inventory_events": (
         "inventory",

@@ -690,8 +690,10 @@ def run_scenario(
             )
         result.notes += ctx.notes
         sent_in = (driver.placed_at or driver.finished_at) - driver.started_at
+        planned = driver.stats.attempted - driver.stats.trickled
         result.notes.append(
-            f"orders sent in {sent_in:.0f} s ({driver.stats.attempted / max(sent_in, 0.1):.1f}/s)"
+            f"orders sent in {sent_in:.0f} s ({planned / max(sent_in, 0.1):.1f}/s)"
+            + (f", and {driver.stats.trickled} more after them" if driver.stats.trickled else "")
         )
         if driver.stats.staff:
             result.notes.append(f"staff deliveries and transfers: {dict(driver.stats.staff)}")
