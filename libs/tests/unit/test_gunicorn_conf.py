@@ -10,14 +10,9 @@ from pathlib import Path
 LIBS = Path(__file__).resolve().parents[2]
 
 
-def test_a_loaded_worker_sets_what_it_holds_aside_from_the_collector(tmp_path: Path) -> None:
-    # In a child process: the settings module prepares Prometheus' directory on import, and
-    # freezing is for the rest of the process's life.
-    script = (
-        "import gc; from service_runtime import gunicorn_conf as c; "
-        "before = gc.get_freeze_count(); c.post_worker_init(None); "
-        "print(before, gc.get_freeze_count())"
-    )
+def _printed_in_a_child(tmp_path: Path, script: str, **env: str) -> list[str]:
+    """What ``script`` prints, run in a child process: the settings module prepares
+    Prometheus' directory on import, and freezing is for the rest of the process's life."""
     result = subprocess.run(
         [sys.executable, "-c", script],
         cwd=tmp_path,
@@ -25,12 +20,22 @@ def test_a_loaded_worker_sets_what_it_holds_aside_from_the_collector(tmp_path: P
             **os.environ,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
             "PYTHONPATH": str(LIBS),
+            **env,
         },
         capture_output=True,
         text=True,
         check=True,
     )
-    before, after = map(int, result.stdout.split())
+    return result.stdout.split()
+
+
+def test_a_loaded_worker_sets_what_it_holds_aside_from_the_collector(tmp_path: Path) -> None:
+    script = (
+        "import gc; from service_runtime import gunicorn_conf as c; "
+        "before = gc.get_freeze_count(); c.post_worker_init(None); "
+        "print(before, gc.get_freeze_count())"
+    )
+    before, after = map(int, _printed_in_a_child(tmp_path, script))
     assert before == 0 and after > 1000
 
 
@@ -46,17 +51,5 @@ def test_a_loaded_worker_has_its_url_patterns_before_its_first_request(tmp_path:
         "c.post_worker_init(None); "
         "print(*before, 'tests.urls' in sys.modules, get_resolver()._populated)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env={
-            **os.environ,
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-            "PYTHONPATH": str(LIBS),
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-        },
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.split() == ["False", "False", "True", "True"]
+    printed = _printed_in_a_child(tmp_path, script, DJANGO_SETTINGS_MODULE="tests.settings")
+    assert printed == ["False", "False", "True", "True"]
