@@ -1,6 +1,7 @@
 """The invariant checker itself: a consistent world passes, and each kind of damage is caught.
 
-No servers: :func:`tests.chaos.invariants.check` works on the rows the suite reads.
+No servers: :func:`tests.chaos.invariants.check` works on the rows the suite reads; one query
+whose grouping is the point runs on the local PostgreSQL, on a temporary table.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 
+from devstack.stack import LOCAL_POSTGRES
 from tests.chaos.driver import Accepted
-from tests.chaos.invariants import SERVICES, check, dead_letter_problems
+from tests.chaos.invariants import QUERIES, SERVICES, check, dead_letter_problems
 
 CONFIRMED = str(uuid.uuid4())
 REJECTED = str(uuid.uuid4())
@@ -187,3 +190,34 @@ def test_a_second_order_under_an_accepted_requests_key_is_a_duplicate() -> None:
     findings = run(rows, accepted=orders)
     assert "duplicate order per Idempotency-Key=1" in findings.violations()
     assert findings.duplicate_effects == 1
+
+
+def test_order_shipped_is_a_duplicate_only_within_one_shipment() -> None:
+    """The suite's own query, on PostgreSQL: an order shipped in two shipments (held in two
+    warehouses) sent two events, not a duplicate; two copies of one shipment's event, or of a
+    version-1 event (no shipment id), and of an outcome, are."""
+    events = [
+        ("order.shipped", "two-shipments", '{"data": {"shipment_id": 19}}'),
+        ("order.shipped", "two-shipments", '{"data": {"shipment_id": 20}}'),
+        ("order.shipped", "copied", '{"data": {"shipment_id": 21}}'),
+        ("order.shipped", "copied", '{"data": {"shipment_id": 21}}'),
+        ("order.shipped", "version-1", '{"data": {"order_id": "version-1"}}'),
+        ("order.shipped", "version-1", '{"data": {"order_id": "version-1"}}'),
+        ("order.confirmed", "confirmed", '{"data": {}}'),
+        ("order.confirmed", "confirmed", '{"data": {}}'),
+        ("order.confirmed", "once", '{"data": {}}'),
+    ]
+    with psycopg.connect(LOCAL_POSTGRES, autocommit=True) as connection:
+        # A temporary table of that name comes first in the search path: the query reads it.
+        connection.execute(
+            "CREATE TEMPORARY TABLE messaging_outboxmessage "
+            "(routing_key text, correlation_id text, body text)"
+        )
+        with connection.cursor() as cursor:
+            cursor.executemany("INSERT INTO messaging_outboxmessage VALUES (%s, %s, %s)", events)
+        found = connection.execute(QUERIES["orders_events"][1]).fetchall()
+    assert sorted(found) == [
+        ("order.confirmed", "confirmed", 2),
+        ("order.shipped", "copied", 2),
+        ("order.shipped", "version-1", 2),
+    ]
