@@ -30,7 +30,6 @@ from typing import Any, ClassVar, TypeVar
 
 import psycopg
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, close_old_connections
 from django.db import connection as db_connection
 from django.utils.module_loading import import_string
@@ -45,7 +44,6 @@ from service_runtime.settings import VAR_DIR
 HEARTBEAT_ENV = "WORKER_HEARTBEAT_FILE"
 BEAT_EVERY_SECONDS = 5.0
 METRICS_PORT_ENV = "WORKER_METRICS_PORT"
-MAX_NICE = 19  # the lowest CPU priority a nice value gives
 
 
 class DatabaseCheck:
@@ -380,37 +378,8 @@ def configured_jobs() -> dict[str, type[Job]]:
     return {cls.name: cls for cls in classes}
 
 
-def lower_priority(niceness: int) -> None:
-    """Run this process, every thread it has and starts, at nice value ``niceness`` (0-19).
-
-    A worker off the saga's path (user-notification's) yields the CPU this way to the
-    workers an order waits for, on a machine they share. Only ever lowers the priority: a
-    process started at a higher nice value keeps it, and raising a priority needs a privilege
-    a service does not have. Linux sets a nice value per thread: each existing one is set, and
-    threads started afterwards inherit it from their creator.
-    """
-    if not 0 <= niceness <= MAX_NICE:
-        raise ImproperlyConfigured(f"WORKER_NICE must be between 0 and {MAX_NICE}, not {niceness}")
-    if niceness == 0:
-        return
-    for thread in _own_threads():
-        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
-            if os.getpriority(os.PRIO_PROCESS, thread) < niceness:
-                os.setpriority(os.PRIO_PROCESS, thread, niceness)
-    logger.info("worker running at nice %d", niceness)
-
-
-def _own_threads() -> list[int]:
-    """This process's threads (Linux); elsewhere 0, which names the whole process."""
-    try:
-        return [int(name) for name in os.listdir("/proc/self/task")]
-    except OSError:
-        return [0]
-
-
 def serve(jobs: Sequence[Job], command: str = "run_worker") -> bool:
     """Run ``jobs`` as this process's worker until SIGTERM or SIGINT; False when one failed."""
-    lower_priority(settings.WORKER_NICE)
     worker = Worker(jobs, Heartbeat.for_command(command))
     stop_on_signals(worker.stop_event)
     serve_metrics()

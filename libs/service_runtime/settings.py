@@ -224,10 +224,6 @@ def build(service: str, *, apps: list[str], urlconf: str) -> dict[str, Any]:
         "MESSAGING_RETENTION_DAYS": float(env_str("MESSAGING_RETENTION_DAYS", "7")),
         "MESSAGING_PRUNE_EVERY_SECONDS": env_int("MESSAGING_PRUNE_EVERY_SECONDS", 300),
         "MESSAGING_PRUNE_BATCH": env_int("MESSAGING_PRUNE_BATCH", 1000),
-        # The worker's CPU priority as a nice value, 0-19 (messaging.worker.lower_priority):
-        # 0 on the saga's path; a service off it sets its own default, so that on a shared
-        # machine its batches never delay a step of an order.
-        "WORKER_NICE": env_int("WORKER_NICE", 0),
         # One JSON object per line (LOG_FORMAT=text for humans), with the bound context.
         "LOGGING_CONFIG": "service_runtime.logging.configure",
         "LOGGING": logging_config(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -44,20 +41,6 @@ class TestHealth:
             roles = [worker.role for worker in e2e.system.workers_of(service.name)]
             result = e2e.system.manage(service, "worker_health", *roles, "--max-age", "30")
             assert result.returncode == 0, result.stdout + result.stderr
-
-    def test_only_the_worker_off_the_sagas_path_yields_the_cpu(self, e2e: E2E) -> None:
-        # user-notification's worker runs at nice 10 (WORKER_NICE), every thread of it; the
-        # workers an order waits for, and every web server, at the default priority.
-        expected = {"inventory": 0, "orders": 0, "user-notification": 10}
-        for service in SERVICES:
-            for worker in e2e.system.workers_of(service.name):
-                assert worker.process is not None
-                threads = list(Path(f"/proc/{worker.process.pid}/task").iterdir())
-                nice = {os.getpriority(os.PRIO_PROCESS, int(thread.name)) for thread in threads}
-                assert len(threads) > 1 and nice == {expected[service.name]}, worker.label
-            web = e2e.system.find(service.name, "web")
-            assert web.process is not None
-            assert os.getpriority(os.PRIO_PROCESS, web.process.pid) == 0, web.label
 
 
 class TestMetrics:

@@ -35,9 +35,6 @@ MESSAGING_HANDLERS = "notifications.handlers.HANDLERS"
 # Notifications are off the saga's path: a tenth of a second more before a notice is written
 # lets its consumer apply a trickle of events a batch per transaction instead of one each.
 MESSAGING_GATHER_MS = env_int("MESSAGING_GATHER_MS", 100)
-# For the same reason its worker yields the CPU to the saga's: a gathered batch and the e-mails
-# it queues run when inventory's and orders' workers have nothing to do (reports/bench-changes.md).
-WORKER_NICE = env_int("WORKER_NICE", 10)
 # What `manage.py run_worker` runs, each in a thread of its own (messaging.worker.Job).
 WORKER_JOBS = (
     "messaging.consumer.Consumer",
